@@ -1,0 +1,96 @@
+"""All settings in one frozen dataclass, filled from flags and ``QA_*`` variables.
+
+Precedence: a command-line flag beats a ``QA_*`` environment variable, which
+beats the default. Defaults are chosen so that ``qa build`` and ``qa ask``
+work from the project folder with no configuration at all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "qa"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where things live
+    index_dir: Path = Path("embeddings")  # QA_INDEX_DIR: built index (not committed)
+    seeds_dir: Path = Path("seeds")  # QA_SEEDS_DIR: what `qa build` indexes by default
+    cache_dir: Path = _default_cache_dir()  # QA_CACHE_DIR: converted model, exported backends
+
+    # embedding model: "" means the bundled multilingual-e5-small
+    model: str = ""  # QA_MODEL: local dir, Hugging Face id, or "" for the bundled model
+    backend: str = "auto"  # QA_BACKEND: auto | torch | openvino
+
+    # chunking (a change forces a full rebuild)
+    chunk_size: int = 400  # QA_CHUNK_SIZE: target characters per passage
+    chunk_max: int = 600  # QA_CHUNK_MAX: a longer single sentence is cut here
+    chunk_overlap: int = 1  # QA_CHUNK_OVERLAP: whole sentences repeated between passages
+
+    # retrieval
+    top_k: int = 5  # QA_TOP_K: passages returned per question
+
+    # web chat
+    host: str = "127.0.0.1"  # QA_HOST
+    port: int = 7860  # QA_PORT
+    admin_password: str = ""  # QA_ADMIN_PASSWORD: empty disables upload/remove/rebuild
+    max_upload_mb: int = 20  # QA_MAX_UPLOAD_MB
+
+    @classmethod
+    def load(cls, **overrides: Any) -> "Settings":
+        """Build settings from ``QA_*`` variables, then apply non-None overrides (flags)."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"QA_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, raw, f.type)
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = _convert(key, value, cls.__dataclass_fields__[key].type)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_(self, **changes: Any) -> "Settings":
+        return replace(self, **changes)
+
+    def validate(self) -> None:
+        if self.chunk_size < 50:
+            raise UsageError(f"Chunk size {self.chunk_size} is too small.", "Use at least 50 characters (QA_CHUNK_SIZE).")
+        if self.chunk_max < self.chunk_size:
+            raise UsageError(
+                f"QA_CHUNK_MAX ({self.chunk_max}) is smaller than QA_CHUNK_SIZE ({self.chunk_size}).",
+                "Set QA_CHUNK_MAX to at least the chunk size.",
+            )
+        if self.chunk_overlap < 0:
+            raise UsageError("Chunk overlap cannot be negative.", "Use 0 or more sentences (QA_CHUNK_OVERLAP).")
+        if self.top_k < 1:
+            raise UsageError(f"Top-k must be at least 1, not {self.top_k}.", "Use -k 1 or more.")
+        if self.backend not in ("auto", "torch", "openvino"):
+            raise UsageError(f"Unknown backend {self.backend!r}.", "Use auto, torch or openvino (QA_BACKEND).")
+        if not 0 < self.port < 65536:
+            raise UsageError(f"Port {self.port} is out of range.", "Use a port between 1 and 65535.")
+
+
+def _convert(name: str, value: Any, type_name: Any) -> Any:
+    kind = str(type_name)
+    try:
+        if "Path" in kind:
+            return Path(os.path.expanduser(str(value)))
+        if "int" in kind:
+            return int(value)
+        return str(value)
+    except ValueError:
+        raise UsageError(
+            f"Setting {name} (QA_{name.upper()}) must be a whole number, not {value!r}.",
+            "Fix the flag or environment variable and try again.",
+        ) from None
