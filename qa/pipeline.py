@@ -1,0 +1,329 @@
+"""The only module that knows the order of the stages.
+
+Build: load -> clean -> chunk -> embed (through the cache) -> index (atomic commit).
+Ask:   interpret follow-up -> embed query -> retrieve (BM25 + dense, fused) -> abstain? -> lead.
+
+``Bot`` is what the CLI and the web chat hold. Reads are thread-safe: each
+question takes the index that is current when it starts, and a build that
+commits meanwhile is picked up by the next question.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import answer, chunk, load, retrieve, text
+from .config import Settings
+from .errors import IndexCorrupt, IndexMissing, UsageError
+from .followup import interpret
+from .types import Answer, Document, Passage
+
+MAX_QUESTION_CHARS = 500  # longer questions are cut here: the model reads ~512 tokens at most
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class BuildReport:
+    """What a build or removal changed, in words a user can check."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[load.Skipped] = field(default_factory=list)
+    full_rebuild_reason: str | None = None
+    embedded: int = 0  # passages actually run through the encoder (cache misses)
+    passages: int = 0  # passages in the index after the build
+
+    def summary(self) -> str:
+        lines = []
+        if self.full_rebuild_reason:
+            lines.append(f"Full rebuild: {self.full_rebuild_reason}.")
+        lines.append(
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
+            f"{len(self.unchanged)} unchanged; {self.embedded} passages embedded; "
+            f"{self.passages} passages in the index."
+        )
+        for skip in self.skipped:
+            lines.append(f"Skipped {skip.path}: {skip.reason}")
+        return "\n".join(lines)
+
+
+def index_text(doc: Document, passage: Passage) -> str:
+    """What BM25 and the encoder see for a passage: the title gives it context."""
+    if passage.heading and passage.heading not in passage.text:
+        return f"{doc.title}\n{passage.heading}\n{passage.text}"
+    return f"{doc.title}\n{passage.text}"
+
+
+class Bot:
+    def __init__(self, settings: Settings, encoder=None) -> None:
+        self.settings = settings
+        self._encoder = encoder
+        self._index = None
+        self._index_version: str | None = None
+        self._lock = threading.Lock()
+
+    # -- model -------------------------------------------------------------
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            with self._lock:
+                if self._encoder is None:
+                    from .embed import load_encoder
+
+                    self._encoder = load_encoder(self.settings)
+        return self._encoder
+
+    @property
+    def encoder_name(self) -> str:
+        return self.encoder.name
+
+    @property
+    def encoder_notice(self) -> str | None:
+        return self.encoder.notice
+
+    # -- index -------------------------------------------------------------
+    def index(self):
+        """The current index, reopened when a build has switched it."""
+        from .index import current_version, open_index
+
+        version = current_version(self.settings.index_dir)
+        with self._lock:
+            if self._index is None or version != self._index_version:
+                self._index = open_index(self.settings.index_dir)
+                self._index_version = version
+            return self._index
+
+    def has_index(self) -> bool:
+        from .index import current_version
+
+        return current_version(self.settings.index_dir) is not None
+
+    def documents(self):
+        return self.index().documents()
+
+    def document(self, doc_id: str) -> Document:
+        return self.index().document(doc_id)
+
+    # -- ask ---------------------------------------------------------------
+    def ask(
+        self,
+        question: str,
+        history: Sequence[str] = (),
+        k: int | None = None,
+        mode: str = "hybrid",
+        fusion: str = "weighted",
+        weight: float = retrieve.DENSE_WEIGHT,
+    ) -> Answer:
+        """Answer one question; ``mode`` (hybrid | bm25 | dense) and ``fusion``
+        (weighted | rrf) exist so ``qa eval`` can compare the alternatives."""
+        question = (question or "").strip()
+        if not question:
+            raise UsageError("The question is empty.", "Type a question in Chinese, e.g. 蒙阴交警大队的党建品牌叫什么？")
+        k = k or self.settings.top_k
+        query = interpret(question[:MAX_QUESTION_CHARS], [h[:MAX_QUESTION_CHARS] for h in history])
+        index = self.index()
+        encoder = self.encoder
+        built_with = index.manifest.get("encoder")
+        if built_with != encoder.identity:
+            raise IndexCorrupt(
+                f"The index was built with another embedding model ({index.manifest.get('encoder_name', built_with)}),"
+                f" but {encoder.name} is active.",
+                "Run: qa build (it re-embeds everything for the active model).",
+            )
+        qvec = encoder.encode_queries([query])[0]
+        dense = index.search_dense(qvec, retrieve.CANDIDATES)
+        keyword = index.search_keyword(text.tokenize(query), retrieve.CANDIDATES)
+        if mode not in ("hybrid", "bm25", "dense") or fusion not in ("weighted", "rrf"):
+            raise UsageError(f"Unknown mode {mode!r} or fusion {fusion!r}.", "Use hybrid, bm25 or dense; weighted or rrf.")
+        ranked_dense, ranked_keyword = (dense if mode != "bm25" else []), (keyword if mode != "dense" else [])
+        if fusion == "rrf":
+            fused = retrieve.fuse_rrf(ranked_dense, ranked_keyword)
+        else:
+            fused = retrieve.fuse_weighted(ranked_dense, ranked_keyword, weight)
+        hits = retrieve.rank(fused, dense, keyword, index.passages, k)
+        words = text.keywords(query)
+        weights = retrieve.idf_weights(words, index.doc_freq, index.passage_count())
+        cover = retrieve.coverage(words, weights, [index_text(h.document, h.passage) for h in hits[:3]])
+        abstained = retrieve.decide(cover, retrieve.best_dense(dense)) or not hits
+        lead = [] if abstained else answer.lead(query, hits, weights)
+        return Answer(
+            question=question, query=query, abstained=abstained, hits=hits, lead=lead, encoder=encoder.name
+        )
+
+    # -- build -------------------------------------------------------------
+    def manifest(self) -> dict:
+        s = self.settings
+        return {
+            "encoder": self.encoder.identity,
+            "encoder_name": self.encoder.name,
+            "dim": self.encoder.dim,
+            "chunking": {"size": s.chunk_size, "max": s.chunk_max, "overlap": s.chunk_overlap},
+            "index_text": "title + heading + passage",
+        }
+
+    def build(
+        self,
+        paths: Sequence[Path] | None = None,
+        add_only: bool = False,
+        full: bool = False,
+        progress: Progress | None = None,
+    ) -> BuildReport:
+        """Bring the index up to date with ``paths`` (default: the seeds folder).
+
+        New and changed documents (by content hash) are embedded; documents
+        whose files under ``paths`` are gone are removed unless ``add_only``;
+        documents indexed from elsewhere (other folders, uploads) are kept.
+        """
+        from .index import Builder
+
+        roots = [Path(p) for p in (paths or [self.settings.seeds_dir])]
+        for root in roots:
+            if not root.exists():
+                raise UsageError(f"{root} does not exist.", "Give a file or folder of articles to index.")
+        docs, skipped = load.load_documents(roots)
+        report = BuildReport(skipped=list(skipped))
+        wanted = self.manifest()
+        old, reason = self._old_index(wanted, full)
+        with Builder(self.settings.index_dir, fresh=reason is not None) as builder:
+            report.full_rebuild_reason = reason if old is not None or full else None
+            existing = builder.existing()
+            loaded = {d.doc_id for d in docs}
+            if reason is not None and old is not None:
+                # carry over documents indexed from elsewhere: re-chunk their stored text
+                docs = docs + [old.document(info.doc_id) for info in old.documents() if info.doc_id not in loaded]
+            todo = []
+            for doc in docs:
+                if existing.get(doc.doc_id) == doc.content_hash:
+                    report.unchanged.append(doc.doc_id)
+                    continue
+                (report.updated if doc.doc_id in existing else report.added).append(doc.doc_id)
+                todo.append(doc)
+            if not add_only:
+                for doc_id in self._vanished(builder, existing, loaded, roots):
+                    builder.remove_document(doc_id)
+                    report.removed.append(doc_id)
+            report.embedded = self._add(builder, todo, existing, progress)
+            builder.commit(wanted)
+            report.passages = builder.passage_count()
+        return report
+
+    def remove(self, doc_ids: Sequence[str]) -> BuildReport:
+        from .index import Builder
+
+        report = BuildReport()
+        self.index()  # a clear IndexMissing before taking the lock
+        with Builder(self.settings.index_dir) as builder:
+            existing = builder.existing()
+            unknown = [d for d in doc_ids if d not in existing]
+            if unknown:
+                raise UsageError(f"No document with id {', '.join(unknown)}.", "List the ids with: qa docs")
+            for doc_id in doc_ids:
+                builder.remove_document(doc_id)
+                report.removed.append(doc_id)
+            builder.commit(self.index().manifest)
+            report.passages = builder.passage_count()
+        return report
+
+    def _old_index(self, wanted: dict, full: bool):
+        """The index being replaced, and why a full rebuild is needed (None: incremental)."""
+        from .index import open_index
+
+        try:
+            old = open_index(self.settings.index_dir)
+        except IndexMissing:
+            return None, "there is no index yet"
+        except IndexCorrupt as error:
+            return None, f"the index could not be read ({error.message})"
+        have = old.manifest
+        if full:
+            return old, "--full was asked for"
+        if have.get("encoder") != wanted["encoder"]:
+            return old, f"the embedding model changed ({have.get('encoder_name')} -> {wanted['encoder_name']})"
+        if have.get("chunking") != wanted["chunking"] or have.get("index_text") != wanted["index_text"]:
+            return old, f"the chunking settings changed ({have.get('chunking')} -> {wanted['chunking']})"
+        return old, None
+
+    @staticmethod
+    def _vanished(builder, existing: dict, loaded: set[str], roots: Sequence[Path]) -> list[str]:
+        """Indexed documents under the scanned roots whose files no longer exist."""
+        resolved = [r.resolve() for r in roots]
+        gone = []
+        for doc_id in existing:
+            if doc_id in loaded:
+                continue
+            path = Path(builder.document_path(doc_id))
+            inside = any(path == r or r in path.parents for r in resolved)
+            if inside and not path.exists():
+                gone.append(doc_id)
+        return gone
+
+    def _add(self, builder, docs: list[Document], existing: dict, progress: Progress | None) -> int:
+        """Chunk, tokenise and embed ``docs`` (through the cache), then add them."""
+        from .index import EmbeddingCache
+
+        s = self.settings
+        plans = []
+        for doc in docs:
+            passages = chunk.chunk_document(doc, size=s.chunk_size, max_size=s.chunk_max, overlap=s.chunk_overlap)
+            texts = [index_text(doc, p) for p in passages]
+            plans.append((doc, passages, texts))
+        all_texts = [t for _, _, texts in plans for t in texts]
+        cache = EmbeddingCache(s.index_dir)
+        identity = self.encoder.identity
+        cached = cache.get(identity, all_texts)
+        missing = [i for i, v in enumerate(cached) if v is None]
+        if missing:
+            report = (lambda done: progress("embed", done, len(missing))) if progress else None
+            fresh = self.encoder.encode_passages([all_texts[i] for i in missing], progress=report)
+            cache.put(identity, [all_texts[i] for i in missing], fresh)
+            for i, vector in zip(missing, fresh):
+                cached[i] = vector
+        offset = 0
+        for doc, passages, texts in plans:
+            if doc.doc_id in existing:
+                builder.remove_document(doc.doc_id)
+            vectors = np.asarray(cached[offset : offset + len(texts)], dtype=np.float32).reshape(-1, self.encoder.dim)
+            offset += len(texts)
+            builder.add_document(doc, passages, vectors, [text.tokenize(t) for t in texts])
+        return len(missing)
+
+
+def answer_to_json(result: Answer) -> dict:
+    """The shape of ``qa ask --json`` and of the web API."""
+    return {
+        "question": result.question,
+        "query": result.query,
+        "abstained": result.abstained,
+        "encoder": result.encoder,
+        "lead": [asdict(s) for s in result.lead],
+        "citations": [
+            {
+                "rank": rank,
+                "doc_id": h.document.doc_id,
+                "title": h.document.title,
+                "source": h.document.source,
+                "date": h.document.date,
+                "url": h.document.url,
+                "path": h.document.path,
+                "heading": h.passage.heading,
+                "text": h.passage.text,
+                "start": h.passage.start,
+                "end": h.passage.end,
+                "score": round(h.score, 4),
+            }
+            for rank, h in enumerate(result.hits, start=1)
+        ],
+    }
+
+
+def default_paths(settings: Settings) -> list[Path]:
+    return [settings.seeds_dir] if os.path.isdir(settings.seeds_dir) else []
