@@ -1,0 +1,283 @@
+"""HTML for the web chat: replies, citations and the article viewer.
+
+Pure functions from ``qa.types`` to strings, so they can be tested without a
+browser. Every piece of document text is HTML-escaped here, slice by slice:
+keyword and citation marks are inserted *between* escaped slices computed on
+the raw text's offsets, never by replacing inside HTML, so markup in an
+article (``<script>``, ``<img onerror=…>``) can only ever show as text.
+The output is one line with no blank lines: the chat component then treats it
+as a single HTML block and no Markdown or LaTeX rule can rewrite it.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import quote, unquote
+
+from .types import Answer, Document, Hit, Passage
+
+CITE_PREFIX = "#qa-cite:"  # href of a citation link; the page script turns a click into "open article"
+CITED_ID = "qa-cited"  # id of the <mark> around the cited span in the article viewer
+PASSAGE_CHARS = 220  # a passage longer than this is shown shortened around its first keyword
+
+
+def esc(text: str) -> str:
+    """Escape text for HTML and keep line breaks visible without raw newlines."""
+    return html.escape(text, quote=True).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def _spans(text: str, words: Sequence[str]) -> list[tuple[int, int]]:
+    """Keyword spans in raw-text offsets (``qa.text`` matches the jieba keywords)."""
+    if not words or not text:
+        return []
+    from .text import highlight_spans
+
+    return list(highlight_spans(text, list(words)))
+
+
+def mark_spans(text: str, spans: Sequence[tuple[int, int]], css: str = "qa-kw") -> str:
+    """Escape ``text`` and wrap each span (offsets into the raw text) in a <mark>.
+
+    Spans are clipped to the text; overlapping ones are merged.
+    """
+    parts: list[str] = []
+    pos = 0
+    for start, end in sorted((max(0, s), min(len(text), e)) for s, e in spans):
+        if end <= start:
+            continue
+        start = max(start, pos)
+        if end <= start:
+            continue
+        parts.append(esc(text[pos:start]))
+        parts.append(f'<mark class="{css}">{esc(text[start:end])}</mark>')
+        pos = end
+    parts.append(esc(text[pos:]))
+    return "".join(parts)
+
+
+def highlight(text: str, words: Sequence[str]) -> str:
+    """Escaped ``text`` with the question's keywords marked."""
+    return mark_spans(text, _spans(text, words))
+
+
+def position_label(passage: Passage) -> str:
+    """Where a passage sits, as ``qa ask`` says it: section, passage number, character range."""
+    where = f"第{passage.ordinal + 1}段 · 字符 {passage.start}–{passage.end}"
+    return f"{passage.heading} · {where}" if passage.heading else where
+
+
+def cite_href(doc_id: str, start: int, end: int) -> str:
+    return f"{CITE_PREFIX}{quote(doc_id, safe='')}:{int(start)}:{int(end)}"
+
+
+def parse_cite(value: str) -> tuple[str, int, int] | None:
+    """Inverse of :func:`cite_href`; None for anything malformed."""
+    value = (value or "").strip()
+    if value.startswith(CITE_PREFIX):
+        value = value[len(CITE_PREFIX) :]
+    parts = value.rsplit(":", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        start, end = int(parts[1]), int(parts[2])
+    except ValueError:
+        return None
+    doc_id = unquote(parts[0])
+    if not doc_id or start < 0 or end <= start:
+        return None
+    return doc_id, start, end
+
+
+def is_valid(hit: Hit) -> bool:
+    """A citation is shown only if its passage really is that text of the article."""
+    p = hit.passage
+    return 0 <= p.start < p.end <= len(hit.document.text) and hit.document.text[p.start : p.end] == p.text
+
+
+def _cite_link(rank: int, hit: Hit) -> str:
+    href = cite_href(hit.document.doc_id, hit.passage.start, hit.passage.end)
+    return f'<a class="qa-cite" href="{esc(href)}" title="查看原文">[{rank}]</a>'
+
+
+def _excerpt(text: str, words: Sequence[str], limit: int = PASSAGE_CHARS) -> str:
+    """The passage, shortened around its first keyword when it is long."""
+    spans = _spans(text, words)
+    if len(text) <= limit:
+        return mark_spans(text, spans)
+    first = spans[0][0] if spans else 0
+    start = max(0, min(first - limit // 4, len(text) - limit))
+    end = start + limit
+    inner = [(s - start, e - start) for s, e in spans if s >= start and e <= end]
+    prefix = "…" if start > 0 else ""
+    suffix = "…" if end < len(text) else ""
+    return prefix + mark_spans(text[start:end], inner) + suffix
+
+
+def source_card(rank: int, hit: Hit, words: Sequence[str]) -> str:
+    doc, p = hit.document, hit.passage
+    meta = [m for m in (doc.source, doc.date, position_label(p)) if m]
+    head = (
+        f'<div class="qa-src-head">{_cite_link(rank, hit)} '
+        f'<span class="qa-title">{esc(doc.title)}</span></div>'
+        f'<div class="qa-meta">{" · ".join(esc(m) for m in meta)}</div>'
+    )
+    return f'<div class="qa-src">{head}<div class="qa-passage">{_excerpt(p.text, words)}</div></div>'
+
+
+def render_answer(answer: Answer, words: Sequence[str]) -> str:
+    """The assistant's reply: lead sentence(s) with citation numbers, then the cited passages."""
+    ranked = [(rank, hit) for rank, hit in enumerate(answer.hits, start=1) if is_valid(hit)]
+    by_rank = dict(ranked)
+    parts = ['<div class="qa-reply">']
+    if answer.query and answer.query != answer.question:
+        parts.append(f'<div class="qa-query">按“{esc(answer.query)}”检索</div>')
+    if answer.abstained or not ranked:
+        parts.append('<p class="qa-none">文档库中没有找到能回答这个问题的内容。</p>')
+        if ranked:
+            parts.append('<div class="qa-related">可能相关：</div>')
+    else:
+        lead = []
+        for sentence in answer.lead:
+            hit = by_rank.get(sentence.citation)
+            link = _cite_link(sentence.citation, hit) if hit else ""
+            lead.append(f"{highlight(sentence.text, words)}{link}")
+        if not lead:  # no lead sentence: the best passage speaks for itself
+            lead.append(f"{_excerpt(ranked[0][1].passage.text, words)}{_cite_link(*ranked[0])}")
+        parts.append(f'<p class="qa-lead">{"".join(lead)}</p>')
+        parts.append('<div class="qa-related">来源：</div>')
+    parts.extend(source_card(rank, hit, words) for rank, hit in ranked)
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def render_article(doc: Document, start: int, end: int, words: Sequence[str]) -> str:
+    """The whole cleaned article with the cited span in ``<mark id="qa-cited">``."""
+    text = doc.text
+    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
+    spans = _spans(text, words)
+
+    def clip(lo: int, hi: int) -> str:
+        inner = [(max(s, lo) - lo, min(e, hi) - lo) for s, e in spans if s < hi and e > lo]
+        return mark_spans(text[lo:hi], inner)
+
+    meta = [m for m in (doc.source, doc.date) if m]
+    header = f'<div class="qa-art-title">{esc(doc.title)}</div>'
+    if meta:
+        header += f'<div class="qa-meta">{" · ".join(esc(m) for m in meta)}</div>'
+    if doc.url:
+        header += f'<div class="qa-meta">{esc(doc.url)}</div>'
+    if end > start:
+        header += f'<div class="qa-meta">引用位置：字符 {start}–{end}（已高亮）</div>'
+        body = f'{clip(0, start)}<mark id="{CITED_ID}" class="qa-cited">{clip(start, end)}</mark>{clip(end, len(text))}'
+    else:
+        body = clip(0, len(text))
+    return f'<div class="qa-article">{header}<div class="qa-art-body">{body}</div></div>'
+
+
+def render_notice(message: str) -> str:
+    """A short message in the article panel (nothing opened yet, or an error)."""
+    return f'<div class="qa-article qa-empty">{esc(message)}</div>'
+
+
+def example_questions(titles: Sequence[str], limit: int = 3) -> list[str]:
+    """Questions about the collection's own articles, so the examples always have answers."""
+    out = []
+    for title in titles:
+        title = " ".join(title.split())
+        if not title:
+            continue
+        short = title if len(title) <= 24 else title[:24] + "…"
+        out.append(f"《{short}》讲了什么？")
+        if len(out) == limit:
+            break
+    return out
+
+
+def render_header(model: str, notice: str | None) -> str:
+    """Title bar: what this is, and which embedding model answers."""
+    line = f'<div class="qa-head"><span class="qa-brand">文档问答</span><span class="qa-model">嵌入模型：{esc(model)}</span></div>'
+    if notice:
+        line += f'<div class="qa-notice">{esc(notice)}</div>'
+    return line
+
+
+def render_documents(docs: Sequence[dict]) -> str:
+    """The documents tab's table (titles come from articles, so they are escaped too)."""
+    if not docs:
+        return render_notice("文档库是空的。")
+    rows = "".join(
+        f"<tr><td>{esc(d.get('title') or '')}</td><td>{esc(d.get('source') or '')}</td>"
+        f"<td>{esc(d.get('date') or '')}</td><td class=\"num\">{int(d.get('passages') or 0)}</td>"
+        f"<td class=\"id\">{esc(str(d.get('doc_id') or '')[:12])}</td></tr>"
+        for d in docs
+    )
+    head = "<tr><th>标题</th><th>来源</th><th>日期</th><th>段落</th><th>ID</th></tr>"
+    return f'<div class="qa-doclist"><div class="qa-meta">共 {len(docs)} 篇</div><table>{head}{rows}</table></div>'
+
+
+def message_text(message: dict) -> str:
+    """The plain text of a chat message (user messages are stored HTML-escaped)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        content = "".join(c.get("text", "") for c in content if isinstance(c, dict))
+    return html.unescape(content or "")
+
+
+def earlier_questions(messages: Sequence[dict], turns: int = 3) -> list[str]:
+    """The user's earlier questions, most recent last: the history a follow-up leans on."""
+    return [message_text(m) for m in messages if m.get("role") == "user"][-turns:]
+
+
+def report_text(report: Any, titles: dict[str, str]) -> str:
+    """What a build or removal changed, in Chinese, naming documents by title (plain text)."""
+
+    def names(ids: Sequence[str]) -> str:
+        return "、".join(f"《{titles.get(i, i)}》" for i in ids)
+
+    lines = []
+    if report.full_rebuild_reason:
+        lines.append(f"完全重建：{report.full_rebuild_reason}")
+    for label, ids in (("新增", report.added), ("更新", report.updated), ("删除", report.removed)):
+        if ids:
+            lines.append(f"{label} {len(ids)} 篇：{names(ids)}")
+    lines.append(f"未变 {len(report.unchanged)} 篇；本次嵌入 {report.embedded} 段。")
+    for skip in report.skipped:
+        lines.append(f"跳过 {Path(skip.path).name}：{skip.reason}")
+    return "\n".join(lines)
+
+
+CSS = """
+.gradio-container { max-width: 1400px !important; }
+#qa-header .qa-head { display: flex; align-items: baseline; gap: 14px; padding: 4px 2px; }
+.qa-brand { font-size: 1.35rem; font-weight: 650; }
+.qa-model { font-size: .82rem; color: var(--body-text-color-subdued); }
+.qa-notice { margin-top: 4px; padding: 6px 10px; border-radius: 8px; background: #fff7e0; color: #7a5200; font-size: .85rem; }
+#qa-chat { font-size: 15px; line-height: 1.7; }
+.qa-reply { display: flex; flex-direction: column; gap: 6px; }
+.qa-query { font-size: .8rem; color: var(--body-text-color-subdued); }
+.qa-lead { margin: 0 0 4px 0 !important; font-size: 1rem; }
+.qa-none { margin: 0 !important; font-weight: 600; }
+.qa-related { font-size: .8rem; color: var(--body-text-color-subdued); margin-top: 2px; }
+.qa-src { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 6px 10px; background: var(--background-fill-secondary); }
+.qa-src-head { font-size: .88rem; font-weight: 600; }
+.qa-meta { font-size: .75rem; color: var(--body-text-color-subdued); }
+.qa-passage { font-size: .86rem; line-height: 1.6; margin-top: 2px; }
+a.qa-cite { text-decoration: none !important; font-weight: 600; font-size: .8em; color: var(--color-accent) !important;
+  padding: 0 2px; margin: 0 1px; border-radius: 4px; cursor: pointer; vertical-align: super; }
+.qa-src-head a.qa-cite { vertical-align: baseline; font-size: .9em; }
+a.qa-cite:hover { background: var(--color-accent-soft); }
+mark.qa-kw { background: #fde68a; color: inherit; padding: 0 1px; border-radius: 2px; }
+#qa-article { height: 75vh; overflow-y: auto; border: 1px solid var(--border-color-primary); border-radius: 12px;
+  padding: 14px 18px; background: var(--background-fill-primary); }
+.qa-art-title { font-size: 1.1rem; font-weight: 650; margin-bottom: 2px; }
+.qa-art-body { margin-top: 10px; line-height: 1.85; font-size: .95rem; }
+mark.qa-cited { background: #ccfbf1; color: inherit; border-bottom: 2px solid #14b8a6; padding: 1px 0; }
+.qa-cited mark.qa-kw { background: #fcd34d; }
+.qa-empty { color: var(--body-text-color-subdued); }
+.qa-error { color: #b91c1c; margin: 0 !important; }
+.qa-doclist table { width: 100%; border-collapse: collapse; font-size: .9rem; }
+.qa-doclist th, .qa-doclist td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--border-color-primary); }
+.qa-doclist td.num { text-align: right; } .qa-doclist td.id { font-family: var(--font-mono); font-size: .75rem; }
+"""
