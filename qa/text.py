@@ -1,0 +1,92 @@
+"""Word segmentation for keyword search and highlighting (the only jieba user).
+
+Why one module: BM25 only works when passages and queries are cut into words
+the same way, and jieba is slow to initialise, so it is loaded once, lazily
+and quietly here. Search mode (``cut_for_search``) also emits the short words
+inside long ones (中华人民共和国 -> 中华, 人民, 共和国 …), so a question that
+names part of a compound still matches it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from typing import Sequence
+
+# Function words, question words and fillers that carry no topic. Numbers are kept.
+STOP_WORDS: frozenset[str] = frozenset(
+    """
+    的 了 是 在 和 与 及 或 也 都 就 还 又 而 并 且 但 但是 而且 并且 以及 或者 还是 因为 所以 如果 虽然
+    之 其 这 那 这个 那个 这些 那些 这里 那里 这样 那样 之一 个 位 些 把 被 对 从 向 于 以 为 给 让 由 将
+    跟 同 到 上 下 中 里 着 过 得 地 啊 吗 呢 吧 呀 哦 嗯 么 啦 嘛 我 你 他 她 它 我们 你们 他们 她们 它们
+    自己 有 没 没有 不 很 最 更 会 能 要 想 可以 可能 应该 就是 已经 曾经 一 一个 一些 等 等等 请 请问 告诉
+    什么 多少 几 哪 哪个 哪些 哪里 哪儿 哪位 哪年 哪天 谁 怎么 怎么样 怎样 如何 为何 为什么 何时 何地 是否
+    是不是 有没有 多 多久 多大 几个 几次 几年 几名 吗 呢 么
+    a an the of to in on at by for with from and or but is are was were be been being do does did
+    what which who whom whose when where why how it its this that these those i you he she we they me my your
+    our their there here as if than then so not no can could would should will shall may might must about
+    """.split()
+)
+
+_lock = threading.Lock()
+_jieba = None
+_WORD = re.compile(r"[\w]", re.UNICODE)
+_CJK_CHAR = re.compile(r"^[\u3400-\u9fff\uf900-\ufaff]$")
+
+
+def _segmenter():
+    """The jieba module, initialised once and without its stderr chatter."""
+    global _jieba
+    if _jieba is None:
+        with _lock:
+            if _jieba is None:
+                import logging
+
+                import jieba
+
+                jieba.setLogLevel(logging.WARNING)
+                jieba.initialize()
+                _jieba = jieba
+    return _jieba
+
+
+def _normalise(word: str) -> str:
+    return unicodedata.normalize("NFKC", word).strip().lower()
+
+
+def _content(word: str) -> bool:
+    return bool(word) and word not in STOP_WORDS and bool(_WORD.search(word))
+
+
+def tokenize(text: str) -> list[str]:
+    """Search-mode words of ``text``: lowercased, stop words and punctuation dropped."""
+    words = (_normalise(word) for word in _segmenter().cut_for_search(text))
+    return [word for word in words if _content(word)]
+
+
+def keywords(text: str) -> list[str]:
+    """The unique content words of a question, in order (no single CJK characters).
+
+    Precise-mode words, because coverage and highlighting want the words a
+    reader sees, not the overlapping fragments search mode adds.
+    """
+    seen: dict[str, None] = {}
+    for word in _segmenter().cut(text):
+        word = _normalise(word)
+        if _content(word) and not _CJK_CHAR.match(word):
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def highlight_spans(text: str, words: Sequence[str]) -> list[tuple[int, int]]:
+    """Non-overlapping ``(start, end)`` spans of ``words`` in ``text``, longest words first, sorted."""
+    taken = [False] * len(text)
+    spans: list[tuple[int, int]] = []
+    for word in sorted({w for w in words if w and w.strip()}, key=len, reverse=True):
+        for match in re.finditer(re.escape(word), text, re.IGNORECASE):
+            start, end = match.span()
+            if not any(taken[start:end]):
+                taken[start:end] = [True] * (end - start)
+                spans.append((start, end))
+    return sorted(spans)

@@ -1,0 +1,199 @@
+"""Loading: encodings detected, formats read, bad files skipped by name with a reason."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from qa.errors import LoadError
+from qa.load import SUPPORTED, RawText, Skipped, decode_bytes, discover, load_documents, read
+
+SIMPLIFIED = "交警大队党总支现有党员54人,其中民警47人。"
+TRADITIONAL = "交警大隊黨總支現有黨員54人,其中民警47人。"
+ARTICLE = (
+    "泰州海陵公安分局巡特警大队开展流动党建\n\n"
+    "2020-07-13 来源:泰州日报\n\n"
+    "泰州市公安局海陵分局巡特警大队党总支现有党员54人,其中民警47人,辅警7人,下设2个党支部。"
+    "该党总支确定每周一为集中学习日,定期开展主题党课教育。\n"
+)
+
+ARTICLE_TRADITIONAL = (
+    "泰州海陵公安分局巡特警大隊開展流動黨建\n\n"
+    "2020-07-13 來源:泰州日報\n\n"
+    "泰州市公安局海陵分局巡特警大隊黨總支現有黨員54人,其中民警47人,輔警7人,下設2個黨支部。"
+    "該黨總支確定每週一為集中學習日,定期開展主題黨課教育。\n"
+)
+
+
+@pytest.mark.parametrize(
+    "encoding, text",
+    [
+        ("utf-8", SIMPLIFIED),
+        ("utf-8-sig", SIMPLIFIED),
+        ("gb18030", SIMPLIFIED),
+        ("gbk", SIMPLIFIED),
+        ("gbk", "欢迎光临"),
+        ("gbk", "党员民警在路口执勤。"),
+        ("big5", TRADITIONAL),
+        ("big5", "歡迎光臨"),
+        ("big5", "學生們在圖書館裡讀書。"),
+        ("utf-16", SIMPLIFIED),
+    ],
+)
+def test_short_chinese_text_loads_in_each_encoding(tmp_path: Path, encoding: str, text: str) -> None:
+    path = tmp_path / f"short-{encoding}.txt"
+    path.write_bytes(text.encode(encoding))
+    assert read(path).text == text
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "gbk", "big5", "utf-8-sig"])
+def test_article_loads_and_cleans_in_each_encoding(tmp_path: Path, encoding: str) -> None:
+    text = ARTICLE_TRADITIONAL if encoding == "big5" else ARTICLE
+    path = tmp_path / f"article-{encoding}.txt"
+    path.write_bytes(text.replace("\n", "\r\n").encode(encoding))
+    docs, skipped = load_documents([path])
+    assert skipped == []
+    assert docs[0].date == "2020-07-13" and docs[0].source in ("泰州日报", "泰州日報")
+    assert docs[0].title == text.splitlines()[0]
+    assert "54人" in docs[0].text and "\r" not in docs[0].text
+    assert not docs[0].text.startswith("\ufeff")
+
+
+def test_undecodable_and_binary_bytes_are_rejected_with_the_file_name() -> None:
+    junk = random.Random(7).randbytes(3000)
+    with pytest.raises(LoadError, match="junk.txt"):
+        decode_bytes(junk, "junk.txt")
+    high = bytes(range(0x80, 0x100)) * 8  # no NUL, valid in no Chinese encoding as text
+    with pytest.raises(LoadError, match="encoding could not be recognised"):
+        decode_bytes(high, "odd.txt")
+
+
+def _html_page() -> str:
+    return """<!doctype html><html><head><meta charset="gbk">
+<title>交警大队开展党建活动 - 某某市政府网</title>
+<link rel="canonical" href="https://example.gov.cn/news/2023/0815/1.html">
+<meta property="article:published_time" content="2023-08-15T09:30:00+08:00">
+<style>.x{color:red}</style><script>var tracking = "脚本内容不应出现";</script></head>
+<body><header><a href="/">首页</a> <a>新闻中心</a> 欢迎访问某某市政府网</header>
+<nav><ul><li>首页</li><li>政务公开</li><li>办事服务</li></ul></nav>
+<div class="breadcrumb">首页 &gt; 新闻 &gt; 正文</div>
+<article><h1>交警大队开展党建活动</h1>
+<p>今年以来,交警大队累计开展主题党日活动24次,参与党员民警300余人次。</p>
+<p>大队还组织志愿服务20余次,<br>受到群众好评。</p></article>
+<aside>热门文章 推荐阅读</aside>
+<div class="share-bar">分享到: 微信 微博</div>
+<footer>版权所有 &copy; 2023 某某市政府网 京ICP备12345678号</footer></body></html>"""
+
+
+def test_html_keeps_article_drops_furniture_and_reads_hints(tmp_path: Path) -> None:
+    path = tmp_path / "page.html"
+    path.write_bytes(_html_page().encode("gbk"))
+    raw = read(path)
+    assert raw.title == "交警大队开展党建活动"
+    assert raw.url == "https://example.gov.cn/news/2023/0815/1.html"
+    assert raw.date.startswith("2023-08-15")
+    assert "24次" in raw.text and "受到群众好评" in raw.text
+    for furniture in ("脚本内容", "color:red", "政务公开", "欢迎访问", "热门文章", "分享到", "ICP备", "正文"):
+        assert furniture not in raw.text
+    docs, _ = load_documents([path])
+    assert docs[0].title == "交警大队开展党建活动" and docs[0].date == "2023-08-15"
+    assert docs[0].url == "https://example.gov.cn/news/2023/0815/1.html"
+    assert docs[0].text.startswith("今年以来")
+
+
+def test_docx_generated_in_test_loads(tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = "蒙阴交警党建工作"
+    document.add_heading("蒙阴交警党建工作", level=1)
+    document.add_paragraph("上半年各党支部累计召开党员大会24次、集中学习72次。")
+    document.add_paragraph("车驾管业务满意度位列全市第1名、全省第9名。")
+    table = document.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text = "下放业务"
+    table.rows[0].cells[1].text = "9项"
+    path = tmp_path / "report.docx"
+    document.save(str(path))
+    raw = read(path)
+    assert raw.title == "蒙阴交警党建工作"
+    assert "党员大会24次" in raw.text and "全省第9名" in raw.text and "下放业务 9项" in raw.text
+    doc = load_documents([path])[0][0]
+    assert doc.title == "蒙阴交警党建工作" and "党员大会24次" in doc.text
+
+
+def test_pdf_with_chinese_text_generated_in_test_loads(tmp_path: Path) -> None:
+    """reportlab's built-in CID font STSong-Light writes Chinese without a font file."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    path = tmp_path / "report.pdf"
+    pdf = canvas.Canvas(str(path))
+    pdf.setTitle("海陵巡特警流动党建")
+    pdf.setFont("STSong-Light", 12)
+    pdf.drawString(50, 800, "海陵巡特警流动党建")
+    pdf.drawString(50, 770, "大队开展涉疫警情处置386起,核查群众9.5万余人次。")
+    pdf.showPage()
+    pdf.setFont("STSong-Light", 12)
+    pdf.drawString(50, 800, "累计方便群众办理港澳签注229起。")
+    pdf.save()
+    raw = read(path)
+    assert raw.title == "海陵巡特警流动党建"
+    assert "涉疫警情处置386起" in raw.text and "港澳签注229起" in raw.text
+    doc = load_documents([path])[0][0]
+    assert "9.5万余人次" in doc.text
+
+
+def test_folder_loads_good_files_and_skips_bad_ones_by_name(tmp_path: Path) -> None:
+    good = tmp_path / "a" / "good.txt"
+    good.parent.mkdir()
+    good.write_text(ARTICLE, encoding="utf-8")
+    (tmp_path / "a" / "nested").mkdir()
+    (tmp_path / "a" / "nested" / "more.md").write_text(ARTICLE.replace("54", "55"), encoding="gb18030")
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "blank.md").write_text("  \n\n ", encoding="utf-8")
+    (tmp_path / "binary.txt").write_bytes(bytes(range(256)) * 20)
+    (tmp_path / "fake.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    (tmp_path / "fake.docx").write_bytes(b"PK not a zip at all")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n")
+    (tmp_path / ".hidden.txt").write_text(ARTICLE, encoding="utf-8")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "notes.txt").write_text(ARTICLE, encoding="utf-8")
+    (tmp_path / "furniture.txt").write_text("首页 新闻 关于我们 联系我们 网站地图\n版权所有 © 2023", encoding="utf-8")
+
+    docs, skipped = load_documents([tmp_path])
+    assert sorted(Path(d.path).name for d in docs) == ["good.txt", "more.md"]
+    reasons = {Path(s.path).name: s.reason for s in skipped}
+    assert set(reasons) == {"empty.txt", "blank.md", "binary.txt", "fake.pdf", "fake.docx", "image.png", "furniture.txt"}
+    assert "empty" in reasons["empty.txt"] and "empty" in reasons["blank.md"]
+    assert "binary" in reasons["binary.txt"]
+    assert "PDF" in reasons["fake.pdf"] and "docx" in reasons["fake.docx"]
+    assert "unsupported file type .png" in reasons["image.png"]
+    assert "no article text" in reasons["furniture.txt"]
+    assert all(isinstance(s, Skipped) and s.reason for s in skipped)
+
+
+def test_discover_is_sorted_recursive_and_reports_missing_paths(tmp_path: Path) -> None:
+    for name in ("b.txt", "a.html", "sub/c.pdf", "sub/.d.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("x", encoding="utf-8")
+    files, skipped = discover([tmp_path, tmp_path / "b.txt", tmp_path / "missing.txt"])
+    assert files == sorted(files) and [f.name for f in files] == ["a.html", "b.txt", "c.pdf"]
+    assert skipped == [Skipped(str(tmp_path / "missing.txt"), "no such file or folder")]
+    assert {".txt", ".md", ".html", ".htm", ".docx", ".pdf"} == SUPPORTED
+
+
+def test_read_rejects_unsupported_suffix(tmp_path: Path) -> None:
+    path = tmp_path / "sheet.xlsx"
+    path.write_bytes(b"data")
+    with pytest.raises(LoadError, match="sheet.xlsx: unsupported file type .xlsx"):
+        read(path)
+
+
+def test_seeds_all_load(seeds_dir: Path) -> None:
+    docs, skipped = load_documents([seeds_dir])
+    assert skipped == [] and len(docs) == 5
+    assert isinstance(read(sorted(seeds_dir.iterdir())[0]), RawText)

@@ -1,0 +1,58 @@
+"""Tokenisation: search-mode words, stop words and punctuation out, quiet and lazy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from qa.text import STOP_WORDS, highlight_spans, keywords, tokenize
+
+
+def test_tokenize_search_mode_lowercase_no_stop_words_or_punctuation() -> None:
+    tokens = tokenize("滨州经济技术开发区交警大队党支部有多少名党员民警？ The POLICE, 2005年!")
+    assert "交警大队" in tokens and "交警" in tokens and "大队" in tokens  # search mode: parts too
+    assert "police" in tokens and "The" not in tokens and "the" not in tokens
+    assert "2005" in tokens
+    for dropped in ("有", "多少", "？", ",", "!", " "):
+        assert dropped not in tokens
+    assert all(token.strip() for token in tokens)
+
+
+def test_tokenize_is_the_same_for_passages_and_queries() -> None:
+    passage = tokenize("海陵巡特警大队党总支现有党员54人。")
+    query = tokenize("海陵巡特警大队党总支现有多少党员？")
+    assert {"党员", "党总支"} <= set(passage) & set(query)
+    assert "54" in passage
+
+
+def test_stop_words_cover_function_and_question_words() -> None:
+    for word in ("的", "了", "是", "在", "和", "什么", "多少", "哪", "怎么", "如何", "吗", "呢"):
+        assert word in STOP_WORDS
+    assert tokenize("的了是在和什么吗呢") == []
+
+
+def test_keywords_unique_in_order_without_single_characters() -> None:
+    words = keywords("蒙阴交警大队的党建品牌叫什么？蒙阴交警大队")
+    assert words[0] == "蒙阴" and len(words) == len(set(words))
+    assert "的" not in words and "什么" not in words and "叫" not in words
+    assert "党建" in words or "党建品牌" in words
+
+
+def test_highlight_spans_are_non_overlapping_and_prefer_longer_words() -> None:
+    text = "交警大队党总支,交警在路口。Police here."
+    spans = highlight_spans(text, ["交警", "交警大队", "police", ""])
+    assert spans == [(0, 4), (8, 10), (14, 20)]
+    assert [text[s:e] for s, e in spans] == ["交警大队", "交警", "Police"]
+    assert highlight_spans(text, []) == []
+
+
+def test_import_is_lazy_and_loading_is_quiet() -> None:
+    code = (
+        "import sys, qa.load, qa.clean, qa.chunk, qa.text\n"
+        "assert 'jieba' not in sys.modules, 'jieba imported at module level'\n"
+        "print(qa.text.tokenize('交警大队')); print(qa.text.tokenize('党员'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "交警" in result.stdout
