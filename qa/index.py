@@ -1,0 +1,409 @@
+"""The on-disk index: snapshots, manifest, build lock and the atomic switch.
+
+Layout of ``index_dir``::
+
+    CURRENT                  names the live snapshot (e.g. "000007")
+    snapshots/<gen>/         one per generation: vectors.faiss, bm25/, manifest.json
+    store-<gen>.sqlite       passages and documents, shared by generations (see store.py)
+    cache.sqlite             embedding cache, keyed by (encoder identity, sha256(text))
+    build.lock               flock'd by the one running build
+
+A build writes a complete new snapshot beside the live one, fsyncs it, commits
+its store rows, and only then replaces ``CURRENT`` (write, fsync, rename,
+fsync the directory). A process killed at any moment therefore leaves
+``CURRENT`` naming a complete snapshot; the next build removes what the dead
+one left behind. Readers keep the snapshot they opened; the previous snapshot
+is kept on disk so a reader that opened it just before the switch still works.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import IndexBusy, IndexCorrupt, IndexMissing, UsageError
+from .keyword import KeywordIndex
+from .store import DocInfo, EmbeddingCache, Store
+from .types import Document, Passage
+from .vectors import VectorIndex, kind_for
+
+__all__ = ["Builder", "DocInfo", "EmbeddingCache", "Index", "current_version", "open_index"]
+
+FORMAT = 1
+REBUILD = "Run: qa build --full to rebuild it."
+_READ_ERRORS = (OSError, ValueError, RuntimeError, KeyError, EOFError, TypeError, sqlite3.DatabaseError)
+
+
+def current_version(index_dir: Path) -> str | None:
+    """The live snapshot's name, or None when there is no index; cheap enough per query."""
+    try:
+        return (Path(index_dir) / "CURRENT").read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def open_index(index_dir: Path) -> "Index":
+    """Load the live snapshot; ``IndexMissing`` before the first build, ``IndexCorrupt`` when damaged."""
+    index_dir = Path(index_dir)
+    for _ in range(3):
+        version = current_version(index_dir)
+        if version is None:
+            raise IndexMissing(f"No index yet in {index_dir}.", "Run: qa build")
+        try:
+            return Index(index_dir, version)
+        except IndexCorrupt:
+            if current_version(index_dir) == version:
+                raise
+            # a build switched CURRENT while we were opening: open the new one
+    raise IndexCorrupt(f"The index in {index_dir} keeps changing while it is opened.", "Wait for builds to finish.")
+
+
+class Index:
+    """One snapshot, loaded; safe to query from several threads."""
+
+    def __init__(self, index_dir: Path, version: str) -> None:
+        self.index_dir = Path(index_dir)
+        self.version = version
+        snap = self.index_dir / "snapshots" / version
+        self.manifest = _read_manifest(snap / "manifest.json")
+        self.generation = int(self.manifest["generation"])
+        for rel, size in self.manifest["files"].items():
+            actual = (snap / rel).stat().st_size if (snap / rel).is_file() else -1
+            if actual != size:
+                state = "missing" if actual < 0 else f"truncated or damaged ({actual} bytes, expected {size})"
+                raise IndexCorrupt(f"Index file {snap / rel} is {state}.", REBUILD)
+        store_path = self.index_dir / self.manifest["store"]
+        if not store_path.is_file():
+            raise IndexCorrupt(f"Index store {store_path} is missing.", REBUILD)
+        try:
+            self._store = Store(store_path, readonly=True)
+            documents = self._store.check(self.generation)
+        except sqlite3.DatabaseError as error:
+            raise IndexCorrupt(f"Index store {store_path} cannot be read ({error}).", REBUILD) from None
+        try:
+            self._vectors = VectorIndex.load(snap / "vectors.faiss", self.manifest["vectors"]["kind"])
+        except _READ_ERRORS as error:
+            self._store.close()
+            raise IndexCorrupt(f"Index file {snap / 'vectors.faiss'} cannot be read ({_short(error)}).", REBUILD) from None
+        try:
+            self._keyword = KeywordIndex.load(snap / "bm25")
+        except _READ_ERRORS as error:
+            self._store.close()
+            raise IndexCorrupt(f"Index files in {snap / 'bm25'} cannot be read ({_short(error)}).", REBUILD) from None
+        counts = (len(self._vectors), len(self._keyword), self.manifest["passages"])
+        if len(set(counts)) != 1 or documents != self.manifest["documents"]:
+            self._store.close()
+            raise IndexCorrupt(f"The index in {snap} is inconsistent (passages {counts}).", REBUILD)
+
+    def search_dense(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(passage id, cosine similarity), best first."""
+        return self._vectors.search(qvec, k)
+
+    def search_keyword(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
+        """(passage id, BM25 score), best first; passages sharing no token are left out."""
+        return self._keyword.search(tokens, k)
+
+    def doc_freq(self, token: str) -> int:
+        """Passages containing ``token`` (for IDF weights outside BM25)."""
+        return self._keyword.doc_freq(token)
+
+    def passage_count(self) -> int:
+        return int(self.manifest["passages"])
+
+    def passages(self, ids: Sequence[int]) -> list[tuple[Passage, Document]]:
+        """(passage, its document) for each id, in the order given."""
+        return self._read(self._store.passages, ids)
+
+    def documents(self) -> list[DocInfo]:
+        return self._read(self._store.documents, self.generation)
+
+    def document(self, doc_id: str) -> Document:
+        doc = self._read(self._store.document, doc_id, self.generation)
+        if doc is None:
+            raise UsageError(f"No document with id {doc_id}.", "List the ids with: qa docs")
+        return doc
+
+    def _read(self, method, *args):
+        """Store reads; damage found only now (a garbled page) still gets a clear message."""
+        try:
+            return method(*args)
+        except KeyError as error:
+            raise IndexCorrupt(f"Passage {error} is missing from {self._store.path}.", REBUILD) from None
+        except sqlite3.DatabaseError as error:
+            raise IndexCorrupt(f"Index store {self._store.path} cannot be read ({error}).", REBUILD) from None
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Builder:
+    """Writes the next snapshot; use as a context manager and call ``commit``."""
+
+    def __init__(self, index_dir: Path, fresh: bool = False) -> None:
+        self.index_dir = Path(index_dir)
+        self.fresh = fresh
+        self._lock_fd: int | None = None
+        self._committed = False
+
+    # -- lifecycle -------------------------------------------------------------
+    def __enter__(self) -> "Builder":
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _take_lock(self.index_dir / "build.lock")
+        try:
+            self._start()
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if not self._committed:
+                self._discard()
+        finally:
+            self._release()
+
+    def _start(self) -> None:
+        version = current_version(self.index_dir)
+        self.previous = int(version) if version else 0
+        self.gen = self.previous + 1
+        self._snap = self.index_dir / "snapshots" / f"{self.gen:06d}"
+        self._base: dict | None = None
+        if version and not self.fresh:
+            self._base = _read_manifest(self.index_dir / "snapshots" / version / "manifest.json")
+        for leftover in _snapshot_dirs(self.index_dir):  # partial snapshots of dead builds
+            if leftover.name != version and not (leftover.name.isdigit() and int(leftover.name) < self.previous):
+                shutil.rmtree(leftover, ignore_errors=True)
+        self.store_name = self._base["store"] if self._base else f"store-{self.gen:06d}.sqlite"
+        if not self._base:
+            _remove_store(self.index_dir / self.store_name)
+        try:
+            self._store = Store(self.index_dir / self.store_name)
+            self._store.discard_after(self.previous)
+            self._store.begin()
+        except sqlite3.DatabaseError as error:
+            raise IndexCorrupt(f"Index store {self.index_dir / self.store_name} cannot be read ({error}).", REBUILD) from None
+        self.dim: int | None = self._base["vectors"]["dim"] if self._base else None
+        self._removed: set[int] = set()  # ids of the live snapshot that go
+        self._added: dict[int, tuple[np.ndarray, list[str]]] = {}  # only kept for an incremental commit
+
+    def _discard(self) -> None:
+        self._store.rollback()
+        self._store.close()
+        shutil.rmtree(self._snap, ignore_errors=True)
+        if not self._base:
+            _remove_store(self.index_dir / self.store_name)
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+    # -- what the pipeline calls -------------------------------------------------
+    def existing(self) -> dict[str, str]:
+        """doc_id -> content_hash of what the new snapshot holds so far."""
+        return self._store.existing(self.gen)
+
+    def document_path(self, doc_id: str) -> str:
+        path = self._store.document_path(doc_id, self.gen)
+        if path is None:
+            raise KeyError(doc_id)
+        return path
+
+    def passage_count(self) -> int:
+        return self._store.passage_count(self.gen)
+
+    def remove_document(self, doc_id: str) -> None:
+        for pid in self._store.remove_document(doc_id, self.gen):
+            if self._added.pop(pid, None) is None:
+                self._removed.add(pid)
+
+    def add_document(
+        self, doc: Document, passages: Sequence[Passage], vectors: np.ndarray, tokens: Sequence[Sequence[str]]
+    ) -> None:
+        """Add (or replace) ``doc`` with its passages, their vectors and jieba tokens."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if not (len(passages) == len(vectors) == len(tokens)):
+            raise ValueError(f"{doc.doc_id}: {len(passages)} passages, {len(vectors)} vectors, {len(tokens)} token lists")
+        if vectors.ndim != 2 or (self.dim is not None and vectors.shape[1] != self.dim and len(vectors)):
+            raise ValueError(f"{doc.doc_id}: vectors of shape {vectors.shape}, the index holds dimension {self.dim}")
+        for p in passages:
+            if doc.text[p.start : p.end] != p.text or p.doc_id != doc.doc_id:
+                raise ValueError(f"{doc.doc_id}: passage {p.ordinal} does not match the document text")
+        if len(vectors):
+            self.dim = int(vectors.shape[1])
+        self.remove_document(doc.doc_id)
+        ids = self._store.add_document(doc, passages, vectors, tokens, self.gen)
+        if self._base:
+            for pid, vec, toks in zip(ids, vectors, tokens):
+                self._added[pid] = (vec, list(toks))
+
+    def commit(self, manifest: dict) -> None:
+        """Write the snapshot, make it durable, then switch CURRENT to it."""
+        dim = self.dim or manifest.get("dim")
+        if not dim:
+            raise ValueError("the vector dimension is unknown: add a document or give manifest['dim']")
+        n = self._store.passage_count(self.gen)
+        shutil.rmtree(self._snap, ignore_errors=True)
+        self._snap.mkdir(parents=True)
+        vectors = self._vectors(n, int(dim))
+        vectors.save(self._snap / "vectors.faiss")
+        keyword = self._keyword()
+        keyword.save(self._snap / "bm25")
+        if not (len(vectors) == len(keyword) == n):
+            raise RuntimeError(f"index sizes disagree: {len(vectors)} vectors, {len(keyword)} BM25 rows, {n} passages")
+        full = dict(manifest)
+        full.update(
+            format=FORMAT, generation=self.gen, store=self.store_name, passages=n,
+            documents=self._store.check(self.gen), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            vectors={"kind": vectors.kind, "dim": int(dim)}, libraries=_libraries(),
+            files={str(p.relative_to(self._snap)): p.stat().st_size for p in sorted(self._snap.rglob("*")) if p.is_file()},
+        )
+        (self._snap / "manifest.json").write_text(json.dumps(full, ensure_ascii=False, indent=1), encoding="utf-8")
+        _fsync_tree(self._snap)
+        self._store.commit()
+        _replace_current(self.index_dir, self._snap.name)
+        self._committed = True
+        self._collect()
+
+    # -- commit helpers ------------------------------------------------------------
+    def _previous_files(self):
+        return self.index_dir / "snapshots" / f"{self.previous:06d}"
+
+    def _vectors(self, n: int, dim: int) -> VectorIndex:
+        if self._base:
+            kind = kind_for(n, self._base["vectors"]["kind"])
+            if kind == self._base["vectors"]["kind"]:
+                try:
+                    vectors = VectorIndex.load(self._previous_files() / "vectors.faiss", kind)
+                    vectors.remove(np.fromiter(self._removed, dtype=np.int64))
+                    if self._added:
+                        vectors.add(np.fromiter(self._added, dtype=np.int64), np.stack([v for v, _ in self._added.values()]))
+                    if len(vectors) == n:
+                        return vectors
+                except _READ_ERRORS:
+                    pass  # rebuild from the store below
+        ids, vecs = self._store.vectors(self.gen, dim)
+        return VectorIndex.build(ids, vecs, dim)
+
+    def _keyword(self) -> KeywordIndex:
+        if self._base:
+            try:
+                old = KeywordIndex.load(self._previous_files() / "bm25")
+                added = list(self._added.items())
+                return old.updated(self._removed, [pid for pid, _ in added], [toks for _, (_, toks) in added])
+            except _READ_ERRORS:
+                pass  # rebuild from the store below
+        rows = list(self._store.tokens(self.gen))
+        return KeywordIndex.build([pid for pid, _ in rows], [toks for _, toks in rows])
+
+    def _collect(self) -> None:
+        """Drop what neither the new nor the previous snapshot needs; never fails the build."""
+        keep = {self._snap.name, f"{self.previous:06d}"}
+        try:
+            stores = {self.store_name}
+            for snap in _snapshot_dirs(self.index_dir):
+                if snap.name not in keep:
+                    shutil.rmtree(snap, ignore_errors=True)
+                elif snap.name != self._snap.name:
+                    stores.add(_read_manifest(snap / "manifest.json")["store"])
+            for path in self.index_dir.glob("store-*.sqlite"):
+                if path.name not in stores:
+                    _remove_store(path)
+            self._store.collect(self.previous)
+        except (OSError, IndexCorrupt, KeyError, sqlite3.Error):
+            pass
+        finally:
+            self._store.close()
+
+
+# -- files ----------------------------------------------------------------------
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        for key in ("generation", "store", "passages", "documents", "files", "vectors"):
+            manifest[key]  # noqa: B018 - presence check
+    except FileNotFoundError:
+        raise IndexCorrupt(f"Index file {path} is missing.", REBUILD) from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise IndexCorrupt(f"Index file {path} cannot be read ({_short(error)}).", REBUILD) from None
+    if manifest.get("format") != FORMAT:
+        raise IndexCorrupt(f"Index {path.parent} was written by another version of qa.", REBUILD)
+    return manifest
+
+
+def _snapshot_dirs(index_dir: Path) -> list[Path]:
+    root = index_dir / "snapshots"
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def _remove_store(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            _fsync(os.path.join(dirpath, name), os.O_RDONLY)
+        _fsync(dirpath, os.O_RDONLY | os.O_DIRECTORY)
+    _fsync(str(root.parent), os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync(path: str, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace_current(index_dir: Path, name: str) -> None:
+    tmp = index_dir / "CURRENT.tmp"
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(name + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, index_dir / "CURRENT")
+    _fsync(str(index_dir), os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _take_lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise IndexBusy(
+            f"Another build of the index in {path.parent} is running (process {holder}).",
+            "Wait for it to finish, then try again.",
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+    return fd
+
+
+def _libraries() -> dict[str, str]:
+    from . import keyword, vectors
+
+    return {"faiss": vectors.library_version(), "bm25s": keyword.library_version(), "numpy": np.__version__}
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[-1] if text else type(error).__name__)[:200]

@@ -1,0 +1,131 @@
+"""Dense vectors addressed by passage id; the only module that imports faiss.
+
+Vectors are L2-normalised, so inner product is cosine similarity. Small
+collections use an exact ``IndexIDMap2(IndexFlatIP)``; from ``IVF_FROM``
+passages on, an ``IndexIVFFlat`` (inner product) answers instead. IVF rather
+than HNSW because an update must stay incremental: IVF can ``remove_ids``,
+HNSW cannot, so removing or replacing one document in an HNSW index means
+rebuilding the graph for the whole collection. See benchmarks/index_scale.py
+for the figures behind the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+# Passages from which the approximate index answers (benchmarks/index_scale.py).
+IVF_FROM = 200_000
+IVF_NPROBE = 32  # lists probed per query
+IVF_TRAIN_MAX = 64 * 1024  # vectors sampled to train the coarse quantiser
+
+
+def _faiss():
+    import faiss  # heavy: imported only when an index is touched
+
+    return faiss
+
+
+def nlist_for(n: int) -> int:
+    """Inverted lists for ``n`` vectors: ~4·sqrt(n), a power of two, 256..16384."""
+    return int(min(16384, max(256, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))))
+
+
+def kind_for(n: int, current: str | None = None) -> str:
+    """"flat" or "ivf<nlist>" for ``n`` vectors, with hysteresis so an index
+    hovering around the threshold does not flip (and retrain) on every build."""
+    if current and current.startswith("ivf"):
+        trained = int(current[3:])
+        if n >= IVF_FROM // 2 and nlist_for(n) in (trained, trained * 2, trained // 2):
+            return current
+    return f"ivf{nlist_for(n)}" if n >= IVF_FROM else "flat"
+
+
+class VectorIndex:
+    """An id-addressed index of normalised float32 vectors."""
+
+    def __init__(self, index, kind: str) -> None:
+        self._index = index
+        self.kind = kind
+
+    # -- construction ---------------------------------------------------------
+    @classmethod
+    def build(cls, ids: np.ndarray, vectors: np.ndarray, dim: int, kind: str | None = None) -> "VectorIndex":
+        """A new index over ``vectors``; ``kind`` defaults to what suits their number."""
+        faiss = _faiss()
+        kind = kind or kind_for(len(ids))
+        vectors = _normalised(vectors, dim)
+        if kind == "flat":
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        else:
+            nlist = int(kind[3:])
+            quantiser = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFFlat(quantiser, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.own_fields = True
+            quantiser.this.disown()
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)  # remove_ids / reconstruct by id
+            sample = vectors
+            if len(vectors) > IVF_TRAIN_MAX:
+                pick = np.random.default_rng(0).choice(len(vectors), IVF_TRAIN_MAX, replace=False)
+                sample = vectors[np.sort(pick)]
+            if len(sample) < nlist:
+                raise ValueError(f"{len(sample)} vectors cannot train {nlist} lists")
+            index.train(sample)
+            index.nprobe = IVF_NPROBE
+        out = cls(index, kind)
+        out.add(ids, vectors)
+        return out
+
+    @classmethod
+    def load(cls, path: Path, kind: str) -> "VectorIndex":
+        """Read a saved index; raises ``OSError``/``RuntimeError`` when unreadable."""
+        faiss = _faiss()
+        index = faiss.read_index(str(path))
+        if kind.startswith("ivf"):
+            faiss.extract_index_ivf(index).nprobe = IVF_NPROBE
+        return cls(index, kind)
+
+    def save(self, path: Path) -> None:
+        """Write to ``path`` (the caller fsyncs the snapshot as a whole)."""
+        _faiss().write_index(self._index, str(path))
+
+    # -- updates ---------------------------------------------------------------
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self._index.add_with_ids(_normalised(vectors, self.dim), np.asarray(ids, dtype=np.int64))
+
+    def remove(self, ids: np.ndarray) -> int:
+        if not len(ids):
+            return 0
+        return int(self._index.remove_ids(np.asarray(ids, dtype=np.int64)))
+
+    # -- queries ---------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The ``k`` nearest ids by cosine similarity, best first."""
+        k = min(int(k), len(self))
+        if k <= 0:
+            return []
+        q = _normalised(np.asarray(query, dtype=np.float32).reshape(1, -1), self.dim)
+        scores, ids = self._index.search(q, k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+def _normalised(vectors: np.ndarray, dim: int) -> np.ndarray:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise ValueError(f"expected vectors of dimension {dim}, got shape {vectors.shape}")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def library_version() -> str:
+    return str(_faiss().__version__)

@@ -1,0 +1,240 @@
+"""The on-disk index: updates, reopening, crashes (SIGKILL), the lock, damaged files.
+
+Vectors here are random normalised test data for the vector index, and tokens
+are plain character lists: the storage layer does not depend on any model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.errors import IndexBusy, IndexCorrupt, IndexMissing, UsageError
+from qa.index import Builder, current_version, open_index
+from qa.types import Document, Passage
+
+DIM = 16
+MANIFEST = {"encoder": "test-vectors", "dim": DIM}
+ARTICLES = {
+    "fruit": ["苹果香蕉很好吃。", "西瓜葡萄也不错。"],
+    "trains": ["火车站在城东。", "飞机场在城西。"],
+    "police": ["蒙阴交警大队党建品牌。", "情满崮乡平安畅行。"],
+}
+
+
+def article(doc_id: str, sentences: list[str]) -> tuple[Document, list[Passage], np.ndarray, list[list[str]]]:
+    text = "".join(sentences)
+    passages, pos = [], 0
+    for i, s in enumerate(sentences):
+        passages.append(Passage(doc_id, i, s, pos, pos + len(s)))
+        pos += len(s)
+    doc = Document(doc_id=doc_id, path=f"/docs/{doc_id}.txt", title=doc_id, text=text,
+                   content_hash=hashlib.sha256(text.encode()).hexdigest())
+    seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+    vectors = np.random.default_rng(seed).standard_normal((len(passages), DIM)).astype(np.float32)
+    return doc, passages, vectors, [[c for c in s if c != "。"] for s in sentences]
+
+
+def build(index_dir: Path, docs: dict[str, list[str]], remove: tuple[str, ...] = (), fresh: bool = False) -> None:
+    with Builder(index_dir, fresh=fresh) as builder:
+        for doc_id in remove:
+            builder.remove_document(doc_id)
+        for doc_id, sentences in docs.items():
+            builder.add_document(*article(doc_id, sentences))
+        builder.commit(MANIFEST)
+
+
+def keyword_docs(index, word: str) -> set[str]:
+    ids = [pid for pid, _ in index.search_keyword(list(word), 10)]
+    return {p.doc_id for p, _ in index.passages(ids)}
+
+
+def assert_answers(index_dir: Path, present: set[str], absent: set[str]) -> None:
+    with open_index(index_dir) as index:
+        assert {d.doc_id for d in index.documents()} == present
+        for doc_id in present:
+            first = ARTICLES.get(doc_id, [""])[0]
+            vec = article(doc_id, ARTICLES[doc_id])[2][0] if doc_id in ARTICLES else None
+            if vec is not None:
+                pid, score = index.search_dense(vec, 1)[0]
+                assert index.passages([pid])[0][0].text == first and score > 0.999
+        assert not absent & {d.doc_id for d in index.documents()}
+
+
+@pytest.fixture()
+def index_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "index"
+    build(path, {k: ARTICLES[k] for k in ("fruit", "trains")})
+    return path
+
+
+def test_missing_index_says_how_to_build(tmp_path):
+    with pytest.raises(IndexMissing, match="Run: qa build"):
+        open_index(tmp_path / "nothing")
+    assert current_version(tmp_path / "nothing") is None
+
+
+def test_add_remove_replace_change_results(index_dir):
+    with open_index(index_dir) as index:
+        assert keyword_docs(index, "火车") == {"trains"} and index.passage_count() == 4
+        assert index.manifest["encoder"] == "test-vectors" and index.manifest["vectors"]["kind"] == "flat"
+        assert set(index.manifest["libraries"]) == {"faiss", "bm25s", "numpy"}
+    build(index_dir, {"police": ARTICLES["police"]})
+    with open_index(index_dir) as index:
+        assert keyword_docs(index, "交警") == {"police"} and index.passage_count() == 6
+    build(index_dir, {}, remove=("trains",))
+    with open_index(index_dir) as index:
+        assert keyword_docs(index, "火车") == set() and index.passage_count() == 4
+        with pytest.raises(UsageError, match="qa docs"):
+            index.document("trains")
+    build(index_dir, {"fruit": ["火车里卖苹果。"]})  # replace: same doc_id, new text
+    with open_index(index_dir) as index:
+        assert keyword_docs(index, "火车") == {"fruit"}
+        assert index.document("fruit").text == "火车里卖苹果。"
+        assert {d.doc_id: d.passages for d in index.documents()} == {"fruit": 1, "police": 2}
+        assert index.doc_freq("苹") == 1
+
+
+def test_reader_keeps_its_snapshot_while_a_build_commits(index_dir):
+    old = open_index(index_dir)
+    build(index_dir, {}, remove=("trains",))
+    ids = [pid for pid, _ in old.search_keyword(["火"], 5)]
+    assert old.passages(ids)[0][0].text == "火车站在城东。"  # previous generation still readable
+    assert current_version(index_dir) != old.version
+    old.close()
+
+
+def test_fresh_build_starts_empty_and_recovers_a_garbled_store(index_dir):
+    store = next(index_dir.glob("store-*.sqlite"))
+    with open(store, "r+b") as f:
+        f.write(b"garbage!" * 64)
+    with pytest.raises(IndexCorrupt, match=r"store-.*qa build --full"):
+        open_index(index_dir).documents()
+    build(index_dir, {"police": ARTICLES["police"]}, fresh=True)
+    assert_answers(index_dir, {"police"}, {"fruit", "trains"})
+
+
+def test_leaving_without_commit_or_on_error_discards(index_dir):
+    version = current_version(index_dir)
+    with Builder(index_dir) as builder:
+        builder.add_document(*article("police", ARTICLES["police"]))
+    with pytest.raises(RuntimeError):
+        with Builder(index_dir) as builder:
+            builder.remove_document("fruit")
+            raise RuntimeError("boom")
+    assert current_version(index_dir) == version
+    assert_answers(index_dir, {"fruit", "trains"}, {"police"})
+    assert sorted(p.name for p in (index_dir / "snapshots").iterdir()) == [version]
+
+
+def test_two_builders_at_once(index_dir):
+    with Builder(index_dir):
+        with pytest.raises(IndexBusy, match="Another build .* running.*Wait for it"):
+            with Builder(index_dir):
+                pass
+    build(index_dir, {"police": ARTICLES["police"]})  # the lock is released afterwards
+
+
+def test_builder_in_another_process_holds_the_lock(index_dir):
+    code = f"import sys, time; from qa.index import Builder\nwith Builder({str(index_dir)!r}):\n print('locked', flush=True); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "locked"
+        with pytest.raises(IndexBusy, match=f"process {child.pid}"):
+            Builder(index_dir).__enter__()
+    finally:
+        child.kill()
+        child.wait()
+    build(index_dir, {"police": ARTICLES["police"]})  # a dead holder's lock is gone with it
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import numpy as np
+import qa.index, qa.keyword, qa.vectors
+from test_index import ARTICLES, MANIFEST, article
+
+point = {point!r}
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "mid-write":  # half of vectors.faiss is on disk, then the process dies
+    real_save = qa.vectors.VectorIndex.save
+    def save(self, path):
+        real_save(self, path)
+        data = open(path, "rb").read()
+        open(path, "wb").write(data[: len(data) // 2])
+        die()
+    qa.vectors.VectorIndex.save = save
+elif point == "before-switch":  # files fsynced and store committed; CURRENT not yet replaced
+    qa.index._replace_current = die
+elif point == "after-switch":  # CURRENT replaced; garbage collection not yet run
+    qa.index.Builder._collect = die
+with qa.index.Builder({index_dir!r}) as builder:
+    builder.remove_document("trains")
+    builder.add_document(*article("police", ARTICLES["police"]))
+    if point == "before-commit":
+        die()
+    builder.commit(MANIFEST)
+"""
+
+
+@pytest.mark.parametrize("point", ["before-commit", "mid-write", "before-switch", "after-switch"])
+def test_build_killed_leaves_a_working_index(index_dir, point):
+    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), point=point, index_dir=str(index_dir))
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    if point == "after-switch":
+        assert_answers(index_dir, {"fruit", "police"}, {"trains"})
+    else:
+        assert_answers(index_dir, {"fruit", "trains"}, {"police"})
+    build(index_dir, {"police": ARTICLES["police"]}, remove=("trains",) if point != "after-switch" else ())
+    assert_answers(index_dir, {"fruit", "police"}, {"trains"})
+    with open_index(index_dir) as index:
+        assert index.passage_count() == 4 and keyword_docs(index, "苹果火车交警") == {"fruit", "police"}
+    assert len(list((index_dir / "snapshots").iterdir())) == 2  # leftovers gone, previous kept
+    assert len(list(index_dir.glob("store-*.sqlite"))) == 1
+
+
+def _snapshot(index_dir: Path) -> Path:
+    return index_dir / "snapshots" / current_version(index_dir)
+
+
+def test_truncated_vectors_file_is_reported(index_dir):
+    path = _snapshot(index_dir) / "vectors.faiss"
+    os.truncate(path, path.stat().st_size // 2)
+    with pytest.raises(IndexCorrupt, match=r"vectors\.faiss is truncated.*qa build --full"):
+        open_index(index_dir)
+
+
+def test_garbled_vectors_file_of_the_same_size_is_reported(index_dir):
+    path = _snapshot(index_dir) / "vectors.faiss"
+    path.write_bytes(b"\xff" * path.stat().st_size)
+    with pytest.raises(IndexCorrupt, match=r"vectors\.faiss cannot be read.*qa build --full"):
+        open_index(index_dir)
+
+
+def test_garbled_manifest_and_bm25_files_are_reported(index_dir):
+    bm25 = _snapshot(index_dir) / "bm25" / "indptr.csc.index.npy"
+    bm25.write_bytes(b"\x00" * bm25.stat().st_size)
+    with pytest.raises(IndexCorrupt, match=r"bm25 cannot be read"):
+        open_index(index_dir)
+    (_snapshot(index_dir) / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(IndexCorrupt, match=r"manifest\.json cannot be read.*qa build --full"):
+        open_index(index_dir)
+
+
+def test_garbled_store_is_reported(index_dir):
+    store = next(index_dir.glob("store-*.sqlite"))
+    store.write_bytes(os.urandom(store.stat().st_size))
+    with pytest.raises(IndexCorrupt, match=r"Index store .*store-.*cannot be read.*qa build --full"):
+        open_index(index_dir)

@@ -1,0 +1,85 @@
+"""BM25: our vectorised build gives bm25s's own weights; updates equal a rebuild."""
+
+from __future__ import annotations
+
+import bm25s
+import numpy as np
+
+from qa.keyword import KeywordIndex
+
+CORPUS = [
+    ["蒙阴", "交警", "大队", "党建", "品牌"],
+    ["交警", "平安", "畅行", "平安"],
+    ["苹果", "香蕉", "苹果", "苹果", "西瓜"],
+    ["大队", "比赛", "冠军"],
+    [],
+    ["党建", "工作", "会议", "党建", "交警"],
+]
+
+
+def random_corpus(n: int, seed: int = 0) -> list[list[str]]:
+    rng = np.random.default_rng(seed)
+    words = [f"词{i}" for i in range(300)]
+    p = 1.0 / np.arange(1, 301)
+    p /= p.sum()
+    return [[words[j] for j in rng.choice(300, size=rng.integers(0, 40), p=p)] for _ in range(n)]
+
+
+def scores_of(index: KeywordIndex, tokens: list[str]) -> dict[int, float]:
+    return dict(index.search(tokens, len(index)))
+
+
+def test_weights_match_bm25s_index_on_the_same_tokens():
+    corpus = random_corpus(400)
+    ours = KeywordIndex.build(list(range(400)), corpus)
+    reference = bm25s.BM25(method="lucene")
+    reference.index(corpus, show_progress=False)
+    for query in (["词0", "词5"], ["词17"], ["词250", "词3", "词3"]):
+        expected = reference.get_scores(query)
+        got = scores_of(ours, query)
+        for doc, score in enumerate(expected):
+            assert abs(got.get(doc, 0.0) - score) < 1e-4 * max(1.0, score), (query, doc)
+
+
+def test_search_ranks_and_maps_to_passage_ids():
+    ids = [10, 20, 30, 40, 50, 60]
+    index = KeywordIndex.build(ids, CORPUS)
+    hits = index.search(["苹果"], 5)
+    assert [h[0] for h in hits] == [30]
+    hits = index.search(["党建", "交警"], 10)
+    assert {h[0] for h in hits} == {10, 20, 60}
+    assert hits[0][0] in (10, 60) and hits[0][1] >= hits[-1][1] > 0
+    assert index.search(["没有的词"], 5) == [] and index.search([], 5) == []
+    assert index.doc_freq("交警") == 3 and index.doc_freq("没有") == 0
+
+
+def test_update_equals_rebuild_from_scratch(tmp_path):
+    corpus = random_corpus(300, seed=1)
+    ids = list(range(1000, 1300))
+    base = KeywordIndex.build(ids, corpus)
+    base.save(tmp_path / "base")
+    loaded = KeywordIndex.load(tmp_path / "base")
+    removed = set(ids[::7])
+    extra = random_corpus(25, seed=2) + [["全新", "词0"]]
+    extra_ids = list(range(5000, 5000 + len(extra)))
+    updated = loaded.updated(removed, extra_ids, extra)
+    kept = [(i, t) for i, t in zip(ids, corpus) if i not in removed]
+    rebuilt = KeywordIndex.build([i for i, _ in kept] + extra_ids, [t for _, t in kept] + extra)
+    for query in (["词0"], ["词3", "词40"], ["全新"]):
+        a, b = scores_of(updated, query), scores_of(rebuilt, query)
+        assert a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-5 for k in a), query
+    assert not removed & {i for i, _ in updated.search(["词0", "词1"], 400)}
+
+
+def test_save_load_round_trip_and_empty(tmp_path):
+    index = KeywordIndex.build([1, 2, 3, 4, 5, 6], CORPUS)
+    index.save(tmp_path / "k")
+    for mmap in (True, False):
+        loaded = KeywordIndex.load(tmp_path / "k", mmap=mmap)
+        assert loaded.search(["党建"], 3) == index.search(["党建"], 3)
+    empty = KeywordIndex.build([], [])
+    empty.save(tmp_path / "e")
+    again = KeywordIndex.load(tmp_path / "e")
+    assert len(again) == 0 and again.search(["党建"], 3) == []
+    grown = again.updated([], [9], [["党建"]])
+    assert grown.search(["党建"], 3)[0][0] == 9
