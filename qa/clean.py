@@ -29,7 +29,7 @@ _SPACES = re.compile(r"[ \t\xa0\u3000\u2002\u2003\u2009\u200b\ufeff]+")
 
 # Patterns that mark furniture. Each is checked together with line shape/position.
 _COPYRIGHT = re.compile(r"©|\(c\)\s*\d{4}|copyright|all rights reserved|版权所有|版權所有|版权声明|ICP[备證证]|公网安备|网安备|^\S.{0,40}\s主办(\s|$)", re.I)
-_CREDIT = re.compile(r"^[(（\[【]?\s*(责任编辑|責任編輯|责编|責編|编辑|編輯|主编|审核|审校|校对|终审|初审|监制|值班编辑|美编|编审)\s*[:：]?[^。!?！？]{0,30}[)）\]】]?$")
+_CREDIT = re.compile(r"^[(（\[【]?\s*(责任编辑|責任編輯|责编|責編|编辑|編輯|主编|审核|审校|校对|终审|初审|监制|值班编辑|美编|编审)\s*([:：\s][^。!?！？]{0,30})?[)）\]】]?$")
 _TRAILING_CREDIT = re.compile(r"\s*[(（\[【]\s*(责任编辑|責任編輯|责编|責編|编辑|編輯)\s*[:：][^()（）\[\]【】]{0,20}[)）\]】]\s*$")
 _IMAGE = re.compile(r"^(\[?(图片|图|image|img|photo|pic)\s*\d*\]?|[\w\s\-.()（）]{0,60}\.(png|jpe?g|gif|bmp|webp|svg|tiff?))$", re.I)
 _SHARE = re.compile(r"二维码|扫一扫|扫码关注|扫描.{0,6}关注|分享到|长按.{0,8}识别|关注.{0,6}(公众号|官方微信|微信号|微博)|点击.{0,6}(关注|分享|收藏)|打印本页|关闭窗口|返回顶部|上一篇|下一篇")
@@ -194,8 +194,8 @@ def _is_meta(line: str) -> bool:
     """A byline: date and/or 来源/作者/发布时间 labels, short, not a sentence."""
     if len(line) > 100 or any(mark in line for mark in "。！？"):
         return False
-    if _META_KEYS.search(line):
-        return True
+    if _META_KEYS.search(line) or re.fullmatch(r"[\d\s年月日时分秒:：/.|｜-]{3,30}", line) and re.search(r"\d", line):
+        return True  # labelled byline, or a line that is only a date/time ("3月1日 08:10")
     rest = line
     for pattern in _DATE_PATTERNS:
         rest = pattern.sub("", rest)
@@ -228,9 +228,7 @@ def _title_block(lines: list[str], first: int, hint: str | None) -> tuple[str | 
             return lines[before[-1]], before[-1], meta
     if candidates:
         return lines[candidates[0]], candidates[0], meta
-    if first < len(lines) and not _is_furniture(lines[first], False):
-        return None, -1, meta  # no title line: fall back to the hint or file name
-    return None, -1, meta
+    return None, -1, meta  # no title line: the caller falls back to the file name
 
 
 def _source(line: str) -> str | None:

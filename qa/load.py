@@ -98,8 +98,10 @@ def read(path: Path) -> RawText:
         raise LoadError(f"{path.name}: cannot be read ({error.strerror or error}).", "Check the file's permissions.") from None
     if not data.strip():
         raise LoadError(f"{path.name}: the file is empty.", "Add text to it or remove it from the collection.")
-    if suffix in (".txt", ".md"):
+    if suffix == ".txt":
         raw = RawText(str(path), decode_bytes(data, path.name))
+    elif suffix == ".md":
+        raw = _read_markdown(decode_bytes(data, path.name), path)
     elif suffix in (".html", ".htm"):
         raw = _read_html(data, path)
     elif suffix == ".docx":
@@ -179,9 +181,9 @@ def decode_bytes(data: bytes, name: str = "file", declared: str | None = None) -
 
 
 def _plausibility(text: str) -> float:
-    """Share of characters that look like real Chinese or Western text (0..1)."""
+    """Share of characters that look like real Chinese or Western text (0..1), on a sample."""
     total = good = 0
-    for char in text:
+    for char in text[:20000]:
         if char.isspace():
             continue
         total += 1
@@ -225,6 +227,29 @@ def _unsupported(path: Path) -> str:
 # ---------------------------------------------------------------- formats
 
 
+_MD_FRONT = re.compile(r"\A---\n(.*?)\n---\n", re.S)
+_MD_RULES = (
+    (re.compile(r"^ {0,3}#{1,6}[ \t]+(.*?)[ \t]*#*[ \t]*$", re.M), r"\1"),  # heading markers
+    (re.compile(r"!\[[^\]]*\]\([^)]*\)"), ""),  # images
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links keep their text
+    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # bold
+    (re.compile(r"^ {0,3}(```|~~~).*$|^ {0,3}([-*_] *){3,}$|^\|?[ \t:|-]*-[ \t:|-]*\|?$", re.M), ""),  # fences, rules, table rules
+    (re.compile(r"^ {0,3}> ?|^[ \t]*[-*+][ \t]+", re.M), ""),  # quote and bullet markers
+)
+
+
+def _read_markdown(text: str, path: Path) -> RawText:
+    """Markdown as plain text (markup removed); front-matter title/date become hints."""
+    title = date = None
+    if front := _MD_FRONT.match(text):
+        fields = dict(re.findall(r"^(\w+)\s*:\s*[\"']?(.*?)[\"']?\s*$", front.group(1), re.M))
+        title, date = fields.get("title") or None, fields.get("date") or None
+        text = text[front.end() :]
+    for pattern, replacement in _MD_RULES:
+        text = pattern.sub(replacement, text)
+    return RawText(str(path), text, title=title, date=date)
+
+
 def _read_html(data: bytes, path: Path) -> RawText:
     """Main text of a web page; navigation, header, footer and scripts dropped."""
     from bs4 import BeautifulSoup
@@ -242,20 +267,24 @@ def _read_html(data: bytes, path: Path) -> RawText:
     if date is None and (time := soup.find("time", datetime=True)):
         date = time["datetime"]
     for tag in soup.find_all(_HTML_DROP):
-        tag.decompose()
+        if not (tag.name == "header" and tag.find_parent("article")):  # an article's own header holds its title
+            tag.decompose()
+    total = len((soup.body or soup).get_text()) or 1
     for tag in soup.find_all(True):
-        if tag.decomposed or tag.attrs is None:
+        if tag.decomposed or tag.attrs is None or tag.name in ("body", "html", "main", "article"):
             continue
         classes = " ".join(tag.get("class", [])) + " " + str(tag.get("id", ""))
-        if tag.get("role") in _HTML_DROP_ROLES or (tag.name not in ("body", "html", "main", "article") and _HTML_DROP_CLASS.search(classes)):
-            tag.decompose()
-    body = soup.find("article") or soup.find("main") or soup.body or soup
+        if tag.get("role") in _HTML_DROP_ROLES or _HTML_DROP_CLASS.search(classes):
+            if tag.find(("article", "h1")) is None and len(tag.get_text()) < 0.4 * total:
+                tag.decompose()  # a "nav-wrapper" around the whole page is not navigation
+    articles = soup.find_all("article")
+    body = max(articles, key=lambda a: len(a.get_text())) if articles else soup.find("main") or soup.body or soup
     for br in body.find_all("br"):
         br.replace_with("\n")
     for tag in body.find_all(_HTML_BLOCKS):
         tag.insert_before("\n")
         tag.insert_after("\n")
-    lines = (re.sub(r"[ \t\xa0\u3000]+", " ", line).strip() for line in body.get_text().split("\n"))
+    lines = (re.sub(r"[ \t\r\f]+", " ", line).strip() for line in body.get_text().split("\n"))
     return RawText(str(path), "\n\n".join(line for line in lines if line), title=title, url=url, date=date)
 
 
@@ -292,9 +321,9 @@ def _read_docx(data: bytes, path: Path) -> RawText:
     for table in document.tables:
         for row in table.rows:
             lines.append(" ".join(dict.fromkeys(cell.text.strip() for cell in row.cells if cell.text.strip())))
-    title = (document.core_properties.title or "").strip() or None
-    created = document.core_properties.created
-    return RawText(str(path), "\n\n".join(line for line in lines if line), title=title, date=created.date().isoformat() if created else None)
+    title = _useful_title(document.core_properties.title)
+    # core_properties.created is when the file was made, not when the article appeared: not a date hint
+    return RawText(str(path), "\n\n".join(line for line in lines if line), title=title)
 
 
 def _read_pdf(data: bytes, path: Path) -> RawText:
@@ -316,4 +345,12 @@ def _read_pdf(data: bytes, path: Path) -> RawText:
     except Exception as error:  # pypdf raises many types for damaged files
         raise LoadError(f"{path.name}: not a readable PDF ({type(error).__name__}).", "Re-export the PDF and add it again.") from None
     text = "\n\n".join(page.strip() for page in pages if page.strip())
-    return RawText(str(path), text, title=str(title).strip() if title else None)
+    return RawText(str(path), text, title=_useful_title(title))
+
+
+def _useful_title(title: object) -> str | None:
+    """A document-properties title, unless it is a tool's placeholder or a file name."""
+    text = str(title or "").strip()
+    if not text or re.search(r"^(microsoft \w+ - |untitled|无标题)|\.\w{2,4}$", text, re.I):
+        return None
+    return text

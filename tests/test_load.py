@@ -197,3 +197,43 @@ def test_seeds_all_load(seeds_dir: Path) -> None:
     docs, skipped = load_documents([seeds_dir])
     assert skipped == [] and len(docs) == 5
     assert isinstance(read(sorted(seeds_dir.iterdir())[0]), RawText)
+
+
+def test_markdown_markup_is_removed_and_front_matter_gives_hints(tmp_path: Path) -> None:
+    path = tmp_path / "note.md"
+    path.write_text(
+        "---\ntitle: 交警大队开展党建活动\ndate: 2023-08-15\n---\n# 交警大队开展党建活动\n\n![现场](photo.jpg)\n\n"
+        "## 活动情况\n\n- 今年以来,**交警大队**累计开展[主题党日](https://x.cn/a)活动24次。\n- 参与党员民警300余人次。\n",
+        encoding="utf-8",
+    )
+    doc = load_documents([path])[0][0]
+    assert (doc.title, doc.date) == ("交警大队开展党建活动", "2023-08-15")
+    assert doc.text == "活动情况\n\n今年以来,交警大队累计开展主题党日活动24次。\n\n参与党员民警300余人次。"
+
+
+def test_html_wrapper_named_like_navigation_keeps_the_article(tmp_path: Path) -> None:
+    page = (
+        '<html><head><meta charset="utf-8"><title>站点</title></head><body><div class="nav-wrapper">'
+        '<div class="top-menu">首页 新闻 服务 互动</div>'
+        "<article><header><h1>大队开展便民服务</h1><time datetime='2022-03-01'>3月1日</time></header>"
+        "<p>今年以来,大队推出便民服务措施12项,办理业务3000余件,群众满意率达到99%。</p>"
+        "<footer>责任编辑:王芳</footer></article></div></body></html>"
+    )
+    path = tmp_path / "wrapped.htm"
+    path.write_text(page, encoding="utf-8")
+    doc = load_documents([path])[0][0]
+    assert (doc.title, doc.date) == ("大队开展便民服务", "2022-03-01")
+    assert doc.text == "今年以来,大队推出便民服务措施12项,办理业务3000余件,群众满意率达到99%。"
+
+
+def test_placeholder_document_titles_are_ignored(tmp_path: Path) -> None:
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = "Microsoft Word - 报告.docx"
+    document.add_paragraph("城南交警工作报告")
+    document.add_paragraph("全年查处交通违法行为5.6万起,较上年下降3%。")
+    path = tmp_path / "报告.docx"
+    document.save(str(path))
+    doc = load_documents([path])[0][0]
+    assert doc.title == "城南交警工作报告" and doc.date is None
