@@ -22,7 +22,7 @@ STOP_WORDS: frozenset[str] = frozenset(
     跟 同 到 上 下 中 里 着 过 得 地 啊 吗 呢 吧 呀 哦 嗯 么 啦 嘛 我 你 他 她 它 我们 你们 他们 她们 它们
     自己 有 没 没有 不 很 最 更 会 能 要 想 可以 可能 应该 就是 已经 曾经 一 一个 一些 等 等等 请 请问 告诉
     什么 多少 几 哪 哪个 哪些 哪里 哪儿 哪位 哪年 哪天 谁 怎么 怎么样 怎样 如何 为何 为什么 何时 何地 是否
-    是不是 有没有 多 多久 多大 几个 几次 几年 几名 吗 呢 么
+    是不是 有没有 多 多久 多大 几个 几次 几年 几名
     a an the of to in on at by for with from and or but is are was were be been being do does did
     what which who whom whose when where why how it its this that these those i you he she we they me my your
     our their there here as if than then so not no can could would should will shall may might must about
