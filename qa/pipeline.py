@@ -56,6 +56,17 @@ class BuildReport:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """Both retrievers' candidates for one question, before fusion."""
+
+    question: str
+    query: str
+    index: object
+    dense: list[tuple[int, float]]
+    keyword: list[tuple[int, float]]
+
+
 def index_text(doc: Document, passage: Passage) -> str:
     """What BM25 and the encoder see for a passage: the title gives it context."""
     if passage.heading and passage.heading not in passage.text:
@@ -125,10 +136,13 @@ class Bot:
     ) -> Answer:
         """Answer one question; ``mode`` (hybrid | bm25 | dense) and ``fusion``
         (weighted | rrf) exist so ``qa eval`` can compare the alternatives."""
+        return self.answer(self.candidates(question, history), k, mode, fusion, weight)
+
+    def candidates(self, question: str, history: Sequence[str] = ()) -> Candidates:
+        """Interpret the question and take candidates from both retrievers (the costly part)."""
         question = (question or "").strip()
         if not question:
             raise UsageError("The question is empty.", "Type a question in Chinese, e.g. 蒙阴交警大队的党建品牌叫什么？")
-        k = k or self.settings.top_k
         query = interpret(question[:MAX_QUESTION_CHARS], [h[:MAX_QUESTION_CHARS] for h in history])
         index = self.index()
         encoder = self.encoder
@@ -142,21 +156,40 @@ class Bot:
         qvec = encoder.encode_queries([query])[0]
         dense = index.search_dense(qvec, retrieve.CANDIDATES)
         keyword = index.search_keyword(text.tokenize(query), retrieve.CANDIDATES)
+        return Candidates(question, query, index, dense, keyword)
+
+    def answer(
+        self,
+        found: Candidates,
+        k: int | None = None,
+        mode: str = "hybrid",
+        fusion: str = "weighted",
+        weight: float = retrieve.DENSE_WEIGHT,
+    ) -> Answer:
+        """Fuse, merge, decide abstention and pick the lead (cheap; no model call)."""
         if mode not in ("hybrid", "bm25", "dense") or fusion not in ("weighted", "rrf"):
             raise UsageError(f"Unknown mode {mode!r} or fusion {fusion!r}.", "Use hybrid, bm25 or dense; weighted or rrf.")
+        k = k or self.settings.top_k
+        index, dense, keyword = found.index, found.dense, found.keyword
         ranked_dense, ranked_keyword = (dense if mode != "bm25" else []), (keyword if mode != "dense" else [])
         if fusion == "rrf":
             fused = retrieve.fuse_rrf(ranked_dense, ranked_keyword)
         else:
             fused = retrieve.fuse_weighted(ranked_dense, ranked_keyword, weight)
         hits = retrieve.rank(fused, dense, keyword, index.passages, k)
-        words = text.keywords(query)
+        words = text.keywords(found.query)
         weights = retrieve.idf_weights(words, index.doc_freq, index.passage_count())
         cover = retrieve.coverage(words, weights, [index_text(h.document, h.passage) for h in hits[:3]])
         abstained = retrieve.decide(cover, retrieve.best_dense(dense)) or not hits
-        lead = [] if abstained else answer.lead(query, hits, weights)
+        lead = [] if abstained else answer.lead(found.query, hits, weights)
         return Answer(
-            question=question, query=query, abstained=abstained, hits=hits, lead=lead, encoder=encoder.name
+            question=found.question,
+            query=found.query,
+            abstained=abstained,
+            hits=hits,
+            lead=lead,
+            encoder=self.encoder.name,
+            signals={"coverage": round(cover, 3), "dense": round(retrieve.best_dense(dense), 3)},
         )
 
     # -- build -------------------------------------------------------------
@@ -212,8 +245,8 @@ class Bot:
                     builder.remove_document(doc_id)
                     report.removed.append(doc_id)
             report.embedded = self._add(builder, todo, existing, progress)
-            builder.commit(wanted)
             report.passages = builder.passage_count()
+            builder.commit(wanted)
         return report
 
     def remove(self, doc_ids: Sequence[str]) -> BuildReport:
@@ -229,8 +262,8 @@ class Bot:
             for doc_id in doc_ids:
                 builder.remove_document(doc_id)
                 report.removed.append(doc_id)
-            builder.commit(self.index().manifest)
             report.passages = builder.passage_count()
+            builder.commit(self.index().manifest)
         return report
 
     def _old_index(self, wanted: dict, full: bool):
@@ -303,6 +336,7 @@ def answer_to_json(result: Answer) -> dict:
         "question": result.question,
         "query": result.query,
         "abstained": result.abstained,
+        "signals": result.signals,
         "encoder": result.encoder,
         "lead": [asdict(s) for s in result.lead],
         "citations": [

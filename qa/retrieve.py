@@ -20,7 +20,7 @@ any of the three makes the bot stricter (it abstains more often).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -35,15 +35,6 @@ MIN_DENSE = 0.82
 
 DENSE_WEIGHT = 0.5  # share of the dense score in the fused score
 CANDIDATES = 50  # candidates taken from each retriever before fusion
-
-
-@dataclass(frozen=True)
-class Signals:
-    """Why the bot did or did not abstain, for display and evaluation."""
-
-    coverage: float
-    dense: float
-    abstained: bool
 
 
 def fuse_weighted(

@@ -90,3 +90,24 @@ def highlight_spans(text: str, words: Sequence[str]) -> list[tuple[int, int]]:
                 taken[start:end] = [True] * (end - start)
                 spans.append((start, end))
     return sorted(spans)
+
+
+def predicate(question: str) -> str:
+    """The question from its first verb on (有多少名党员民警？ of 滨州交警大队有多少名党员民警？).
+
+    Used to fold a follow-up (那海陵巡特警大队呢？) into the previous question:
+    the subject is what precedes the first verb. In a subject like
+    蒙阴交警大队的党建品牌 only the owner (before the last 的) is replaced, so
+    the predicate keeps 的党建品牌. Empty when there is no verb after a
+    subject, so the caller can fall back to joining the questions.
+    """
+    import jieba.posseg as posseg  # noqa: F401  (initialised through _segmenter)
+
+    _segmenter()
+    position = 0
+    for pair in posseg.cut(question):
+        if pair.flag.startswith("v") and position > 0:
+            owner_end = question.rfind("的", 0, position)
+            return question[owner_end if owner_end > 0 else position :]
+        position += len(pair.word)
+    return ""

@@ -67,3 +67,4 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     lead: list[LeadSentence] = field(default_factory=list)
     encoder: str = ""  # name of the embedding model that answered
+    signals: dict[str, float] = field(default_factory=dict)  # what abstention was decided on

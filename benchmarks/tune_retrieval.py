@@ -1,0 +1,70 @@
+"""Compare fusion methods and weights, and calibrate abstention, on question sets.
+
+Usage: python benchmarks/tune_retrieval.py --index-dir DIR QUESTIONS.jsonl [...]
+
+Each question is encoded and searched once; every variant then re-fuses the
+same candidates, so the comparison is cheap and exact. The abstention grid
+shows, for each threshold triple, how many unanswerable questions abstain
+(want: all) and how many answerable ones do (want: none). Prints tables only;
+it changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+from qa import retrieve
+from qa.config import Settings
+from qa.evaluate import read_rows, score
+from qa.pipeline import Bot, answer_to_json
+
+VARIANTS = [("bm25", "weighted", 0.5), ("dense", "weighted", 0.5), ("hybrid", "rrf", 0.5)] + [
+    ("hybrid", "weighted", w) for w in (0.3, 0.4, 0.5, 0.6, 0.7)
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("questions", nargs="+", type=Path)
+    parser.add_argument("--index-dir", type=Path, required=True)
+    parser.add_argument("--grid", action="store_true", help="also print the abstention threshold grid")
+    args = parser.parse_args(argv)
+    bot = Bot(Settings.load(index_dir=args.index_dir))
+    for path in args.questions:
+        rows = read_rows(path)
+        found = [bot.candidates(r["question"]) for r in rows]
+        print(f"\n{path} ({len(rows)} questions)")
+        print(f"{'variant':<22}{'hit@1':>7}{'hit@5':>7}{'MRR':>7}{'lead':>7}  paraphrase hit@1  abstained(unans/ans)")
+        for mode, fusion, weight in VARIANTS:
+            results = [answer_to_json(bot.answer(f, mode=mode, fusion=fusion, weight=weight)) for f in found]
+            rep = score(rows, results)
+            para = rep["kinds"].get("paraphrase", {}).get("hit@1", "-")
+            name = f"{mode}/{fusion}" + (f" w={weight}" if fusion == "weighted" and mode == "hybrid" else "")
+            print(f"{name:<22}{rep['hit@1']:>7}{rep['hit@5']:>7}{rep['mrr']:>7}{rep['lead']:>7}  {para!s:>16}"
+                  f"  {rep['abstained_unanswerable']}/{rep['unanswerable']}, {rep['abstained_answerable']}/{rep['answerable']}")
+        if args.grid:
+            _grid(bot, rows, found)
+
+
+def _grid(bot: Bot, rows: list[dict], found: list) -> None:
+    signals = [bot.answer(f).signals for f in found]
+    unans = [s for r, s in zip(rows, signals) if r.get("answer") is None]
+    ans = [s for r, s in zip(rows, signals) if r.get("answer") is not None]
+    print("unanswerable signals:", sorted((s["coverage"], s["dense"]) for s in unans))
+    print("lowest answerable coverage:", sorted((s["coverage"], s["dense"]) for s in ans)[:8])
+    print(f"{'min_cov':>8}{'weak_cov':>9}{'min_dense':>10}  abstained unanswerable / answerable")
+    saved = retrieve.MIN_COVERAGE, retrieve.WEAK_COVERAGE, retrieve.MIN_DENSE
+    try:
+        for mc, wc, md in itertools.product((0.25, 0.35, 0.45), (0.5, 0.6, 0.7), (0.80, 0.82, 0.84)):
+            retrieve.MIN_COVERAGE, retrieve.WEAK_COVERAGE, retrieve.MIN_DENSE = mc, wc, md
+            a = sum(retrieve.decide(s["coverage"], s["dense"]) for s in unans)
+            b = sum(retrieve.decide(s["coverage"], s["dense"]) for s in ans)
+            print(f"{mc:>8}{wc:>9}{md:>10}  {a}/{len(unans)}  {b}/{len(ans)}")
+    finally:
+        retrieve.MIN_COVERAGE, retrieve.WEAK_COVERAGE, retrieve.MIN_DENSE = saved
+
+
+if __name__ == "__main__":
+    main()
