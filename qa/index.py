@@ -31,9 +31,11 @@ import numpy as np
 
 from .errors import IndexBusy, IndexCorrupt, IndexMissing, UsageError
 from .keyword import KeywordIndex
+from .keyword import library_version as keyword_lib
 from .store import DocInfo, EmbeddingCache, Store
 from .types import Document, Passage
 from .vectors import VectorIndex, kind_for
+from .vectors import library_version as vector_lib
 
 __all__ = ["Builder", "DocInfo", "EmbeddingCache", "Index", "current_version", "open_index"]
 
@@ -89,15 +91,11 @@ class Index:
         except sqlite3.DatabaseError as error:
             raise IndexCorrupt(f"Index store {store_path} cannot be read ({error}).", REBUILD) from None
         try:
-            self._vectors = VectorIndex.load(snap / "vectors.faiss", self.manifest["vectors"]["kind"])
-        except _READ_ERRORS as error:
+            self._vectors = _load(VectorIndex.load, snap / "vectors.faiss", self.manifest["vectors"]["kind"])
+            self._keyword = _load(KeywordIndex.load, snap / "bm25")
+        except IndexCorrupt:
             self._store.close()
-            raise IndexCorrupt(f"Index file {snap / 'vectors.faiss'} cannot be read ({_short(error)}).", REBUILD) from None
-        try:
-            self._keyword = KeywordIndex.load(snap / "bm25")
-        except _READ_ERRORS as error:
-            self._store.close()
-            raise IndexCorrupt(f"Index files in {snap / 'bm25'} cannot be read ({_short(error)}).", REBUILD) from None
+            raise
         counts = (len(self._vectors), len(self._keyword), self.manifest["passages"])
         if len(set(counts)) != 1 or documents != self.manifest["documents"]:
             self._store.close()
@@ -182,6 +180,7 @@ class Builder:
         self.previous = int(version) if version else 0
         self.gen = self.previous + 1
         self._snap = self.index_dir / "snapshots" / f"{self.gen:06d}"
+        self._prev = self.index_dir / "snapshots" / f"{self.previous:06d}"
         self._base: dict | None = None
         if version and not self.fresh:
             self._base = _read_manifest(self.index_dir / "snapshots" / version / "manifest.json")
@@ -270,7 +269,8 @@ class Builder:
         full.update(
             format=FORMAT, generation=self.gen, store=self.store_name, passages=n,
             documents=self._store.check(self.gen), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            vectors={"kind": vectors.kind, "dim": int(dim)}, libraries=_libraries(),
+            vectors={"kind": vectors.kind, "dim": int(dim)},
+            libraries={"faiss": vector_lib(), "bm25s": keyword_lib(), "numpy": np.__version__},
             files={str(p.relative_to(self._snap)): p.stat().st_size for p in sorted(self._snap.rglob("*")) if p.is_file()},
         )
         (self._snap / "manifest.json").write_text(json.dumps(full, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -281,15 +281,12 @@ class Builder:
         self._collect()
 
     # -- commit helpers ------------------------------------------------------------
-    def _previous_files(self):
-        return self.index_dir / "snapshots" / f"{self.previous:06d}"
-
     def _vectors(self, n: int, dim: int) -> VectorIndex:
         if self._base:
             kind = kind_for(n, self._base["vectors"]["kind"])
             if kind == self._base["vectors"]["kind"]:
                 try:
-                    vectors = VectorIndex.load(self._previous_files() / "vectors.faiss", kind)
+                    vectors = VectorIndex.load(self._prev / "vectors.faiss", kind)
                     vectors.remove(np.fromiter(self._removed, dtype=np.int64))
                     if self._added:
                         vectors.add(np.fromiter(self._added, dtype=np.int64), np.stack([v for v, _ in self._added.values()]))
@@ -303,13 +300,12 @@ class Builder:
     def _keyword(self) -> KeywordIndex:
         if self._base:
             try:
-                old = KeywordIndex.load(self._previous_files() / "bm25")
+                old = KeywordIndex.load(self._prev / "bm25")
                 added = list(self._added.items())
                 return old.updated(self._removed, [pid for pid, _ in added], [toks for _, (_, toks) in added])
             except _READ_ERRORS:
                 pass  # rebuild from the store below
-        rows = list(self._store.tokens(self.gen))
-        return KeywordIndex.build([pid for pid, _ in rows], [toks for _, toks in rows])
+        return KeywordIndex.build(self._store.passage_ids(self.gen), (toks for _, toks in self._store.tokens(self.gen)))
 
     def _collect(self) -> None:
         """Drop what neither the new nor the previous snapshot needs; never fails the build."""
@@ -346,6 +342,13 @@ def _read_manifest(path: Path) -> dict:
     return manifest
 
 
+def _load(loader, path: Path, *args):
+    try:
+        return loader(path, *args)
+    except _READ_ERRORS as error:
+        raise IndexCorrupt(f"Index file {path} cannot be read ({_short(error)}).", REBUILD) from None
+
+
 def _snapshot_dirs(index_dir: Path) -> list[Path]:
     root = index_dir / "snapshots"
     return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
@@ -359,13 +362,13 @@ def _remove_store(path: Path) -> None:
 def _fsync_tree(root: Path) -> None:
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:
-            _fsync(os.path.join(dirpath, name), os.O_RDONLY)
-        _fsync(dirpath, os.O_RDONLY | os.O_DIRECTORY)
-    _fsync(str(root.parent), os.O_RDONLY | os.O_DIRECTORY)
+            _fsync(os.path.join(dirpath, name))
+        _fsync(dirpath)
+    _fsync(str(root.parent))
 
 
-def _fsync(path: str, flags: int) -> None:
-    fd = os.open(path, flags)
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)  # a directory too: that makes its entries durable
     try:
         os.fsync(fd)
     finally:
@@ -379,7 +382,7 @@ def _replace_current(index_dir: Path, name: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, index_dir / "CURRENT")
-    _fsync(str(index_dir), os.O_RDONLY | os.O_DIRECTORY)
+    _fsync(str(index_dir))
 
 
 def _take_lock(path: Path) -> int:
@@ -398,12 +401,5 @@ def _take_lock(path: Path) -> int:
     return fd
 
 
-def _libraries() -> dict[str, str]:
-    from . import keyword, vectors
-
-    return {"faiss": vectors.library_version(), "bm25s": keyword.library_version(), "numpy": np.__version__}
-
-
 def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return (text[-1] if text else type(error).__name__)[:200]
+    return ((str(error).strip().splitlines() or [type(error).__name__])[-1])[:200]

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from array import array
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -45,9 +46,14 @@ class KeywordIndex:
 
     # -- construction ---------------------------------------------------------
     @classmethod
-    def build(cls, ids: Sequence[int], tokens: Sequence[Sequence[str]]) -> "KeywordIndex":
+    def build(cls, ids: Sequence[int], tokens: Iterable[Sequence[str]]) -> "KeywordIndex":
+        """From scratch; ``tokens`` may be a generator, in the order of ``ids``."""
         vocab: dict[str, int] = {}
-        return cls._from_rows(np.asarray(ids, dtype=np.int64), vocab, *_rows(tokens, vocab))
+        ids = np.asarray(ids, dtype=np.int64)
+        rows = _rows(tokens, vocab)
+        if len(rows[0]) != len(ids) + 1:
+            raise ValueError(f"{len(ids)} ids but {len(rows[0]) - 1} token lists")
+        return cls._from_rows(ids, vocab, *rows)
 
     def updated(self, remove: Sequence[int], add_ids: Sequence[int], add_tokens: Sequence[Sequence[str]]) -> "KeywordIndex":
         """A new index: this one without ``remove`` and with the added passages."""
@@ -67,26 +73,26 @@ class KeywordIndex:
     @classmethod
     def _from_rows(cls, ids, vocab, indptr, terms, counts) -> "KeywordIndex":
         n, n_vocab = len(ids), len(vocab)
-        tf = (indptr.astype(np.int64), terms.astype(np.int32), counts.astype(np.int32))
+        tf = (np.asarray(indptr, np.int64), np.asarray(terms, np.int32), np.asarray(counts, np.int32))
         if n == 0 or n_vocab == 0:
             return cls(ids, vocab, None, tf)
         from scipy.sparse import csr_matrix
 
-        row_of = np.repeat(np.arange(n), np.diff(indptr))
+        indptr, terms, counts = tf
+        row_of = np.repeat(np.arange(n, dtype=np.int32), np.diff(indptr))
         doc_len = np.bincount(row_of, weights=counts, minlength=n)
         avg = float(doc_len.mean()) or 1.0
         df = np.bincount(terms, minlength=n_vocab).astype(np.float64)
-        idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))  # bm25s _score_idf_lucene
-        tfc = counts / (K1 * ((1 - B) + B * doc_len[row_of] / avg) + counts)  # bm25s _score_tfc_lucene
-        weights = (idf[terms] * tfc).astype(np.float32)
-        csc = csr_matrix((weights, terms, indptr), shape=(n, n_vocab)).tocsc()
-        csc.sort_indices()
-        bm25s = _bm25s()
-        retriever = bm25s.BM25(k1=K1, b=B, method="lucene")
+        idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)  # bm25s _score_idf_lucene
+        norm = (K1 * ((1 - B) + B * doc_len / avg)).astype(np.float32)  # per document, then gathered
+        tf32 = counts.astype(np.float32)
+        weights = idf[terms] * (tf32 / (norm[row_of] + tf32))  # bm25s _score_tfc_lucene
+        csc = csr_matrix((weights, terms, indptr), shape=(n, n_vocab)).tocsc()  # rows come out sorted
+        retriever = _bm25s().BM25(k1=K1, b=B, method="lucene")
         retriever.scores = {
-            "data": csc.data.astype(np.float32),
-            "indices": csc.indices.astype(np.int32),
-            "indptr": csc.indptr.astype(np.int64),
+            "data": np.asarray(csc.data, np.float32),
+            "indices": np.asarray(csc.indices, np.int32),
+            "indptr": np.asarray(csc.indptr, np.int64),
             "num_docs": n,
         }
         retriever.vocab_dict = vocab
@@ -160,23 +166,25 @@ class KeywordIndex:
         return [(int(self.ids[i]), float(scores[i])) for i in top if scores[i] > 0]
 
 
-def _rows(tokens: Sequence[Sequence[str]], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Doc-major CSR of term counts for ``tokens``; new tokens are added to ``vocab``."""
-    flat: list[int] = []
-    lengths = np.zeros(len(tokens), dtype=np.int64)
-    for i, toks in enumerate(tokens):
-        lengths[i] = len(toks)
+def _rows(tokens: Iterable[Sequence[str]], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Doc-major CSR of term counts for ``tokens`` (consumed once, so a generator
+    keeps only one passage's list alive); new tokens are added to ``vocab``."""
+    flat = array("l")
+    lengths = array("l")
+    for toks in tokens:
+        lengths.append(len(toks))
         for t in toks:
             tid = vocab.get(t)
             if tid is None:
                 tid = vocab[t] = len(vocab)
             flat.append(tid)
+    n = len(lengths)
     if not flat:
-        return np.zeros(len(tokens) + 1, dtype=np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)
-    doc = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
-    keys, counts = np.unique(doc * len(vocab) + np.asarray(flat, dtype=np.int64), return_counts=True)
+        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)
+    doc = np.repeat(np.arange(n, dtype=np.int64), np.frombuffer(lengths, dtype=np.int64))
+    keys, counts = np.unique(doc * len(vocab) + np.frombuffer(flat, dtype=np.int64), return_counts=True)
     rows, terms = np.divmod(keys, len(vocab))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(tokens)))])
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
     return indptr, terms.astype(np.int32), counts.astype(np.int32)
 
 
