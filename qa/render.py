@@ -12,6 +12,7 @@ as a single HTML block and no Markdown or LaTeX rule can rewrite it.
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote, unquote
@@ -20,7 +21,8 @@ from .types import Answer, Document, Hit, Passage
 
 CITE_PREFIX = "#qa-cite:"  # href of a citation link; the page script turns a click into "open article"
 CITED_ID = "qa-cited"  # id of the <mark> around the cited span in the article viewer
-PASSAGE_CHARS = 220  # a passage longer than this is shown shortened around its first keyword
+PASSAGE_CHARS = 120  # a passage longer than this is shown shortened around its first keyword
+EXAMPLE_CHARS = 26  # longest subject named in an example question
 
 
 def esc(text: str) -> str:
@@ -102,7 +104,8 @@ def _cite_link(rank: int, hit: Hit) -> str:
 
 
 def _excerpt(text: str, words: Sequence[str], limit: int = PASSAGE_CHARS) -> str:
-    """The passage, shortened around its first keyword when it is long."""
+    """The passage on one line, shortened around its first keyword when it is long."""
+    text = text.replace("\r", " ").replace("\n", " ")  # same length: offsets still hold
     spans = _spans(text, words)
     if len(text) <= limit:
         return mark_spans(text, spans)
@@ -163,17 +166,15 @@ def render_article(doc: Document, start: int, end: int, words: Sequence[str]) ->
         return mark_spans(text[lo:hi], inner)
 
     meta = [m for m in (doc.source, doc.date) if m]
-    header = f'<div class="qa-art-title">{esc(doc.title)}</div>'
-    if meta:
-        header += f'<div class="qa-meta">{" · ".join(esc(m) for m in meta)}</div>'
-    if doc.url:
-        header += f'<div class="qa-meta">{esc(doc.url)}</div>'
     if end > start:
-        header += f'<div class="qa-meta">引用位置：字符 {start}–{end}（已高亮）</div>'
+        meta.append(f"引用：字符 {start}–{end}")
         body = f'{clip(0, start)}<mark id="{CITED_ID}" class="qa-cited">{clip(start, end)}</mark>{clip(end, len(text))}'
     else:
         body = clip(0, len(text))
-    return f'<div class="qa-article">{header}<div class="qa-art-body">{body}</div></div>'
+    header = f'<div class="qa-art-title">{esc(doc.title)}</div><div class="qa-meta">{" · ".join(esc(m) for m in meta)}</div>'
+    if doc.url:
+        header += f'<div class="qa-meta qa-url">{esc(doc.url)}</div>'
+    return f'<div class="qa-article"><div class="qa-art-head">{header}</div><div class="qa-art-body">{body}</div></div>'
 
 
 def render_notice(message: str) -> str:
@@ -182,14 +183,19 @@ def render_notice(message: str) -> str:
 
 
 def example_questions(titles: Sequence[str], limit: int = 3) -> list[str]:
-    """Questions about the collection's own articles, so the examples always have answers."""
+    """Questions about the collection's own articles, so the examples always have answers.
+
+    Each names the most telling short part of a title (the longest piece
+    between separators that fits on an example card).
+    """
     out = []
     for title in titles:
-        title = " ".join(title.split())
-        if not title:
+        parts = [p.lstrip("记") for p in re.split(r"[\s—–:：|｜·]+", title) if p]
+        fitting = [p for p in parts if 2 <= len(p) <= EXAMPLE_CHARS]
+        if not parts:
             continue
-        short = title if len(title) <= 24 else title[:24] + "…"
-        out.append(f"《{short}》讲了什么？")
+        subject = max(fitting, key=len) if fitting else parts[0][:EXAMPLE_CHARS]
+        out.append(f"介绍一下{subject}")
         if len(out) == limit:
             break
     return out
@@ -248,6 +254,26 @@ def report_text(report: Any, titles: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+# Page script: a click on a citation link hands it to the hidden "open" button (see ui.py).
+HEAD = """<script>
+document.addEventListener('click', function (ev) {
+  var a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#qa-cite:"]') : null;
+  if (!a) return;
+  ev.preventDefault(); ev.stopPropagation();
+  window.qaCite = a.getAttribute('href');
+  var b = document.getElementById('qa-open');
+  if (b && b.tagName !== 'BUTTON') b = b.querySelector('button');
+  if (b) b.click();
+}, true);
+</script>"""
+
+# Runs in the article panel after each update: bring the cited span into view.
+SCROLL_JS = """watch('value', () => {
+  const m = element.querySelector('#qa-cited');
+  if (m) m.scrollIntoView({block: 'start', behavior: 'instant'});
+});"""
+
+
 CSS = """
 .gradio-container { max-width: 1400px !important; }
 #qa-header .qa-head { display: flex; align-items: baseline; gap: 14px; padding: 4px 2px; }
@@ -263,18 +289,24 @@ CSS = """
 .qa-src { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 6px 10px; background: var(--background-fill-secondary); }
 .qa-src-head { font-size: .88rem; font-weight: 600; }
 .qa-meta { font-size: .75rem; color: var(--body-text-color-subdued); }
-.qa-passage { font-size: .86rem; line-height: 1.6; margin-top: 2px; }
+.qa-passage { font-size: .86rem; line-height: 1.6; margin-top: 2px; display: -webkit-box; -webkit-line-clamp: 2;
+  -webkit-box-orient: vertical; overflow: hidden; }
 a.qa-cite { text-decoration: none !important; font-weight: 600; font-size: .8em; color: var(--color-accent) !important;
   padding: 0 2px; margin: 0 1px; border-radius: 4px; cursor: pointer; vertical-align: super; }
 .qa-src-head a.qa-cite { vertical-align: baseline; font-size: .9em; }
 a.qa-cite:hover { background: var(--color-accent-soft); }
 mark.qa-kw { background: #fde68a; color: inherit; padding: 0 1px; border-radius: 2px; }
-#qa-article { height: 75vh; overflow-y: auto; border: 1px solid var(--border-color-primary); border-radius: 12px;
-  padding: 14px 18px; background: var(--background-fill-primary); }
+#qa-article .qa-article { height: 72vh; overflow-y: auto; border: 1px solid var(--border-color-primary);
+  border-radius: 12px; padding: 0 18px 14px; background: var(--background-fill-primary); }
+.qa-art-head { position: sticky; top: 0; z-index: 1; padding: 12px 0 8px; background: var(--background-fill-primary);
+  border-bottom: 1px solid var(--border-color-primary); }
+.qa-empty { padding-top: 14px !important; }
+.qa-url { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .qa-art-title { font-size: 1.1rem; font-weight: 650; margin-bottom: 2px; }
 .qa-art-body { margin-top: 10px; line-height: 1.85; font-size: .95rem; }
-mark.qa-cited { background: #ccfbf1; color: inherit; border-bottom: 2px solid #14b8a6; padding: 1px 0; }
-.qa-cited mark.qa-kw { background: #fcd34d; }
+mark.qa-cited { background: #ccfbf1; color: inherit; padding: 2px 0; scroll-margin-top: 90px; }
+.qa-art-body mark.qa-kw { background: #fef3c7; }
+.qa-art-body .qa-cited mark.qa-kw { background: #fcd34d; }
 .qa-empty { color: var(--body-text-color-subdued); }
 .qa-error { color: #b91c1c; margin: 0 !important; }
 .qa-doclist table { width: 100%; border-collapse: collapse; font-size: .9rem; }

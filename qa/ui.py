@@ -3,8 +3,8 @@
 gradio is imported inside functions so ``qa --help`` stays instant. All HTML
 comes from ``render.py``, which escapes every piece of document text; the chat
 component additionally sanitises. A click on a citation ``[n]`` is caught by a
-small page script (``HEAD``) that hands the citation to a hidden button, whose
-event opens the article in the side panel and scrolls the cited span into view.
+small page script (``render.HEAD``) that hands the citation to a hidden button,
+whose event opens the article in the side panel and scrolls the cited span into view.
 """
 
 from __future__ import annotations
@@ -25,25 +25,6 @@ from .errors import IndexMissing, QAError, UsageError
 
 CONCURRENCY = 4  # questions answered at once; the Bot is thread-safe for reads
 STAGES = {"embed": "嵌入段落", "load": "读取文档", "chunk": "切分段落", "index": "写入索引"}
-
-HEAD = """<script>
-document.addEventListener('click', function (ev) {
-  var a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#qa-cite:"]') : null;
-  if (!a) return;
-  ev.preventDefault(); ev.stopPropagation();
-  window.qaCite = a.getAttribute('href');
-  var b = document.getElementById('qa-open');
-  if (b && b.tagName !== 'BUTTON') b = b.querySelector('button');
-  if (b) b.click();
-}, true);
-</script>"""
-
-# Runs in the article panel after each update: bring the cited span into view.
-SCROLL_JS = """watch('value', () => {
-  const m = element.querySelector('#qa-cited');
-  if (m) m.scrollIntoView({block: 'center', behavior: 'instant'});
-});"""
-
 
 def admin_ok(settings: Settings, password: str | None) -> bool:
     """Admin actions need a configured password, typed correctly (constant-time compare)."""
@@ -77,6 +58,20 @@ def keywords(query: str) -> list[str]:
     return _keywords(query)
 
 
+def public_json(answer: Any) -> dict:
+    """`qa ask --json` for the web: the same keys, but no server file paths.
+
+    A path is the server's business, and gradio_client would take any dict
+    with a string "path" for a file to download (and fail with 403).
+    """
+    from .pipeline import answer_to_json
+
+    data = answer_to_json(answer)
+    for citation in data["citations"]:
+        citation["path"] = None
+    return data
+
+
 class Chat:
     """The event handlers, bound to one Bot; plain methods so tests can call them."""
 
@@ -87,8 +82,6 @@ class Chat:
     # -- chat ----------------------------------------------------------------
     def reply(self, message: str, messages: list[dict] | None) -> tuple[list[dict], dict, str, str]:
         """One chat turn: (messages, answer JSON, cleared input, article panel)."""
-        from .pipeline import answer_to_json
-
         messages = list(messages or [])
         question = (message or "").strip()
         if not question:
@@ -97,7 +90,7 @@ class Chat:
         try:
             answer = self.bot.ask(question, render.earlier_questions(messages))
             words = keywords(answer.query)
-            content, data = render.render_answer(answer, words), answer_to_json(answer)
+            content, data = render.render_answer(answer, words), public_json(answer)
             valid = [h for h in answer.hits if render.is_valid(h)]
             if valid and not answer.abstained:
                 top = valid[0]
@@ -128,15 +121,11 @@ class Chat:
 
     def ask(self, question: str, history: list[str] | None = None) -> dict:
         """API: the `qa ask --json` answer to a question; history = earlier questions."""
-        from .pipeline import answer_to_json
-
-        return answer_to_json(self.bot.ask(question, list(history or [])))
+        return public_json(self.bot.ask(question, list(history or [])))
 
     def search(self, query: str, k: int = 5) -> dict:
         """API: the top-k passages for a query, no follow-up folding; same shape as ask."""
-        from .pipeline import answer_to_json
-
-        return answer_to_json(self.bot.ask(query, [], k=max(1, int(k))))
+        return public_json(self.bot.ask(query, [], k=max(1, int(k))))
 
     # -- documents -------------------------------------------------------------
     def documents(self) -> list[dict]:
@@ -255,7 +244,7 @@ def build_app(bot: Any, settings: Settings) -> Any:
                         new = gr.Button("新对话", variant="secondary", scale=1, min_width=70, elem_id="qa-new")
                 with gr.Column(scale=5, min_width=340):
                     article = gr.HTML(render.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。"),
-                                      elem_id="qa-article", js_on_load=SCROLL_JS, max_height=None)
+                                      elem_id="qa-article", js_on_load=render.SCROLL_JS, max_height=None)
             cite = gr.Textbox(visible="hidden", elem_id="qa-cite-box")
             opener = gr.Button("open", visible="hidden", elem_id="qa-open")
             data = gr.JSON(visible="hidden")
@@ -283,6 +272,8 @@ def build_app(bot: Any, settings: Settings) -> Any:
         send.click(chat.reply, ask_in, ask_out, api_visibility="private")
         def pick(event: gr.SelectData) -> str:
             return event.value["text"]
+
+        pick.__annotations__ = {"event": gr.SelectData, "return": str}  # resolvable without module-level gradio
 
         chatbot.example_select(pick, None, box, api_visibility="private").then(
             chat.reply, ask_in, ask_out, api_visibility="private")
@@ -324,7 +315,7 @@ def launch_options(settings: Settings) -> dict:
     theme = gr.themes.Soft(primary_hue="teal", neutral_hue="slate", font=fonts,
                            font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
     return dict(
-        server_name=settings.host, server_port=settings.port, share=False, theme=theme, css=render.CSS, head=HEAD,
+        server_name=settings.host, server_port=settings.port, share=False, theme=theme, css=render.CSS, head=render.HEAD,
         max_file_size=f"{settings.max_upload_mb}mb", footer_links=["api"], enable_monitoring=False,
         mcp_server=False, ssr_mode=False, pwa=False, run_history=False, show_error=True,
     )

@@ -140,7 +140,10 @@ def test_report_text_names_documents_by_title():
 
 
 def test_example_questions_come_from_the_collection():
-    assert render.example_questions(["甲文章", "", "乙文章", "丙", "丁"]) == ["《甲文章》讲了什么？", "《乙文章》讲了什么？", "《丙》讲了什么？"]
+    titles = ["党建工作在路上 人民群众放心上 — 记滨州经济技术开发区交警大队党支部", "", "山东临沂蒙阴交警大队:多彩党建文化",
+              "常德公安交警直属一大队开展文明单位创建工作成效显著", "第四篇"]
+    assert render.example_questions(titles) == [
+        "介绍一下滨州经济技术开发区交警大队党支部", "介绍一下山东临沂蒙阴交警大队", "介绍一下常德公安交警直属一大队开展文明单位创建工作成效显著"]
 
 
 def test_safe_name_keeps_only_a_harmless_last_component():
