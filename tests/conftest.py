@@ -33,3 +33,27 @@ def shared_dir() -> Path:
 def eval_rows(shared_dir: Path) -> list[dict]:
     path = shared_dir / "eval" / "questions.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A small real sentence-transformers model: mean of per-character vectors.
+
+    Pipeline mechanics (incremental builds, removal, locking, JSON shapes) do
+    not depend on retrieval quality, and this model loads and encodes in
+    milliseconds through the same resolution code as any local model. Quality
+    is tested with the bundled multilingual-e5-small.
+    """
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    chars = sorted({c for f in SEEDS.iterdir() for c in f.read_text(encoding="utf-8") if not c.isspace()})
+    vocab = {"[UNK]": 0, **{c: i + 1 for i, c in enumerate(chars)}}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    weights = np.random.default_rng(7).normal(size=(len(vocab), 32)).astype(np.float32)
+    path = tmp_path_factory.mktemp("models") / "tiny-chars"
+    SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights)], device="cpu").save(str(path))
+    return path

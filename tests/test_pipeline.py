@@ -1,0 +1,140 @@
+"""Builds and questions through Bot, with a small real model for speed.
+
+Incremental behaviour is proved by counting the texts that reach the
+encoder: a real encoder wrapped so every call is recorded.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa.config import Settings
+from qa.embed import load_encoder
+from qa.errors import IndexBusy, IndexMissing, UsageError
+from qa.index import Builder
+from qa.pipeline import Bot, answer_to_json
+
+
+class Counting:
+    """Delegates to a real encoder and records how many passages it encoded."""
+
+    def __init__(self, encoder):
+        self._encoder = encoder
+        self.passages: list[str] = []
+
+    def __getattr__(self, name):
+        return getattr(self._encoder, name)
+
+    def encode_passages(self, texts, progress=None):
+        self.passages.extend(texts)
+        return self._encoder.encode_passages(texts, progress=progress)
+
+
+@pytest.fixture
+def corpus(tmp_path, seeds_dir) -> Path:
+    folder = tmp_path / "articles"
+    shutil.copytree(seeds_dir, folder)
+    return folder
+
+
+@pytest.fixture
+def make_bot(tmp_path, tiny_model_dir):
+    def make(**changes) -> Bot:
+        settings = Settings.load(index_dir=tmp_path / "index", model=str(tiny_model_dir)).with_(**changes)
+        return Bot(settings, encoder=Counting(load_encoder(settings)))
+
+    return make
+
+
+def test_incremental_build_embeds_only_what_changed(make_bot, corpus):
+    bot = make_bot()
+    first = bot.build([corpus])
+    assert len(first.added) == 5 and first.embedded == len(bot.encoder.passages) > 0
+    assert first.passages == sum(d.passages for d in bot.documents())
+
+    again = make_bot().build([corpus])
+    assert again.embedded == 0 and len(again.unchanged) == 5 and not again.added
+
+    # change one article, delete another, add a new one
+    changed = sorted(corpus.iterdir())[1]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n\n新增的一段话说明了这次修改的内容。\n", encoding="utf-8")
+    deleted = sorted(corpus.iterdir())[2]
+    deleted.unlink()
+    (corpus / "new.txt").write_text("新文章标题\n\n这是一篇新加入的文章，讲述交警大队开展安全宣传的情况。", encoding="utf-8")
+    bot = make_bot()
+    third = bot.build([corpus])
+    assert len(third.updated) == 1 and len(third.removed) == 1 and len(third.added) == 1
+    assert len(third.unchanged) == 3
+    # only passages whose text is new reach the encoder: the new article and the changed tail
+    assert 0 < third.embedded == len(bot.encoder.passages) < first.embedded / 3
+    titles = {d.title for d in bot.documents()}
+    assert "新文章标题" in titles and len(titles) == 5
+
+
+def test_documents_from_elsewhere_survive_a_rescan(make_bot, corpus, tmp_path):
+    bot = make_bot()
+    bot.build([corpus])
+    extra = tmp_path / "extra.txt"
+    extra.write_text("另一份材料\n\n这份材料来自另一个文件夹，重建时不能丢失。", encoding="utf-8")
+    assert len(bot.build([extra], add_only=True).added) == 1
+    report = bot.build([corpus])
+    assert not report.removed and len(bot.documents()) == 6
+
+
+def test_model_or_chunking_change_forces_full_rebuild(make_bot, corpus):
+    make_bot().build([corpus])
+    bot = make_bot(chunk_size=200, chunk_max=300)
+    report = bot.build([corpus])
+    assert "chunking" in report.full_rebuild_reason
+    assert report.embedded > 0
+
+    other = make_bot(model="")  # the bundled model
+    report = other.build([corpus])
+    assert "embedding model changed" in report.full_rebuild_reason
+    assert other.documents() and report.embedded > 0
+
+
+def test_remove_and_clear_errors(make_bot, corpus):
+    bot = make_bot()
+    with pytest.raises(IndexMissing, match="qa build"):
+        bot.ask("交警")
+    bot.build([corpus])
+    doc_id = bot.documents()[0].doc_id
+    assert bot.remove([doc_id]).removed == [doc_id]
+    assert doc_id not in {d.doc_id for d in bot.documents()}
+    with pytest.raises(UsageError, match="qa docs"):
+        bot.remove(["no-such-doc"])
+    with pytest.raises(UsageError, match="empty"):
+        bot.ask("   ")
+
+
+def test_second_build_is_refused_while_one_runs(make_bot, corpus):
+    bot = make_bot()
+    bot.build([corpus])
+    with Builder(bot.settings.index_dir):
+        with pytest.raises(IndexBusy, match="build"):
+            bot.build([corpus])
+    assert bot.build([corpus]).embedded == 0  # the lock is released afterwards
+
+
+def test_answer_json_shape_and_citations_are_true_slices(make_bot, corpus):
+    bot = make_bot()
+    bot.build([corpus])
+    result = answer_to_json(bot.ask("海陵巡特警大队党总支有多少名党员？", k=3))
+    assert set(result) == {"question", "query", "abstained", "signals", "encoder", "lead", "citations"}
+    assert len(result["citations"]) <= 3
+    for c in result["citations"]:
+        assert set(c) >= {"rank", "doc_id", "title", "source", "date", "url", "path", "text", "start", "end", "score"}
+        assert bot.document(c["doc_id"]).text[c["start"] : c["end"]] == c["text"]
+    for sentence in result["lead"]:
+        assert sentence["text"] in result["citations"][sentence["citation"] - 1]["text"]
+
+
+def test_follow_up_folds_in_the_previous_question(make_bot, corpus):
+    bot = make_bot()
+    bot.build([corpus])
+    result = bot.ask("那海陵巡特警大队呢？", history=["滨州开发区交警大队有多少名党员民警？"])
+    assert result.query == "海陵巡特警大队有多少名党员民警？"
