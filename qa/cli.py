@@ -214,6 +214,19 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     run(_settings(ctx, host=host, port=port))
 
 
+@cli.command()
+@click.option("--passages", "n_passages", type=int, default=100_000, show_default=True,
+              help="Size of the generated collection for the scale figures.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def bench(ctx: click.Context, n_passages: int, as_json: bool) -> None:
+    """Measure speed and memory: encoder, retrieval, add-one-document, cold start."""
+    from .bench import format_report, run
+
+    report = run(_settings(ctx), n_passages, log=lambda msg: click.echo(msg, err=True))
+    click.echo(json.dumps(report, ensure_ascii=False, indent=1) if as_json else format_report(report))
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point; ``args`` lets tests call the CLI in-process."""
     cli.main(args=args, prog_name="qa", standalone_mode=True)
