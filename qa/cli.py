@@ -79,9 +79,9 @@ def build(ctx: click.Context, paths: tuple[Path, ...], add_only: bool, full: boo
     if add_only and not paths:
         raise click.UsageError("--add needs the files to add.")
     bot = _bot(settings)
-    click.echo(f"Model: {bot.encoder_name}", err=True)
     report = bot.build(list(paths) or None, add_only=add_only, full=full, progress=_progress())
     click.echo(report.summary())
+    click.echo(f"Model: {bot.encoder_name}", err=True)
 
 
 @cli.command()

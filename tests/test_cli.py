@@ -1,0 +1,99 @@
+"""The qa command in-process (click's runner) and, where start-up matters, as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from qa.cli import cli
+
+
+@pytest.fixture
+def env(tmp_path, seeds_dir, tiny_model_dir, monkeypatch):
+    seeds = tmp_path / "seeds"
+    shutil.copytree(seeds_dir, seeds)
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("QA_SEEDS_DIR", str(seeds))
+    monkeypatch.setenv("QA_MODEL", str(tiny_model_dir))
+    return tmp_path
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def test_help_is_instant_and_imports_nothing_heavy():
+    code = "import sys, qa.cli; heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'gradio', 'jieba') if m in sys.modules]; print(heavy)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    result = subprocess.run([sys.executable, "-m", "qa", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "ask" in result.stdout and "build" in result.stdout
+
+
+def test_ask_before_any_build_builds_the_seeds_first(env):
+    result = run("ask", "海陵巡特警大队党总支有多少名党员？")
+    assert result.exit_code == 0, result.output
+    assert "No index yet" in result.stderr and "building it from" in result.stderr
+    assert "[1]" in result.stdout and "模型: tiny-chars" in result.stdout
+
+
+def test_ask_json_reads_questions_from_stdin_one_per_line(env):
+    run("build")
+    result = run("ask", "--json", "-k", "2", "-", input="蒙阴交警大队的党建品牌叫什么？\n\n今天的天气怎么样？\n")
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2
+    for line, question in zip(lines, ["蒙阴交警大队的党建品牌叫什么？", "今天的天气怎么样？"]):
+        obj = json.loads(line)
+        assert obj["question"] == question and isinstance(obj["abstained"], bool)
+        assert obj["encoder"] == "tiny-chars" and len(obj["citations"]) <= 2
+        for c in obj["citations"]:
+            assert {"rank", "doc_id", "title", "source", "date", "url", "path", "text", "start", "end", "score"} <= set(c)
+
+
+def test_docs_lists_every_document(env):
+    run("build")
+    docs = json.loads(run("docs", "--json").stdout)
+    assert len(docs) == 5
+    assert {"doc_id", "title", "source", "date", "path", "passages"} <= set(docs[0])
+    assert any(d["date"] == "2023-08-15" and d["source"] == "人民视点" for d in docs)
+    plain = run("docs").stdout
+    assert all(d["doc_id"] in plain for d in docs)
+
+
+def test_remove_then_docs(env):
+    run("build")
+    doc_id = json.loads(run("docs", "--json").stdout)[0]["doc_id"]
+    assert run("remove", doc_id).exit_code == 0
+    assert doc_id not in run("docs").stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["build", "/no/such/folder"], "does not exist"),
+        (["remove", "nope"], "No index yet"),
+        (["eval", "/no/such.jsonl"], "Cannot read"),
+        (["ask", "-k", "0", "交警"], "Top-k"),
+    ],
+)
+def test_errors_are_one_clear_line(env, args, message):
+    result = run(*args)
+    assert result.exit_code != 0
+    assert message in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_damaged_index_says_how_to_recover(env):
+    run("build")
+    index = env / "index"
+    for faiss_file in index.rglob("vectors.faiss"):
+        faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    result = run("ask", "交警")
+    assert result.exit_code != 0 and "qa build --full" in result.stderr
+    assert run("build", "--full").exit_code == 0
+    assert run("ask", "交警").exit_code == 0
