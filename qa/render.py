@@ -248,13 +248,17 @@ def report_text(report: Any, titles: dict[str, str]) -> str:
     for label, ids in (("新增", report.added), ("更新", report.updated), ("删除", report.removed)):
         if ids:
             lines.append(f"{label} {len(ids)} 篇：{names(ids)}")
-    lines.append(f"未变 {len(report.unchanged)} 篇；本次嵌入 {report.embedded} 段。")
+    if report.unchanged:
+        lines.append(f"未变 {len(report.unchanged)} 篇")
+    total = getattr(report, "passages", None)
+    lines.append(f"本次嵌入 {report.embedded} 段" + (f"；索引共 {total} 段。" if total else "。"))
     for skip in report.skipped:
         lines.append(f"跳过 {Path(skip.path).name}：{skip.reason}")
     return "\n".join(lines)
 
 
-# Page script: a click on a citation link hands it to the hidden "open" button (see ui.py).
+# Page script: a click on a citation hands it to the hidden "open" button (see ui.py); new replies
+# are scrolled to their top.
 HEAD = """<script>
 document.addEventListener('click', function (ev) {
   var a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#qa-cite:"]') : null;
@@ -265,6 +269,20 @@ document.addEventListener('click', function (ev) {
   if (b && b.tagName !== 'BUTTON') b = b.querySelector('button');
   if (b) b.click();
 }, true);
+/* Like ChatGPT: a new reply is shown from its question down, not scrolled to its end. */
+window.qaSeen = 0;
+new MutationObserver(function () {
+  var replies = document.querySelectorAll('#qa-chat .qa-reply');
+  if (replies.length === window.qaSeen) return;
+  var grew = replies.length > window.qaSeen;
+  window.qaSeen = replies.length;
+  if (!grew) return;
+  var users = document.querySelectorAll('#qa-chat .user-row');
+  var reply = users.length ? users[users.length - 1] : replies[replies.length - 1], box = reply.parentElement;
+  while (box && !(box.scrollHeight > box.clientHeight + 4 && /(auto|scroll)/.test(getComputedStyle(box).overflowY)))
+    box = box.parentElement;
+  if (box) box.scrollTop += reply.getBoundingClientRect().top - box.getBoundingClientRect().top - 12;
+}).observe(document.documentElement, {childList: true, subtree: true});
 </script>"""
 
 # Runs in the article panel after each update: bring the cited span into view.
@@ -309,7 +327,9 @@ mark.qa-cited { background: #ccfbf1; color: inherit; padding: 2px 0; scroll-marg
 .qa-art-body .qa-cited mark.qa-kw { background: #fcd34d; }
 .qa-empty { color: var(--body-text-color-subdued); }
 .qa-error { color: #b91c1c; margin: 0 !important; }
-.qa-doclist table { width: 100%; border-collapse: collapse; font-size: .9rem; }
-.qa-doclist th, .qa-doclist td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--border-color-primary); }
+.qa-doclist table { width: 100%; border-collapse: collapse; font-size: .9rem; border: none !important; }
+.qa-doclist th, .qa-doclist td { text-align: left; padding: 6px 8px; border: none !important;
+  border-bottom: 1px solid var(--border-color-primary) !important; }
+.qa-doclist th { font-weight: 600; color: var(--body-text-color-subdued); }
 .qa-doclist td.num { text-align: right; } .qa-doclist td.id { font-family: var(--font-mono); font-size: .75rem; }
 """

@@ -137,12 +137,17 @@ class Chat:
         keys = ("doc_id", "title", "source", "date", "url", "passages")
         return [{k: getattr(info, k, None) for k in keys} for info in infos]
 
-    def doc_view(self) -> tuple[str, Any]:
+    def doc_view(self) -> tuple[str, list[tuple[str, str]]]:
+        """The documents table and the remove picker's choices (label, doc_id)."""
+        docs = self.documents()
+        return render.render_documents(docs), [(f"{d['title']}（{d['doc_id'][:12]}）", d["doc_id"]) for d in docs]
+
+    def _after(self, text: str) -> tuple[str, str, Any]:
+        """Outputs of an admin action: its report, the refreshed table and picker."""
         import gradio as gr
 
-        docs = self.documents()
-        choices = [(f"{d['title']}（{d['doc_id'][:8]}）", d["doc_id"]) for d in docs]
-        return render.render_documents(docs), gr.Dropdown(choices=choices, value=None)
+        table, choices = self.doc_view()
+        return text, table, gr.Dropdown(choices=choices, value=None)
 
     def _check(self, password: str | None) -> None:
         import gradio as gr
@@ -194,7 +199,7 @@ class Chat:
             report = self.bot.build(paths, add_only=add_only, progress=step)
         except QAError as error:
             raise gr_error(str(error)) from None
-        return (render.report_text(report, self._titles()), *self.doc_view())
+        return self._after(render.report_text(report, self._titles()))
 
     def remove(self, doc_id: str | None, password: str) -> tuple[str, str, Any]:
         """Admin: remove a document from the index (and its file, if it was uploaded)."""
@@ -209,7 +214,7 @@ class Chat:
             raise gr_error(str(error)) from None
         if self.uploads.resolve() in path.resolve().parents and path.exists():
             path.unlink()  # else the next rebuild would add it back
-        return (render.report_text(report, titles), *self.doc_view())
+        return self._after(render.report_text(report, titles))
 
 
 def gr_error(message: str) -> Exception:
@@ -232,7 +237,7 @@ def build_app(bot: Any, settings: Settings) -> Any:
             with gr.Row(equal_height=False):
                 with gr.Column(scale=6, min_width=420):
                     chatbot = gr.Chatbot(
-                        elem_id="qa-chat", show_label=False, height="68vh", render_markdown=False,
+                        elem_id="qa-chat", show_label=False, height="68vh", render_markdown=False, autoscroll=False,
                         sanitize_html=True, allow_tags=False, latex_delimiters=[], feedback_options=None,
                         buttons=["copy"], placeholder="向文档库提问，回答会注明出处。",
                         examples=[{"text": q} for q in render.example_questions(titles)],
@@ -249,7 +254,7 @@ def build_app(bot: Any, settings: Settings) -> Any:
             opener = gr.Button("open", visible="hidden", elem_id="qa-open")
             data = gr.JSON(visible="hidden")
         with gr.Tab("文档", id="docs"):
-            docs_html, picker = chat.doc_view()
+            docs_html, choices = chat.doc_view()
             with gr.Row():
                 password = gr.Textbox(label="管理员密码", type="password", scale=3, interactive=admin,
                                       placeholder="输入后才能上传、删除、重建" if admin else "未设置 QA_ADMIN_PASSWORD，管理功能已关闭")
@@ -261,7 +266,7 @@ def build_app(bot: Any, settings: Settings) -> Any:
                                     file_count="multiple", file_types=_suffixes(), type="filepath", elem_id="qa-upload")
                     up = gr.Button("上传并加入索引", variant="primary", interactive=False, elem_id="qa-upload-btn")
                 with gr.Column():
-                    picker = gr.Dropdown(label="选择要删除的文档", choices=picker.choices, elem_id="qa-picker")
+                    picker = gr.Dropdown(label="选择要删除的文档", choices=choices, value=None, elem_id="qa-picker")
                     rm = gr.Button("删除所选文档", variant="stop", interactive=False, elem_id="qa-remove-btn")
                     rb = gr.Button("重建索引（增量）", interactive=False, elem_id="qa-rebuild-btn")
             listing = gr.HTML(docs_html, elem_id="qa-docs")
@@ -290,9 +295,17 @@ def build_app(bot: Any, settings: Settings) -> Any:
         password.submit(unlocked, password, [status, up, rm, rb], api_visibility="private")
         admin_out = [status, listing, picker]
         lim = {"concurrency_limit": 1, "concurrency_id": "admin"}
-        up.click(chat.upload, [files, password], admin_out, api_name="upload", **lim)
+
+        def upload(files: list[str] | None, password: str, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
+            return chat.upload(files, password, progress)
+
+        def rebuild(password: str, progress=gr.Progress()):  # noqa: B008
+            return chat.rebuild(password, progress)
+
+        up.click(upload, [files, password], admin_out, api_name="upload", **lim)
         rm.click(chat.remove, [picker, password], admin_out, api_name="remove", **lim)
-        rb.click(chat.rebuild, password, admin_out, api_name="rebuild", **lim)
+        rb.click(rebuild, password, admin_out, api_name="rebuild", **lim)
+        app.load(lambda: chat._after("")[1:], None, [listing, picker], api_visibility="private")  # fresh list per visit
         gr.api(chat.ask, api_name="ask")
         gr.api(chat.search, api_name="search")
         gr.api(chat.documents, api_name="documents")

@@ -129,3 +129,10 @@ def test_upload_then_ask_then_remove(app, client, tmp_path):
 def test_rebuild_is_incremental(client):
     report, listing, _ = client.predict(PASSWORD, api_name="/rebuild")
     assert "本次嵌入 0 段" in report and "未变" in report
+
+
+def test_upload_over_the_size_limit_is_refused(client, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_bytes(("超大文件。" * 1_500_000).encode("utf-8"))  # ~22 MB > QA_MAX_UPLOAD_MB=20
+    with pytest.raises(Exception, match="(?i)size|超过"):
+        client.predict([handle_file(str(big))], PASSWORD, api_name="/upload")

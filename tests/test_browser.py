@@ -73,19 +73,6 @@ def ask(page: Page, question: str) -> None:
     expect(page.locator("#qa-chat .qa-reply")).to_have_count(before + 1, timeout=60_000)
 
 
-def show_top_of_last_reply(page: Page) -> None:
-    """Scroll the chat so the last question and the start of its reply are in view (for screenshots)."""
-    page.wait_for_timeout(800)  # let the chat's own autoscroll finish first
-    page.evaluate("""() => {
-        const reply = [...document.querySelectorAll('#qa-chat .qa-reply')].pop();
-        let box = reply.parentElement;
-        while (box && !(box.scrollHeight > box.clientHeight + 4 && /(auto|scroll)/.test(getComputedStyle(box).overflowY)))
-            box = box.parentElement;
-        if (box) box.scrollTop += reply.getBoundingClientRect().top - box.getBoundingClientRect().top - 90;
-    }""")
-    page.wait_for_timeout(300)
-
-
 def test_page_loads_offline_with_examples_and_model(page):
     expect(page.locator("#qa-header")).to_contain_text("嵌入模型")
     examples = page.get_by_role("button", name=re.compile("Select example"))
@@ -109,23 +96,26 @@ def test_asks_and_shows_a_cited_answer(page):
     expect(reply.locator(".qa-src").first).to_contain_text("蒙阴")
     expect(reply.locator("mark.qa-kw").first).to_be_visible()
     expect(page.locator("#qa-article #qa-cited")).to_be_visible()  # the top citation opens by itself
+    expect(page.locator("#qa-chat .qa-reply").last.locator(".qa-lead")).to_be_in_viewport()  # read from the top
     OUT.mkdir(exist_ok=True)
-    show_top_of_last_reply(page)
+    page.wait_for_timeout(300)
     page.screenshot(path=str(OUT / "chat-answer.png"))
 
 
 def test_citation_opens_the_article_with_the_passage_highlighted_in_view(page):
     reply = page.locator("#qa-chat .qa-reply").last
-    last = reply.locator(".qa-src a.qa-cite").last
-    title = reply.locator(".qa-src .qa-title").last.inner_text()
-    last.click()
+    card = reply.locator(".qa-src").last
+    title = card.locator(".qa-title").inner_text()
+    where = re.search(r"字符 \d+–\d+", card.locator(".qa-meta").inner_text()).group(0)
+    card.locator("a.qa-cite").click()
     panel = page.locator("#qa-article")
+    expect(panel.locator(".qa-art-head")).to_contain_text(where)
     expect(panel.locator(".qa-art-title")).to_have_text(title)
     cited = panel.locator("#qa-cited")
     expect(cited).to_be_visible()
     expect(cited).to_be_in_viewport()
-    passage = reply.locator(".qa-src .qa-passage").last.inner_text().strip("… ")
-    assert passage[:20].replace(" ", "") in cited.inner_text().replace("\n", "").replace(" ", "")
+    words = [w for w in re.split(r"[…\s]+", card.locator(".qa-passage").inner_text()) if len(w) >= 8]
+    assert words and words[len(words) // 2] in cited.inner_text().replace("\n", " ")
     page.screenshot(path=str(OUT / "chat-citation.png"))
 
 
@@ -160,6 +150,7 @@ def test_admin_uploads_a_document_and_sees_it_listed(page, tmp_path):
     doc.write_text("柳荫社区开设老年书法班\n\n柳荫社区老年书法班每周三上午上课，由书法家韩青授课。", encoding="utf-8")
     upload(page, doc)
     expect(page.locator("#qa-docs")).to_contain_text("柳荫社区开设老年书法班")
+    page.screenshot(path=str(OUT / "documents.png"))
 
 
 def test_markup_in_an_uploaded_article_shows_as_text_and_runs_nothing(page, tmp_path):
