@@ -22,9 +22,11 @@ from typing import Any, Sequence
 from . import render
 from .config import Settings
 from .errors import IndexMissing, QAError, UsageError
+from .text import keywords
 
 CONCURRENCY = 4  # questions answered at once; the Bot is thread-safe for reads
 STAGES = {"embed": "嵌入段落", "load": "读取文档", "chunk": "切分段落", "index": "写入索引"}
+
 
 def admin_ok(settings: Settings, password: str | None) -> bool:
     """Admin actions need a configured password, typed correctly (constant-time compare)."""
@@ -50,12 +52,6 @@ def safe_name(name: str, suffixes: Sequence[str]) -> str:
         )
     stem = re.sub(r"[^\w\-.]+", "_", stem, flags=re.UNICODE).strip("._ ")[:80] or "upload"
     return stem + suffix
-
-
-def keywords(query: str) -> list[str]:
-    from .text import keywords as _keywords
-
-    return _keywords(query)
 
 
 def public_json(answer: Any) -> dict:
