@@ -53,7 +53,7 @@ def _grid(bot: Bot, rows: list[dict], found: list) -> None:
     unans = [s for r, s in zip(rows, signals) if r.get("answer") is None]
     ans = [s for r, s in zip(rows, signals) if r.get("answer") is not None]
     print("unanswerable signals:", sorted((s["coverage"], s["dense"]) for s in unans))
-    print("lowest answerable coverage:", sorted((s["coverage"], s["dense"]) for s in ans)[:8])
+    print("lowest answerable coverage:", sorted((s["coverage"] or 0.0, s["dense"]) for s in ans)[:8])
     print(f"{'min_cov':>8}{'weak_cov':>9}{'min_dense':>10}  abstained unanswerable / answerable")
     saved = retrieve.MIN_COVERAGE, retrieve.WEAK_COVERAGE, retrieve.MIN_DENSE
     try:

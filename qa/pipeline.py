@@ -189,7 +189,7 @@ class Bot:
             hits=hits,
             lead=lead,
             encoder=self.encoder.name,
-            signals={"coverage": round(cover, 3), "dense": round(retrieve.best_dense(dense), 3)},
+            signals={"coverage": None if cover is None else round(cover, 3), "dense": round(retrieve.best_dense(dense), 3)},
         )
 
     # -- build -------------------------------------------------------------

@@ -15,6 +15,8 @@ import unicodedata
 from typing import Sequence
 
 # Function words, question words and fillers that carry no topic. Numbers are kept.
+# Deictic time words (今天, 现在) point at the asker's present, not at anything an
+# archived article is about, so they must not count as evidence of an answer.
 STOP_WORDS: frozenset[str] = frozenset(
     """
     的 了 是 在 和 与 及 或 也 都 就 还 又 而 并 且 但 但是 而且 并且 以及 或者 还是 因为 所以 如果 虽然
@@ -23,6 +25,7 @@ STOP_WORDS: frozenset[str] = frozenset(
     自己 有 没 没有 不 很 最 更 会 能 要 想 可以 可能 应该 就是 已经 曾经 一 一个 一些 等 等等 请 请问 告诉
     什么 多少 几 哪 哪个 哪些 哪里 哪儿 哪位 哪年 哪天 谁 怎么 怎么样 怎样 如何 为何 为什么 何时 何地 是否
     是不是 有没有 多 多久 多大 几个 几次 几年 几名
+    今天 明天 昨天 现在
     a an the of to in on at by for with from and or but is are was were be been being do does did
     what which who whom whose when where why how it its this that these those i you he she we they me my your
     our their there here as if than then so not no can could would should will shall may might must about

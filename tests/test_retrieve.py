@@ -12,12 +12,15 @@ def _hit(start: int, end: int, score: float, ordinal: int = 0) -> Hit:
     return Hit(passage=passage, document=DOC, score=score)
 
 
-def test_weighted_fusion_normalises_each_list_by_its_best():
-    fused = retrieve.fuse_weighted([(1, 0.9), (2, 0.45)], [(2, 10.0), (3, 5.0)], weight=0.5)
+def test_weighted_fusion_min_max_normalises_each_list():
+    dense = [(1, 0.90), (2, 0.86), (3, 0.80)]  # e5 cosines: close together
+    keyword = [(2, 10.0), (3, 6.0), (4, 2.0)]
+    fused = retrieve.fuse_weighted(dense, keyword, weight=0.5)
     assert fused[1] == 0.5  # best dense, absent from BM25
-    assert fused[2] == 0.25 + 0.5  # half the best dense, best BM25
-    assert fused[3] == 0.25
+    assert abs(fused[2] - (0.5 * 0.6 + 0.5)) < 1e-9  # 0.86 sits 60% up the dense range
+    assert fused[3] == 0.25 and fused[4] == 0.0
     assert max(fused, key=fused.get) == 2
+    assert retrieve.fuse_weighted(dense, keyword, weight=1.0)[1] == 1.0  # weight 1: dense alone
 
 
 def test_rrf_rewards_agreement():
@@ -45,6 +48,19 @@ def test_coverage_weights_rare_words_more():
     assert weights["北京"] > weights["交警"]
     assert retrieve.coverage(["北京", "交警"], weights, ["交警大队"]) < 0.5
     assert retrieve.coverage(["北京", "交警"], weights, ["北京交警"]) == 1.0
+
+
+def test_coverage_without_words_defers_to_the_dense_score():
+    assert retrieve.coverage([], {}, ["任何文字"]) is None
+    assert retrieve.decide(None, retrieve.MIN_DENSE - 0.01)
+    assert not retrieve.decide(None, retrieve.MIN_DENSE + 0.01)
+
+
+def test_a_mis_cut_name_gets_partial_credit():
+    weights = {"魏舒史": 1.0}
+    assert retrieve.coverage(["魏舒史"], weights, ["魏舒,字阳元。史称其……"]) == 0.5  # 魏舒 found, 舒史 not
+    assert retrieve.coverage(["北京市"], {"北京市": 1.0}, ["南京的交警"]) == 0.0
+    assert retrieve.coverage(["password"], {"password": 1.0}, ["http://pass.sw/ordinary"]) == 0.0
 
 
 def test_abstention_thresholds_direction():

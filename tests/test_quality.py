@@ -1,0 +1,52 @@
+"""Retrieval quality with the bundled model, on the public set and on CMRC 2018.
+
+These are the acceptance figures of the retrieval issue, asserted so a
+change that loses quality fails CI. They load the real model and build real
+indexes (about two minutes in all on 2 cores), hence the slow mark.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.config import Settings
+from qa.evaluate import read_rows, score
+from qa.pipeline import Bot, answer_to_json
+
+pytestmark = pytest.mark.slow
+
+
+def _evaluate(bot: Bot, rows: list[dict]) -> dict:
+    return score(rows, [answer_to_json(bot.ask(r["question"])) for r in rows])
+
+
+@pytest.fixture(scope="module")
+def seeds_bot(tmp_path_factory, seeds_dir) -> Bot:
+    bot = Bot(Settings.load(index_dir=tmp_path_factory.mktemp("seeds-index"), model=""))
+    bot.build([seeds_dir])
+    return bot
+
+
+def test_public_questions(seeds_bot, shared_dir):
+    report = _evaluate(seeds_bot, read_rows(shared_dir / "eval" / "questions.jsonl"))
+    assert report["hit@1"] >= 0.95 and report["hit@5"] >= 0.98, report
+    assert report["kinds"]["paraphrase"]["hit@1"] >= 0.90, report
+    assert report["abstained_unanswerable"] >= 3 and report["abstained_answerable"] <= 1, report
+    assert report["lead"] >= 0.85, report
+
+
+def test_the_readme_question_cites_the_brand_first(seeds_bot):
+    result = seeds_bot.ask("蒙阴交警大队的党建品牌叫什么？")
+    assert not result.abstained
+    assert "情满崮乡、平安畅行" in result.hits[0].passage.text
+    assert "情满崮乡、平安畅行" in "".join(s.text for s in result.lead)
+    assert result.encoder == "multilingual-e5-small"
+
+
+def test_cmrc_trial_in_another_domain(tmp_path_factory, shared_dir):
+    cmrc = shared_dir / "eval" / "cmrc2018-trial"
+    bot = Bot(Settings.load(index_dir=tmp_path_factory.mktemp("cmrc-index"), model=""))
+    report = bot.build([cmrc / "docs"])
+    assert len(report.added) == 256 and not report.skipped
+    figures = _evaluate(bot, read_rows(cmrc / "questions.jsonl"))
+    assert figures["hit@1"] >= 0.975 and figures["hit@5"] >= 0.99, figures
