@@ -80,28 +80,35 @@ def merge_overlaps(hits: Sequence[Hit]) -> list[Hit]:
     """Merge hits from one document whose spans overlap.
 
     Passages share a sentence of overlap, so two neighbouring hits would show
-    that sentence twice. The merged hit spans both, keeps the better score,
-    and stays a true slice of the cleaned article.
+    that sentence twice. A merged hit spans all the passages it joins (a
+    later hit can bridge two earlier ones), keeps the place and score of the
+    best, and stays a true slice of the cleaned article.
     """
     merged: list[Hit] = []
     for hit in hits:  # best first
-        for i, kept in enumerate(merged):
-            a, b = kept.passage, hit.passage
-            if a.doc_id == b.doc_id and b.start < a.end and a.start < b.end:
-                start, end = min(a.start, b.start), max(a.end, b.end)
-                first = a if a.start <= b.start else b
-                passage = replace(
-                    first,
-                    start=start,
-                    end=end,
-                    text=kept.document.text[start:end],
-                    ordinal=min(a.ordinal, b.ordinal),
-                )
-                merged[i] = replace(kept, passage=passage)
-                break
-        else:
+        touching = [i for i, kept in enumerate(merged) if _overlap(kept.passage, hit.passage)]
+        if not touching:
             merged.append(hit)
+            continue
+        joined = merged[touching[0]]
+        for i in touching[1:]:
+            joined = _join(joined, merged[i])
+        merged[touching[0]] = _join(joined, hit)
+        for i in reversed(touching[1:]):
+            del merged[i]
     return merged
+
+
+def _overlap(a: Passage, b: Passage) -> bool:
+    return a.doc_id == b.doc_id and b.start < a.end and a.start < b.end
+
+
+def _join(kept: Hit, other: Hit) -> Hit:
+    a, b = kept.passage, other.passage
+    start, end = min(a.start, b.start), max(a.end, b.end)
+    first = a if a.start <= b.start else b
+    passage = replace(first, start=start, end=end, text=kept.document.text[start:end], ordinal=min(a.ordinal, b.ordinal))
+    return replace(kept, passage=passage, score=max(kept.score, other.score))
 
 
 def idf_weights(words: Sequence[str], doc_freq: Callable[[str], int], total: int) -> dict[str, float]:

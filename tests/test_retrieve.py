@@ -38,6 +38,12 @@ def test_overlapping_passages_merge_into_one_true_slice():
     assert merged[0].score == 0.9  # the better score is kept
 
 
+def test_a_later_hit_bridging_two_earlier_ones_merges_all_three():
+    merged = retrieve.merge_overlaps([_hit(0, 4, 0.9, 0), _hit(8, 16, 0.8, 2), _hit(2, 10, 0.7, 1)])
+    assert [(h.passage.start, h.passage.end, h.score) for h in merged] == [(0, 16, 0.9)]
+    assert merged[0].passage.text == TEXT
+
+
 def test_disjoint_passages_stay_apart():
     merged = retrieve.merge_overlaps([_hit(0, 4, 0.9), _hit(8, 12, 0.5)])
     assert len(merged) == 2
