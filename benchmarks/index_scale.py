@@ -12,7 +12,6 @@ model is involved: this measures the storage layer alone.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import resource
 import shutil
@@ -26,56 +25,17 @@ import numpy as np
 
 from qa.index import Builder, open_index
 from qa.keyword import KeywordIndex
-from qa.types import Document, Passage
+from qa.synthetic import PER_DOC, clustered_corpus, make_doc, stats, unit
+from qa.synthetic import timed as run_timed
 from qa.vectors import VectorIndex, nlist_for
 
 DIM = 384
-PER_DOC = 10
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
-def corpus(n: int, seed: int = 0):
-    """(documents with passages, vectors, tokens), deterministic."""
-    rng = np.random.default_rng(seed)
-    chars = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
-    vocab = [chars[i % 3000] + chars[(i * 7919) % 3000] for i in range(40_000)]
-    p = 1.0 / np.arange(1, len(vocab) + 1) ** 1.05
-    p /= p.sum()
-    lengths = rng.integers(60, 180, n)
-    flat = rng.choice(len(vocab), size=int(lengths.sum()), p=p)
-    tokens, pos = [], 0
-    for length in lengths:
-        tokens.append([vocab[j] for j in flat[pos : pos + length]])
-        pos += length
-    centres = unit(rng.standard_normal((max(n // 50, 8), DIM)))
-    vectors = unit(centres[rng.integers(0, len(centres), n)] + 0.6 * rng.standard_normal((n, DIM)) / np.sqrt(DIM))
-    docs = [make_doc(f"gen-{d:06d}", tokens[d * PER_DOC : (d + 1) * PER_DOC]) for d in range((n + PER_DOC - 1) // PER_DOC)]
-    return docs, vectors, tokens
-
-
-def make_doc(doc_id: str, token_lists: list[list[str]]) -> tuple[Document, list[Passage]]:
-    texts = ["".join(t) + "。" for t in token_lists]
-    text = "".join(texts)
-    doc = Document(doc_id=doc_id, path=f"/generated/{doc_id}.txt", title=doc_id, text=text,
-                   content_hash=hashlib.sha256(text.encode()).hexdigest(), source="generated")
-    passages, pos = [], 0
-    for i, t in enumerate(texts):
-        passages.append(Passage(doc_id, i, t, pos, pos + len(t)))
-        pos += len(t)
-    return doc, passages
 
 
 def timed(fn, repeat: int) -> tuple[float, float]:
     """p50, p95 in milliseconds."""
-    times = []
-    for i in range(repeat):
-        start = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000), float(np.percentile(times, 95) * 1000)
+    figures = stats(run_timed(fn, repeat))
+    return figures["p50"], figures["p95"]
 
 
 def cold_start(index_dir: Path, query: list[float], tokens: list[str]) -> dict:
@@ -126,7 +86,7 @@ def main() -> None:
         print(f"  {name:<48} {value}", flush=True)
 
     start = time.perf_counter()
-    docs, vectors, tokens = corpus(n + PER_DOC)  # the last document is the one added later
+    docs, vectors, tokens = clustered_corpus(n + PER_DOC, DIM)  # the last document is the one added later
     extra_doc, extra_vec, extra_tok = docs.pop(), vectors[n:], tokens[n:]
     print(f"generated {n} passages in {time.perf_counter() - start:.1f} s")
     root = args.keep or Path(tempfile.mkdtemp(prefix="qa-bench-"))
@@ -178,7 +138,7 @@ def main() -> None:
             if change == "add":
                 builder.add_document(*extra_doc, extra_vec, extra_tok)
             elif change == "replace":
-                builder.add_document(*make_doc(docs[0][0].doc_id, tokens[1:3]), vectors[1:3], tokens[1:3])
+                builder.add_document(*make_doc(docs[0][0].doc_id, ["".join(t) + "。" for t in tokens[1:3]]), vectors[1:3], tokens[1:3])
             else:
                 builder.remove_document(docs[1][0].doc_id)
             builder.commit(manifest)

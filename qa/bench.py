@@ -1,0 +1,324 @@
+"""``qa bench``: speed and memory, measured side by side with the plain alternatives.
+
+Why side by side: this machine is shared and noisy, so an absolute figure
+alone means little; hybrid retrieval is also timed against plain exact FAISS
+and plain BM25 over the same passages in the same run, and our encoder
+against sentence-transformers alone on the same passages and threads.
+
+The collection of N passages is generated from the seeds (see
+``synthetic.py``) with generated vectors of the active model's dimension;
+every BM25, FAISS, store and fusion step runs for real. It is built once
+into ``<cache>/bench/`` and reused while N, the model and the chunking stay
+the same. Subprocess figures (cold start, web start) re-run the real
+commands. ``report`` is plain JSON-able data; ``format_report`` prints it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import coldstart, retrieve, synthetic, text
+from .config import Settings
+from .synthetic import stats, timed
+
+Log = Callable[[str], None]
+ROUNDS = 200  # retrieval timings per collection
+ASKS = 30  # end-to-end questions per collection
+
+
+def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
+    """All figures as a dict (see ``format_report`` for their meaning)."""
+    from .chunk import chunk_document
+    from .load import load_documents
+    from .pipeline import Bot, index_text
+
+    started = time.perf_counter()
+    report: dict = {"n": n_passages, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    bot = Bot(settings)
+    log("loading the embedding model")
+    t = time.perf_counter()
+    encoder = bot.encoder
+    report["model"] = {"name": encoder.name, "dim": encoder.dim, "backend": getattr(encoder, "backend", "?"),
+                       "load_s": round(time.perf_counter() - t, 2)}
+    docs, _ = load_documents([Path(settings.seeds_dir)])
+    pairs = [(d, p) for d in docs for p in chunk_document(d, settings.chunk_size, settings.chunk_max, settings.chunk_overlap)]
+    texts = [index_text(d, p) for d, p in pairs]
+    log(f"encoder throughput on {len(texts)} seed passages")
+    report["encoder"], seed_vectors = _encoder(encoder, texts)
+    pool = synthetic.sentence_pool(docs, [p for _, p in pairs])
+    questions = synthetic.queries(pool)
+    report["encoder"]["query"] = stats(timed(lambda i: encoder.encode_queries([questions[i % len(questions)]]), 30))
+    qvecs = encoder.encode_queries(questions)
+
+    root = Path(settings.cache_dir) / "bench"
+    seeds_dir = _seed_index(bot, root, texts, seed_vectors, settings)
+    log(f"retrieval at the seeds' size ({len(texts)} passages)")
+    report["seeds"] = _collection(Bot(settings.with_(index_dir=seeds_dir), encoder=encoder), questions, qvecs)
+    log(f"collection of {n_passages} generated passages")
+    big_dir, report["generate"] = _big_index(bot, root, pool, seed_vectors, n_passages, log)
+    big = Bot(settings.with_(index_dir=big_dir), encoder=encoder)
+    log(f"retrieval at {n_passages} passages")
+    report["big"] = _collection(big, questions, qvecs)
+    log("adding one document")
+    report["add"] = _add_one(big, settings, docs)
+    log("cold starts (qa ask in a new process)")
+    report["cold"] = {"seeds": coldstart.ask(settings, seeds_dir, questions, 3),
+                      "big": coldstart.ask(settings, big_dir, questions, 2)}
+    log("web app start to first answer")
+    report["web"] = coldstart.serve(settings, seeds_dir, questions[0])
+    report["rss_mib"] = {"ask_big": report["cold"]["big"]["rss_mib"],
+                         "bench": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    report["load_after"] = os.getloadavg()[0]
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    report["targets"] = targets(report)
+    return report
+
+
+# -- encoder ---------------------------------------------------------------------------
+def _encoder(encoder, texts: list[str], passes: int = 1) -> tuple[dict, np.ndarray]:
+    """Passages/second through ``Encoder``, and through sentence-transformers alone
+    (its torch model, ``encode`` with its defaults) on the same passages, same process."""
+    from .embed import _load_st
+
+    out: dict[str, np.ndarray] = {}
+    encoder.encode_passages(texts[:8])  # warm-up: first calls allocate
+    ours = timed(lambda i: out.__setitem__("v", encoder.encode_passages(texts)), passes)
+    plain_model, _ = _load_st(Path(encoder.location), encoder.identity, "torch")
+    prompt = getattr(encoder, "passage_prompt", None)
+    plain_model.encode(texts[:8], prompt_name=prompt, show_progress_bar=False)
+    theirs = timed(lambda i: plain_model.encode(texts, prompt_name=prompt, normalize_embeddings=True,
+                                                show_progress_bar=False), passes)
+    figures = {"passages": len(texts), "ours_per_s": _rates(len(texts), ours), "plain_per_s": _rates(len(texts), theirs),
+               "ratio": round(float(np.median(theirs) / np.median(ours)), 3)}
+    return figures, out["v"]
+
+
+def _rates(count: int, seconds: list[float]) -> dict:
+    per_s = sorted(count / s for s in seconds)
+    return {"p50": round(float(np.median(per_s)), 2), "worst": round(per_s[0], 2), "n": len(per_s)}
+
+
+# -- indexes ---------------------------------------------------------------------------
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _seed_index(bot, root: Path, texts: list[str], vectors: np.ndarray, settings: Settings) -> Path:
+    """The seeds indexed with the active model (their vectors are already known: no second encoding)."""
+    from .index import EmbeddingCache
+    from .pipeline import Bot
+
+    index_dir = root / f"seeds-{_key(bot.manifest())}"
+    EmbeddingCache(index_dir).put(bot.encoder.identity, texts, vectors)
+    Bot(settings.with_(index_dir=index_dir), encoder=bot.encoder).build([Path(settings.seeds_dir)])
+    return index_dir
+
+
+def _big_index(bot, root: Path, pool, seed_vectors: np.ndarray, n: int, log: Log) -> tuple[Path, dict]:
+    """The generated collection, built through ``Builder`` once and reused while its key holds."""
+    from .errors import QAError
+    from .index import Builder, open_index
+
+    index_dir = root / f"n{n}-{_key(bot.manifest(), n, synthetic.VERSION)}"
+    try:
+        with open_index(index_dir) as index:
+            if index.passage_count() == n:
+                return index_dir, {"cached": True, "kind": index.manifest["vectors"]["kind"]}
+    except QAError:
+        pass
+    shutil.rmtree(index_dir, ignore_errors=True)
+    start = time.perf_counter()
+    with Builder(index_dir, fresh=True) as builder:
+        for d, (doc, passages, vectors, tokens) in enumerate(synthetic.seed_collection(pool, seed_vectors, n)):
+            builder.add_document(doc, passages, vectors, tokens)
+            if d and d % max(1, n // synthetic.PER_DOC // 5) == 0:
+                log(f"  {d * synthetic.PER_DOC} passages stored")
+        stored = time.perf_counter()
+        log("  writing FAISS and BM25 indexes")
+        builder.commit(bot.manifest())
+    done = time.perf_counter()
+    with open_index(index_dir) as index:
+        kind = index.manifest["vectors"]["kind"]
+    return index_dir, {"cached": False, "store_s": round(stored - start, 1), "commit_s": round(done - stored, 1), "kind": kind}
+
+
+# -- retrieval -------------------------------------------------------------------------
+def _collection(bot, questions: list[str], qvecs: np.ndarray) -> dict:
+    """Retrieval with the query already encoded (the path of ``Bot.answer``), the plain
+    alternatives over the same passages, and ``Bot.ask`` end to end."""
+    from .followup import interpret
+    from .keyword import KeywordIndex
+    from .pipeline import MAX_QUESTION_CHARS, Candidates
+    from .store import Store
+    from .vectors import VectorIndex
+
+    index = bot.index()
+    q = len(questions)
+    parts: dict[str, list[float]] = {"dense": [], "keyword": [], "fusion": [], "total": []}
+    abstained = 0
+
+    def retrieval(i: int) -> None:
+        nonlocal abstained
+        question = questions[i % q]
+        t0 = time.perf_counter()
+        query = interpret(question[:MAX_QUESTION_CHARS], [])
+        dense = index.search_dense(qvecs[i % q], retrieve.CANDIDATES)
+        t1 = time.perf_counter()
+        keyword = index.search_keyword(text.tokenize(query), retrieve.CANDIDATES)
+        t2 = time.perf_counter()
+        abstained += bot.answer(Candidates(question, query, index, dense, keyword)).abstained
+        t3 = time.perf_counter()
+        for name, seconds in (("dense", t1 - t0), ("keyword", t2 - t1), ("fusion", t3 - t2), ("total", t3 - t0)):
+            parts[name].append(seconds)
+
+    timed(retrieval, 20)  # warm-up: pages of the mmapped BM25 matrix, store caches
+    parts = {k: [] for k in parts}
+    abstained = 0
+    timed(retrieval, ROUNDS)
+    dim = int(index.manifest["vectors"]["dim"])
+    store = Store(index.index_dir / index.manifest["store"], readonly=True)
+    ids, vectors = store.vectors(index.generation, dim)
+    store.close()
+    flat = VectorIndex.build(ids, vectors, dim, kind="flat")
+    del vectors
+    plain_bm25 = KeywordIndex.load(index.index_dir / "snapshots" / index.version / "bm25", mmap=False)
+    faiss_times = timed(lambda i: flat.search(qvecs[i % q], retrieve.CANDIDATES), ROUNDS)
+    bm25_times = timed(lambda i: plain_bm25.search(text.tokenize(questions[i % q]), retrieve.CANDIDATES), ROUNDS)
+    del flat, plain_bm25
+    asks = timed(lambda i: bot.ask(questions[i % q]), ASKS)
+    out = {name: stats(seconds) for name, seconds in parts.items()}
+    out.update(passages=index.passage_count(), kind=index.manifest["vectors"]["kind"],
+               abstained=round(abstained / ROUNDS, 2), plain_faiss=stats(faiss_times), plain_bm25=stats(bm25_times),
+               ask=stats(asks))
+    out["ratio"] = round(out["total"]["p50"] / (out["plain_faiss"]["p50"] + out["plain_bm25"]["p50"]), 2)
+    return out
+
+
+class _TimedEncoder:
+    """Delegates to the real encoder and adds up the time spent encoding passages."""
+
+    def __init__(self, encoder) -> None:
+        self._encoder = encoder
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(self._encoder, name)
+
+    def encode_passages(self, texts, progress=None):
+        start = time.perf_counter()
+        try:
+            return self._encoder.encode_passages(texts, progress=progress)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def _add_one(big, settings: Settings, docs, rounds: int = 2) -> dict:
+    """``Bot.build --add`` of one new article into the N index, then its removal."""
+    from .pipeline import Bot
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp:
+        for r in range(rounds):
+            encoder = _TimedEncoder(big.encoder)
+            bot = Bot(big.settings, encoder=encoder)
+            stamp = time.time_ns()
+            src = docs[r % len(docs)]
+            path = Path(tmp) / f"added-{r}.txt"
+            path.write_text(f"{src.title}（补充材料 {stamp}）\n\n本文为补充材料，编号{stamp}。\n\n{src.text}\n", encoding="utf-8")
+            start = time.perf_counter()
+            report = bot.build([path], add_only=True)
+            total = time.perf_counter() - start
+            start = time.perf_counter()
+            bot.remove(report.added)
+            rows.append({"total_s": round(total, 2), "encode_s": round(encoder.seconds, 2),
+                         "rest_s": round(total - encoder.seconds, 2), "embedded": report.embedded,
+                         "remove_s": round(time.perf_counter() - start, 2)})
+    return {"rounds": rows, "rest_s": round(float(np.median([r["rest_s"] for r in rows])), 2)}
+
+
+# -- targets and the table ---------------------------------------------------------------
+def targets(report: dict) -> list[dict]:
+    """The issue's targets beside the figures; ``ok`` is None when a figure is missing."""
+    big, n = report.get("big", {}), report["n"]
+    enc, add = report.get("encoder", {}), report.get("add", {})
+    cold = report.get("cold", {}).get("seeds", {}).get("wall", {}).get("p50")
+    rows = [
+        (f"retrieval p50 at {n} (query encoded)", "<= 30 ms", big.get("total", {}).get("p50"), 30, "ms"),
+        (f"retrieval p95 at {n}", "<= 80 ms", big.get("total", {}).get("p95"), 80, "ms"),
+        ("hybrid / (plain FAISS + plain BM25), p50", "<= 1.5x", big.get("ratio"), 1.5, "x"),
+        (f"add one document to {n}, beyond its encoding", "<= 2 s", add.get("rest_s"), 2, "s"),
+        ("qa ask cold start at the seeds' size, p50", "<= 4 s", cold / 1000 if cold else None, 4, "s"),
+        (f"peak RSS of qa ask at {n}", "<= 2048 MiB", report.get("rss_mib", {}).get("ask_big"), 2048, "MiB"),
+    ]
+    out = [{"name": name, "target": target, "value": value, "unit": unit, "ok": None if value is None else value <= limit}
+           for name, target, value, limit, unit in rows]
+    ratio = enc.get("ratio")
+    out.append({"name": "encoder throughput vs sentence-transformers alone", "target": ">= 0.8x", "value": ratio,
+                "unit": "x", "ok": None if ratio is None else ratio >= 0.8})
+    return out
+
+
+def format_report(report: dict) -> str:
+    """A readable table: figures, then the targets with PASS/MISS."""
+    lines: list[str] = []
+    row = lambda name, value: lines.append(f"  {name:<52} {value}")  # noqa: E731
+    ms = lambda s: f"{s['p50']:.2f} / {s['p95']:.2f} ms"  # noqa: E731
+    m, enc = report["model"], report["encoder"]
+    lines.append(f"qa bench: {m['name']} (dim {m['dim']}, {m['backend']}), {report['cpus']} CPUs, "
+                 f"load average {report['load_before']:.1f} -> {report['load_after']:.1f}, {report['seconds']:.0f} s in all")
+    lines.append("Timings are p50 / p95 over repeated calls.")
+    lines.append("\nEncoder (the seeds' real passages):")
+    row("model load", f"{m['load_s']:.1f} s")
+    row(f"passages/s, {enc['passages']} passages, ours (p50, worst)", f"{enc['ours_per_s']['p50']} ({enc['ours_per_s']['worst']})")
+    row("passages/s, sentence-transformers alone (torch)", f"{enc['plain_per_s']['p50']} ({enc['plain_per_s']['worst']})")
+    row("one query encoded", ms(enc["query"]))
+    gen = report["generate"]
+    for key, label in (("seeds", "the seeds"), ("big", f"{report['n']} passages")):
+        c = report[key]
+        lines.append(f"\nRetrieval at {label} ({c['passages']} passages, FAISS {c['kind']}):")
+        if key == "big":
+            how = "reused from the cache" if gen["cached"] else f"built: store {gen['store_s']} s + commit {gen['commit_s']} s"
+            lines.append(f"  generated from the seeds' sentences; vectors generated ({m['dim']} dims), {how}")
+        row("hybrid retrieval, query already encoded", ms(c["total"]))
+        row("  of which FAISS (Index.search_dense)", ms(c["dense"]))
+        row("  of which BM25 incl. jieba (Index.search_keyword)", ms(c["keyword"]))
+        row("  of which fusion, store lookups, abstention, lead", ms(c["fusion"]))
+        row("plain exact FAISS (IndexFlatIP), same vectors", ms(c["plain_faiss"]))
+        row("plain bm25s scoring incl. jieba, same tokens", ms(c["plain_bm25"]))
+        row("hybrid / (plain FAISS + plain BM25), p50", f"{c['ratio']}x")
+        row("qa ask in one process (Bot.ask, with encoding)", ms(c["ask"]))
+    lines.append(f"\nAdding one document to {report['n']} passages (Bot.build --add, then qa remove):")
+    for r in report["add"]["rounds"]:
+        row(f"{r['embedded']} passages: total / encoding / rest", f"{r['total_s']} / {r['encode_s']} / {r['rest_s']} s")
+        row("  removing it again", f"{r['remove_s']} s")
+    lines.append("\nCold start (new process, existing index):")
+    for key, label in (("seeds", "the seeds"), ("big", f"{report['n']} passages")):
+        c = report["cold"][key]
+        row(f"qa ask --json at {label}, wall", f"{c['wall']['p50'] / 1000:.2f} / {c['wall']['p95'] / 1000:.2f} s"
+            + (f"  ERRORS: {c['errors']}" if c["errors"] else ""))
+    web = report["web"]
+    if "first_answer_s" in web:
+        row("qa serve: start -> listening -> first answer", f"{web['ready_s']} s -> {web['first_answer_s']} s")
+    else:
+        row("qa serve: start to first answer", web.get("skipped") or web.get("error"))
+    lines.append("\nMemory (peak RSS):")
+    row(f"qa ask at {report['n']} passages", f"{report['rss_mib']['ask_big']} MiB")
+    if web.get("rss_mib"):
+        row("qa serve at the seeds' size", f"{web['rss_mib']} MiB")
+    row("this benchmark process (generation, builds)", f"{report['rss_mib']['bench']} MiB")
+    lines.append("\nTargets:")
+    for t in report["targets"]:
+        verdict = "----" if t["ok"] is None else ("PASS" if t["ok"] else "MISS")
+        value = "?" if t["value"] is None else f"{t['value']:g} {t['unit']}"
+        lines.append(f"  {verdict}  {t['name']:<50} {value:>12}  (target {t['target']})")
+    return "\n".join(lines)

@@ -1,0 +1,246 @@
+"""Faults and bad input: killed builds, damaged index files, odd files and odd questions.
+
+Every case ends the same way: the user gets an answer or one clear line (never
+a traceback), and nothing already indexed is lost. The small real model
+(``tiny_model_dir``) keeps the in-process cases fast; builds that must die by
+SIGKILL run in a subprocess.
+
+How a kill lands at a named point: the subprocess runs the real ``qa build``
+with one library function wrapped (in the test's own script, not in product
+code) so the process SIGKILLs itself when the build reaches that point. That
+is deterministic, unlike timing a kill from outside, and the process dies
+exactly as it would from ``kill -9``: no cleanup, no ``finally``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from qa.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTION = "海陵巡特警大队党总支有多少名党员？"
+
+
+def run(*args: str, input: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def one_clear_line(result) -> str:
+    """The error a user sees: non-zero exit, one line on stderr, no traceback."""
+    assert result.exit_code != 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def doc_ids() -> list[str]:
+    result = run("docs", "--json")
+    assert result.exit_code == 0, result.output
+    return sorted(d["doc_id"] for d in json.loads(result.stdout))
+
+
+def answers(question: str = QUESTION) -> dict:
+    result = run("ask", "--json", question)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def env(tmp_path, seeds_dir, tiny_model_dir, monkeypatch) -> Path:
+    """QA_* pointing at a temporary copy of the seeds, an index folder and the tiny model."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(seeds_dir, corpus)
+    values = {"QA_INDEX_DIR": str(tmp_path / "index"), "QA_SEEDS_DIR": str(corpus),
+              "QA_MODEL": str(tiny_model_dir), "QA_BACKEND": "torch", "HF_HUB_OFFLINE": "1"}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return tmp_path
+
+
+@pytest.fixture
+def built(env) -> Path:
+    result = run("build")
+    assert result.exit_code == 0, result.output
+    return env
+
+
+# -- builds killed with SIGKILL -----------------------------------------------------
+KILL_AT = {
+    # during embedding: the encoder has started on the changed documents
+    "embedding": ("qa.embed", "Encoder", "encode_passages"),
+    # during the index write: vectors.faiss is written, the BM25 files are not
+    "index-write": ("qa.keyword", "KeywordIndex", "save"),
+    # during the store commit: the snapshot is complete, the store transaction is not committed
+    "store-commit": ("qa.store", "Store", "commit"),
+    # after the store commit, before CURRENT names the new snapshot
+    "switch": ("qa.index", None, "_replace_current"),
+}
+
+KILLER = """
+import importlib, os, signal, sys
+module, owner, name = sys.argv[1:4]
+target = importlib.import_module(module)
+holder = getattr(target, owner) if owner != "-" else target
+original = getattr(holder, name)
+def die(*args, **kwargs):
+    if name == "commit" and not args[0]._con.in_transaction:
+        return original(*args, **kwargs)  # the build's own store only: it holds a transaction
+    print("KILLING", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+setattr(holder, name, die)
+from qa.cli import main
+main(sys.argv[4:])
+"""
+
+
+def killed_build(point: str, *args: str) -> subprocess.CompletedProcess:
+    module, owner, name = KILL_AT[point]
+    cmd = [sys.executable, "-c", KILLER, module, owner or "-", name, "build", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ), cwd=ROOT)
+
+
+def ask_subprocess() -> dict:
+    result = subprocess.run([sys.executable, "-m", "qa", "ask", "--json", QUESTION], capture_output=True,
+                            text=True, timeout=300, env=dict(os.environ), cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", list(KILL_AT))
+def test_build_killed_at_any_point_leaves_the_previous_index_answering(built, point):
+    before = doc_ids()
+    index_dir = Path(os.environ["QA_INDEX_DIR"])
+    current = (index_dir / "CURRENT").read_text()
+    corpus = Path(os.environ["QA_SEEDS_DIR"])
+    changed = sorted(corpus.iterdir())[0]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\n\n本段为新增内容，说明构建被中断后的恢复。\n", encoding="utf-8")
+    (corpus / "new.txt").write_text("新增文章\n\n交警大队开展夜间巡逻，守护群众平安出行。", encoding="utf-8")
+
+    died = killed_build(point)
+    assert died.returncode == -signal.SIGKILL, (died.returncode, died.stdout, died.stderr)
+    assert "KILLING" in died.stdout
+    assert (index_dir / "CURRENT").read_text() == current  # the switch never happened
+
+    data = ask_subprocess()  # a fresh process reads the previous index
+    assert data["citations"] and not data["abstained"]
+    assert doc_ids() == before
+
+    again = run("build")  # the next build completes: removes the leftovers, takes the lock
+    assert again.exit_code == 0, again.output
+    assert "1 added, 1 updated" in again.stdout
+    assert len(doc_ids()) == len(before) + 1
+    assert answers()["citations"]
+    snapshots = sorted(p.name for p in (index_dir / "snapshots").iterdir())
+    assert len(snapshots) <= 2, snapshots  # the dead build's partial snapshot was collected
+
+
+# -- damaged index files ------------------------------------------------------------------
+def snapshot(index_dir: Path) -> Path:
+    return index_dir / "snapshots" / (index_dir / "CURRENT").read_text().strip()
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def scribble(path: Path) -> None:
+    """Same size, garbled header: only the content is wrong."""
+    data = bytearray(path.read_bytes())
+    data[:64] = b"\x13" * min(64, len(data))
+    path.write_bytes(bytes(data))
+
+
+def store_file(index_dir: Path) -> Path:
+    return index_dir / json.loads((snapshot(index_dir) / "manifest.json").read_text())["store"]
+
+
+DAMAGE = {
+    "vectors truncated": (lambda d: snapshot(d) / "vectors.faiss", truncate),
+    "vectors garbled": (lambda d: snapshot(d) / "vectors.faiss", scribble),
+    "store truncated": (store_file, truncate),
+    "store garbled": (store_file, scribble),
+    "manifest truncated": (lambda d: snapshot(d) / "manifest.json", truncate),
+    "manifest missing": (lambda d: snapshot(d) / "manifest.json", lambda p: p.unlink()),
+    "bm25 scores truncated": (lambda d: snapshot(d) / "bm25" / "data.csc.index.npy", truncate),
+    "bm25 vocabulary garbled": (lambda d: snapshot(d) / "bm25" / "vocab.index.json", scribble),
+    "CURRENT names nothing": (lambda d: d / "CURRENT", lambda p: p.write_text("999999\n")),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_index_gives_one_clear_line_and_build_full_recovers(built, damage):
+    before = doc_ids()
+    index_dir = Path(os.environ["QA_INDEX_DIR"])
+    locate, harm = DAMAGE[damage]
+    path = locate(index_dir)
+    assert path.exists(), f"{path} not in the index layout any more: update this test"
+    harm(path)
+    line = one_clear_line(run("ask", "--json", QUESTION))
+    assert "qa build" in line
+    rebuilt = run("build", "--full")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert doc_ids() == before
+    assert answers()["citations"]
+
+
+# -- a document that changes while it is built ----------------------------------------------
+def test_a_document_changing_during_the_build_is_indexed_whole_and_caught_up_next_time(built, monkeypatch):
+    import qa.load
+
+    corpus = Path(os.environ["QA_SEEDS_DIR"])
+    target = sorted(corpus.iterdir())[3]
+    original = target.read_text(encoding="utf-8")
+    version_a = original + "\n\n第一版补充：巡逻队共有十二名队员。\n"
+    version_b = "修改后的标题\n\n第二版正文：巡逻队扩编到二十名队员，并新增了夜间岗位。\n" + original
+    target.write_text(version_a, encoding="utf-8")
+    real_read = qa.load.read
+
+    def read_then_change(path):
+        raw = real_read(path)
+        if Path(path).resolve() == target.resolve():
+            target.write_text(version_b, encoding="utf-8")  # the file changes after it was read
+        return raw
+
+    monkeypatch.setattr(qa.load, "read", read_then_change)
+    assert run("build").exit_code == 0
+    monkeypatch.setattr(qa.load, "read", real_read)
+
+    from qa.clean import to_document
+
+    expected_a = to_document(real_read_text(target, version_a))
+    docs = {d["doc_id"]: d for d in json.loads(run("docs", "--json").stdout)}
+    assert docs[expected_a.doc_id]["content_hash"] == expected_a.content_hash  # version A, whole
+    hit = answers("巡逻队共有多少名队员？")
+    for c in hit["citations"]:
+        assert "二十名" not in c["text"] or "十二名" not in c["text"]  # never both versions in one passage
+
+    again = run("build")
+    assert again.exit_code == 0 and "1 updated" in again.stdout, again.output
+    expected_b = to_document(real_read_text(target, version_b))
+    docs = {d["doc_id"]: d for d in json.loads(run("docs", "--json").stdout)}
+    assert docs[expected_b.doc_id]["content_hash"] == expected_b.content_hash
+
+
+def real_read_text(path: Path, content: str):
+    """What ``load.read`` returns for ``path`` holding ``content``."""
+    import qa.load
+
+    saved = path.read_text(encoding="utf-8")
+    path.write_text(content, encoding="utf-8")
+    try:
+        return qa.load.read(path)
+    finally:
+        path.write_text(saved, encoding="utf-8")
