@@ -72,8 +72,8 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
     log("adding one document")
     report["add"] = _add_one(big, settings, docs)
     log("cold starts (qa ask in a new process)")
-    report["cold"] = {"seeds": coldstart.ask(settings, seeds_dir, questions, 3),
-                      "big": coldstart.ask(settings, big_dir, questions, 2)}
+    report["cold"] = {"seeds": coldstart.ask(settings, seeds_dir, questions, 2),
+                      "big": coldstart.ask(settings, big_dir, questions, 1)}
     log("web app start to first answer")
     report["web"] = coldstart.serve(settings, seeds_dir, questions[0])
     report["rss_mib"] = {"ask_big": report["cold"]["big"]["rss_mib"],

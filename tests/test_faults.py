@@ -244,3 +244,109 @@ def real_read_text(path: Path, content: str):
         return qa.load.read(path)
     finally:
         path.write_text(saved, encoding="utf-8")
+
+
+# -- odd files ------------------------------------------------------------------------------
+def test_odd_files_load_or_are_skipped_with_a_reason_and_nothing_is_lost(built, tmp_path):
+    before = doc_ids()
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    seed_text = sorted(Path(os.environ["QA_SEEDS_DIR"]).iterdir())[0].read_text(encoding="utf-8")[400:]  # body, no site furniture
+    (odd / "empty.txt").write_bytes(b"")
+    (odd / "blank.md").write_text(" \n\t\n", encoding="utf-8")
+    (odd / "binary.txt").write_bytes(bytes(range(256)) * 64)
+    (odd / "fake.pdf").write_bytes(b"%PDF-1.4\n" + os.urandom(2048))
+    (odd / "fake.docx").write_bytes(os.urandom(4096))
+    (odd / "gbk.txt").write_bytes(("国标编码的文章\n\n" + seed_text[:800]).encode("gbk", errors="ignore"))
+    (odd / "mojibake.txt").write_bytes(b"\xff\xfe\xfa" * 3 + b"\x81\x30" * 500)
+    (odd / "with space 名字.txt").write_text("空格与中文名\n\n" + seed_text[:400], encoding="utf-8")
+    (odd / "-leading-dash.txt").write_text("短横线开头\n\n" + seed_text[400:800], encoding="utf-8")
+    (odd / ("长" * 80 + ".txt")).write_text("很长的文件名\n\n" + seed_text[800:1200], encoding="utf-8")
+    result = run("build", "--add", str(odd))
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    for name in ("empty.txt", "blank.md", "binary.txt", "fake.pdf", "fake.docx"):
+        assert f"{name}:" in result.stdout or f"Skipped {odd / name}" in result.stdout, (name, result.stdout)
+    added = set(doc_ids()) - set(before)
+    titles = {d["title"] for d in json.loads(run("docs", "--json").stdout)}
+    assert {"国标编码的文章", "空格与中文名", "短横线开头", "很长的文件名"} <= titles
+    assert len(added) in (4, 5)  # the mojibake file: loaded as best it can be, or skipped with a reason
+    dash = run("build", "--add", "--", str(odd / "-leading-dash.txt"))  # a name that looks like a flag
+    assert dash.exit_code == 0 and "1 unchanged" in dash.stdout, dash.output
+    assert set(before) <= set(doc_ids())
+
+
+@pytest.mark.slow
+def test_a_ten_megabyte_file_loads_or_is_refused_in_bounded_time(built, tmp_path):
+    import time
+
+    seed_text = "".join(p.read_text(encoding="utf-8") for p in sorted(Path(os.environ["QA_SEEDS_DIR"]).iterdir()))
+    body = (seed_text * (10 * 2**20 // len(seed_text.encode("utf-8")) + 1)).encode("utf-8")[: 10 * 2**20]
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes("超大文件\n\n".encode("utf-8") + body.decode("utf-8", errors="ignore").encode("utf-8"))
+    start = time.perf_counter()
+    result = run("build", "--add", str(huge))
+    elapsed = time.perf_counter() - start
+    print(f"\n10 MB file: exit {result.exit_code} in {elapsed:.0f} s: {result.stdout.strip()[:200]}")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert elapsed < 600
+    assert "1 added" in result.stdout or "huge.txt" in result.stdout  # loaded, or skipped with its reason
+    assert answers()["citations"]
+
+
+def test_upload_names_cannot_escape_the_uploads_folder():
+    from qa.load import SUPPORTED
+    from qa.ui import safe_name
+
+    for name in ("../x.txt", "../../etc/passwd.txt", "..\\..\\evil.txt", "/abs/path.md", "C:\\Windows\\x.txt",
+                 "....//....//x.txt", "%2e%2e%2fx.txt", "./.hidden.txt", "a/../../b.html", "\u202etxt.exe.txt"):
+        safe = safe_name(name, SUPPORTED)
+        assert "/" not in safe and "\\" not in safe and not safe.startswith("."), (name, safe)
+        assert Path(safe).suffix in SUPPORTED
+    from qa.errors import UsageError
+
+    for name in ("../../etc/passwd", "x.exe", "..", ""):
+        with pytest.raises(UsageError):
+            safe_name(name, SUPPORTED)
+
+
+def test_a_missing_or_escaping_path_is_one_clear_line(built):
+    result = run("build", "--add", "../no/such/../x.txt")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "does not exist" in result.stderr
+
+
+# -- odd questions ------------------------------------------------------------------------------
+ODD_QUESTIONS = {
+    "empty": "",
+    "whitespace": " \t\u3000 ",
+    "10,000 characters": "交警大队党建工作" * 1250,
+    "emoji only": "😀🚓👮‍♀️🎉",
+    "English": "What is the party-building brand of the Mengyin traffic police brigade?",
+    "punctuation only": "？？？！！。",
+    "control characters": "交警\x00\x1b[31m大队\u200b？",
+}
+
+
+@pytest.mark.parametrize("kind", list(ODD_QUESTIONS))
+def test_odd_questions_get_an_answer_or_one_clear_line(built, kind):
+    before = doc_ids()
+    question = ODD_QUESTIONS[kind]
+    result = run("ask", "--json", question)
+    if result.exit_code == 0:
+        data = json.loads(result.stdout)
+        assert isinstance(data["abstained"], bool)
+        assert data["abstained"] or data["citations"]
+    else:
+        assert "question" in one_clear_line(result).lower()
+    assert doc_ids() == before
+
+
+def test_odd_questions_on_standard_input_each_get_one_line(built):
+    questions = [q for q in ODD_QUESTIONS.values() if "\n" not in q and q.strip()] + [QUESTION]
+    result = run("ask", "--json", "-", input="\n".join(questions) + "\n")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == len(questions)
+    assert all("error" in r or isinstance(r["abstained"], bool) for r in rows)
+    assert rows[-1]["citations"] and not rows[-1]["abstained"]
