@@ -39,13 +39,18 @@ CONFIGS = {
 
 
 def paragraphs(limit: int) -> list[str]:
-    """~450-character passages of whole sentences from the CMRC docs and the seeds."""
+    """~450-character passages of whole sentences from the CMRC docs and the seeds.
+
+    With ``--chunk N`` (N != 500): every passage the chunker makes at size N instead.
+    """
     sys.path.insert(0, str(ROOT))
     from qa.chunk import chunk_document
     from qa.load import load_documents
 
     docs, _ = load_documents([SHARED / "eval" / "cmrc2018-trial" / "docs", ROOT / "seeds"])
-    texts = [p.text for d in docs for p in chunk_document(d, size=500, max_size=600) if 400 <= len(p.text) <= 600]
+    size = int(os.environ.get("BENCH_CHUNK", "500"))
+    texts = [p.text for d in docs for p in chunk_document(d, size=size, max_size=max(600, size))
+             if size != 500 or 400 <= len(p.text) <= 600]
     step = max(1, len(texts) // limit)
     return texts[::step][:limit]
 
@@ -113,6 +118,7 @@ def main() -> None:
     ap.add_argument("--passages", type=int, default=48)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--chunk", type=int, default=500, help="chunk size in characters (500: 400-600 kept)")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -121,6 +127,7 @@ def main() -> None:
         run_one(args.one, args.threads, args.repeats, Path(args.out))
         return
     os.environ["BENCH_N"] = str(args.passages)
+    os.environ["BENCH_CHUNK"] = str(args.chunk)
     texts = paragraphs(args.passages)
     print(f"{len(texts)} passages, mean {np.mean([len(t) for t in texts]):.0f} characters; "
           f"{args.threads} threads; load average {os.getloadavg()[0]:.1f}")
