@@ -135,8 +135,7 @@ def _openvino_ir(hf_model: Any, tokenizer: Any, identity: str, cache_dir: Path,
     import openvino as ov
     import torch
 
-    tag = hashlib.sha256(f"{identity}|ov{ov.get_version()}|torch{torch.__version__}".encode()).hexdigest()[:16]
-    target = cache_dir / "openvino" / tag
+    target = _ir_dir(identity, cache_dir, ov.get_version(), torch.__version__)
     if (target / "model.xml").is_file():
         return target / "model.xml"
     if progress:
@@ -164,6 +163,12 @@ def _openvino_ir(hf_model: Any, tokenizer: Any, identity: str, cache_dir: Path,
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target / "model.xml"
+
+
+def _ir_dir(identity: str, cache_dir: Path, ov_version: str, torch_version: str) -> Path:
+    """Where the OpenVINO export of a model lives; a new OpenVINO or torch re-exports."""
+    tag = hashlib.sha256(f"{identity}|ov{ov_version}|torch{torch_version}".encode()).hexdigest()[:16]
+    return Path(cache_dir) / "openvino" / tag
 
 
 def _use_openvino(model: Any, identity: str, cache_dir: Path, progress: Callable[[str], None] | None = None) -> None:
@@ -215,6 +220,79 @@ def _use_openvino(model: Any, identity: str, cache_dir: Path, progress: Callable
             return {"last_hidden_state": torch.from_numpy(hidden)}
 
     module.model = OpenVINOForward(module.auto_model.config)
+
+
+class QueryEncoder:
+    """Questions only, through the cached OpenVINO export, without torch or sentence-transformers.
+
+    Why: importing sentence-transformers (and with it torch, transformers and
+    scikit-learn) takes most of ten seconds, which a one-off ``qa ask`` would
+    pay for one 30 ms query. This runs the same exported network with the
+    same tokenizer file, prompt, mean pooling and normalisation as
+    ``Encoder``; a test checks the vectors agree. Passages always go through
+    ``Encoder``.
+    """
+
+    backend = "openvino"
+    notice = None
+
+    def __init__(self, compiled: Any, tokenizer: Any, prompt: str, name: str, identity: str,
+                 location: str, dim: int) -> None:
+        self.request = compiled.create_infer_request()
+        self.tokenizer, self.prompt = tokenizer, prompt
+        self.name, self.identity, self.location, self.dim = name, identity, location, dim
+        self.lock = threading.Lock()  # one infer request, shared by the web chat's threads
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), np.float32)
+        with self.lock:
+            for row, text in enumerate(texts):
+                ids = np.asarray([self.tokenizer.encode(self.prompt + text).ids], np.int64)
+                hidden = self.request.infer({0: ids, 1: np.ones_like(ids)})[0][0]
+                vector = hidden.mean(axis=0)
+                out[row] = vector / (np.linalg.norm(vector) or 1.0)
+        return out
+
+
+def load_query_encoder(settings: Settings) -> QueryEncoder | None:
+    """The light query path when it applies, else None (then use ``load_encoder``).
+
+    It applies to the bundled model on the OpenVINO backend once a full
+    load has exported it; anything missing or unexpected means None, never
+    an error, because the full encoder is always a correct fallback.
+    """
+    if settings.model or _choose_backend(settings.backend) != "openvino":
+        return None
+    try:
+        import importlib.metadata
+
+        import openvino as ov
+        from tokenizers import Tokenizer
+
+        source_hash = convert.file_sha256(convert.bundled_bin())
+        path = convert.bundled_dir(settings.cache_dir, source_hash)
+        provenance = convert.read_provenance(path)
+        if provenance is None:
+            return None
+        identity = provenance.get("identity") or convert.identity_for(source_hash)
+        xml = _ir_dir(identity, settings.cache_dir, ov.get_version(), importlib.metadata.version("torch")) / "model.xml"
+        if not xml.is_file():
+            return None
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        limit = json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"]
+        tokenizer.enable_truncation(max_length=int(limit))
+        tokenizer.no_padding()
+        prompt = json.loads((path / "config_sentence_transformers.json").read_text())["prompts"]["query"]
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        core = ov.Core()
+        core.set_property({"CACHE_DIR": str(xml.parent / "compiled")})  # reuse the compiled blob next start
+        compiled = core.compile_model(str(xml), "CPU", {
+            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+        })
+        dim = int(json.loads((path / "config.json").read_text())["hidden_size"])
+        return QueryEncoder(compiled, tokenizer, prompt, convert.MODEL_NAME, identity, str(path), dim)
+    except Exception:  # noqa: BLE001 - any surprise: the full encoder answers instead
+        return None
 
 
 def _bundled(settings: Settings, progress: Callable[[str], None] | None = None) -> tuple[Path, str]:

@@ -153,3 +153,24 @@ def test_model_info_names_the_bundled_model(bundled):
     assert info["location"] == bundled.location and info["identity"] == bundled.identity
     assert "e5-small-q4.bin" in info["made"] and info["dim"] == 384
     assert info["backend"].startswith(bundled.backend)
+
+
+def test_light_query_path_gives_the_same_vectors_without_torch(bundled, eval_rows):
+    """qa ask starts in seconds because questions skip sentence-transformers; the vectors must not change."""
+    import subprocess
+    import sys
+
+    from qa.embed import load_query_encoder
+
+    light = load_query_encoder(Settings.load().with_(model="", backend="auto"))
+    assert light is not None and light.identity == bundled.identity and light.dim == bundled.dim
+    questions = [r["question"] for r in eval_rows] + ["长" * 3000]  # the last one is truncated like the full path
+    cosines = np.sum(light.encode_queries(questions) * bundled.encode_queries(questions), axis=1)
+    assert cosines.min() > 0.9999, cosines.min()
+    assert load_query_encoder(Settings.load().with_(model="", backend="torch")) is None
+
+    code = ("import sys; from qa.config import Settings; from qa.embed import load_query_encoder; "
+            "q = load_query_encoder(Settings.load().with_(model='', backend='auto')); q.encode_queries(['交警']); "
+            "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

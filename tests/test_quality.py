@@ -42,6 +42,14 @@ def test_the_readme_question_cites_the_brand_first(seeds_bot):
     assert "情满崮乡、平安畅行" in "".join(s.text for s in result.lead)
     assert result.encoder == "multilingual-e5-small"
 
+    # a new process (here: a new Bot) asks through the light query path and gets the same answer
+    from qa.embed import QueryEncoder
+
+    fresh = Bot(seeds_bot.settings)
+    again = fresh.ask("蒙阴交警大队的党建品牌叫什么？")
+    assert isinstance(fresh.query_encoder, QueryEncoder)
+    assert [h.passage.start for h in again.hits] == [h.passage.start for h in result.hits]
+
 
 def test_cmrc_trial_in_another_domain(tmp_path_factory, shared_dir):
     cmrc = shared_dir / "eval" / "cmrc2018-trial"
