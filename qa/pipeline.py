@@ -262,7 +262,7 @@ class Bot:
                 for doc_id in self._vanished(builder, existing, loaded, roots):
                     builder.remove_document(doc_id)
                     report.removed.append(doc_id)
-            report.embedded = self._add(builder, todo, existing, progress)
+            report.embedded = self._add(builder, todo, progress)
             report.passages = builder.passage_count()
             builder.commit(wanted)
         return report
@@ -317,7 +317,7 @@ class Bot:
                 gone.append(doc_id)
         return gone
 
-    def _add(self, builder, docs: list[Document], existing: dict, progress: Progress | None) -> int:
+    def _add(self, builder, docs: list[Document], progress: Progress | None) -> int:
         """Chunk, tokenise and embed ``docs`` (through the cache), then add them."""
         from .index import EmbeddingCache
 
@@ -339,9 +339,7 @@ class Bot:
             for i, vector in zip(missing, fresh):
                 cached[i] = vector
         offset = 0
-        for doc, passages, texts in plans:
-            if doc.doc_id in existing:
-                builder.remove_document(doc.doc_id)
+        for doc, passages, texts in plans:  # add_document replaces an existing doc_id
             vectors = np.asarray(cached[offset : offset + len(texts)], dtype=np.float32).reshape(-1, self.encoder.dim)
             offset += len(texts)
             builder.add_document(doc, passages, vectors, [text.tokenize(t) for t in texts])
