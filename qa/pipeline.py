@@ -10,7 +10,6 @@ commits meanwhile is picked up by the next question.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -386,6 +385,3 @@ def answer_to_json(result: Answer) -> dict:
         ],
     }
 
-
-def default_paths(settings: Settings) -> list[Path]:
-    return [settings.seeds_dir] if os.path.isdir(settings.seeds_dir) else []
