@@ -197,7 +197,8 @@ class Bot:
         words = text.keywords(found.query)
         weights = retrieve.idf_weights(words, index.doc_freq, index.passage_count())
         cover = retrieve.coverage(words, weights, [index_text(h.document, h.passage) for h in hits[:3]])
-        abstained = retrieve.decide(cover, retrieve.best_dense(dense)) or not hits
+        top_dense = retrieve.best_dense(dense)
+        abstained = retrieve.decide(cover, top_dense) or not hits
         lead = [] if abstained else answer.lead(found.query, hits, weights)
         return Answer(
             question=found.question,
@@ -206,7 +207,7 @@ class Bot:
             hits=hits,
             lead=lead,
             encoder=self.query_encoder.name,
-            signals={"coverage": None if cover is None else round(cover, 3), "dense": round(retrieve.best_dense(dense), 3)},
+            signals={"coverage": None if cover is None else round(cover, 3), "dense": round(top_dense, 3)},
         )
 
     # -- build -------------------------------------------------------------

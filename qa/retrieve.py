@@ -24,8 +24,6 @@ import re
 from dataclasses import replace
 from typing import Callable, Sequence
 
-import numpy as np
-
 from .types import Document, Hit, Passage
 
 # Abstention thresholds; higher = stricter. Chosen with
@@ -175,7 +173,3 @@ def rank(
 def best_dense(dense: Sequence[tuple[int, float]]) -> float:
     return float(max((s for _, s in dense), default=0.0))
 
-
-def normalise(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm > 0 else vector
