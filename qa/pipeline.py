@@ -76,6 +76,7 @@ def index_text(doc: Document, passage: Passage) -> str:
 class Bot:
     def __init__(self, settings: Settings, encoder=None) -> None:
         self.settings = settings
+        text.use_cache_dir(settings.cache_dir)
         self._encoder = encoder
         self._index = None
         self._index_version: str | None = None

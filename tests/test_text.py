@@ -56,3 +56,34 @@ def test_import_is_lazy_and_loading_is_quiet() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert "交警" in result.stdout
+
+
+_SEGMENT = """
+import json, sys
+from qa import text
+text.use_cache_dir(sys.argv[1] if sys.argv[1] != "-" else None)
+sample = "滨州经济技术开发区交警大队党支部有多少名党员民警？海陵巡特警大队党总支现有党员54人。"
+print(json.dumps([text.tokenize(sample), text.keywords(sample)], ensure_ascii=False))
+"""
+
+
+def _segment(cache: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _SEGMENT, cache], capture_output=True, text=True, timeout=120)
+
+
+def test_dictionary_cache_segments_exactly_like_jieba_and_survives_damage(tmp_path) -> None:
+    plain = _segment("-")
+    first = _segment(str(tmp_path))  # jieba's own start-up, then the JSON copy is written
+    files = list((tmp_path / "jieba").glob("dict-*.json"))
+    assert len(files) == 1 and files[0].stat().st_size > 1_000_000
+    cached = _segment(str(tmp_path))  # read from the JSON copy
+    assert plain.returncode == first.returncode == cached.returncode == 0, plain.stderr + cached.stderr
+    assert plain.stdout == first.stdout == cached.stdout and plain.stderr == cached.stderr == ""
+
+    files[0].write_text('{"total": 10, "freq": {"滨州": 5, "滨": 0}}', encoding="utf-8")
+    assert _segment(str(tmp_path)).stdout != plain.stdout  # the copy, not jieba's own file, was read
+
+    files[0].write_text('{"total": 1, "freq": [1, 2', encoding="utf-8")  # cut short
+    damaged = _segment(str(tmp_path))
+    assert damaged.returncode == 0 and damaged.stdout == plain.stdout and damaged.stderr == ""
+    assert files[0].stat().st_size > 1_000_000  # rewritten whole
