@@ -17,8 +17,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("QA_SHARED_DIR", ROOT.parent / "shared"))
 sys.path.insert(0, str(ROOT))

@@ -18,7 +18,6 @@ is kept on disk so a reader that opened it just before the switch still works.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -29,7 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import IndexBusy, IndexCorrupt, IndexMissing, UsageError
+from . import durable
+from .errors import IndexCorrupt, IndexMissing, UsageError
 from .keyword import KeywordIndex
 from .keyword import library_version as keyword_lib
 from .store import DocInfo, EmbeddingCache, Store
@@ -151,16 +151,21 @@ class Index:
 class Builder:
     """Writes the next snapshot; use as a context manager and call ``commit``."""
 
-    def __init__(self, index_dir: Path, fresh: bool = False) -> None:
+    def __init__(self, index_dir: Path, fresh: bool = False, previous: "Index | None" = None) -> None:
+        """``previous``: the live snapshot, already opened by the caller; an
+        incremental commit then updates its loaded FAISS and BM25 indexes instead
+        of reading them again (about 0.2 s at 100,000 passages). It must not be
+        queried afterwards."""
         self.index_dir = Path(index_dir)
         self.fresh = fresh
+        self._opened = previous
         self._lock_fd: int | None = None
         self._committed = False
 
     # -- lifecycle -------------------------------------------------------------
     def __enter__(self) -> "Builder":
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _take_lock(self.index_dir / "build.lock")
+        self._lock_fd = durable.take_lock(self.index_dir / "build.lock")
         try:
             self._start()
         except BaseException:
@@ -189,7 +194,7 @@ class Builder:
                 shutil.rmtree(leftover, ignore_errors=True)
         self.store_name = self._base["store"] if self._base else f"store-{self.gen:06d}.sqlite"
         if not self._base:
-            _remove_store(self.index_dir / self.store_name)
+            durable.remove_store(self.index_dir / self.store_name)
         try:
             self._store = Store(self.index_dir / self.store_name)
             self._store.discard_after(self.previous)
@@ -205,7 +210,7 @@ class Builder:
         self._store.close()
         shutil.rmtree(self._snap, ignore_errors=True)
         if not self._base:
-            _remove_store(self.index_dir / self.store_name)
+            durable.remove_store(self.index_dir / self.store_name)
 
     def _release(self) -> None:
         if self._lock_fd is not None:
@@ -274,9 +279,9 @@ class Builder:
             files={str(p.relative_to(self._snap)): p.stat().st_size for p in sorted(self._snap.rglob("*")) if p.is_file()},
         )
         (self._snap / "manifest.json").write_text(json.dumps(full, ensure_ascii=False, indent=1), encoding="utf-8")
-        _fsync_tree(self._snap)
+        durable.fsync_tree(self._snap)
         self._store.commit()
-        _replace_current(self.index_dir, self._snap.name)
+        durable.replace_current(self.index_dir, self._snap.name)
         self._committed = True
         self._collect()
 
@@ -286,7 +291,7 @@ class Builder:
             kind = kind_for(n, self._base["vectors"]["kind"])
             if kind == self._base["vectors"]["kind"]:
                 try:
-                    vectors = VectorIndex.load(self._prev / "vectors.faiss", kind)
+                    vectors = self._reused("_vectors") or VectorIndex.load(self._prev / "vectors.faiss", kind)
                     vectors.remove(np.fromiter(self._removed, dtype=np.int64))
                     if self._added:
                         vectors.add(np.fromiter(self._added, dtype=np.int64), np.stack([v for v, _ in self._added.values()]))
@@ -300,12 +305,17 @@ class Builder:
     def _keyword(self) -> KeywordIndex:
         if self._base:
             try:
-                old = KeywordIndex.load(self._prev / "bm25")
+                old = self._reused("_keyword") or KeywordIndex.load(self._prev / "bm25")
                 added = list(self._added.items())
                 return old.updated(self._removed, [pid for pid, _ in added], [toks for _, (_, toks) in added])
             except _READ_ERRORS:
                 pass  # rebuild from the store below
         return KeywordIndex.build(self._store.passage_ids(self.gen), (toks for _, toks in self._store.tokens(self.gen)))
+
+    def _reused(self, part: str):
+        """A part of the caller's open copy of the previous snapshot, if that is what it is."""
+        opened = self._opened
+        return getattr(opened, part) if opened is not None and opened.version == self._prev.name else None
 
     def _collect(self) -> None:
         """Drop what neither the new nor the previous snapshot needs; never fails the build."""
@@ -319,7 +329,7 @@ class Builder:
                     stores.add(_read_manifest(snap / "manifest.json")["store"])
             for path in self.index_dir.glob("store-*.sqlite"):
                 if path.name not in stores:
-                    _remove_store(path)
+                    durable.remove_store(path)
             self._store.collect(self.previous)
         except (OSError, IndexCorrupt, KeyError, sqlite3.Error):
             pass
@@ -352,53 +362,6 @@ def _load(loader, path: Path, *args):
 def _snapshot_dirs(index_dir: Path) -> list[Path]:
     root = index_dir / "snapshots"
     return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-
-
-def _remove_store(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            _fsync(os.path.join(dirpath, name))
-        _fsync(dirpath)
-    _fsync(str(root.parent))
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)  # a directory too: that makes its entries durable
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_current(index_dir: Path, name: str) -> None:
-    tmp = index_dir / "CURRENT.tmp"
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(name + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, index_dir / "CURRENT")
-    _fsync(str(index_dir))
-
-
-def _take_lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-        os.close(fd)
-        raise IndexBusy(
-            f"Another build of the index in {path.parent} is running (process {holder}).",
-            "Wait for it to finish, then try again.",
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-    return fd
 
 
 def _short(error: BaseException) -> str:

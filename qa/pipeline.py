@@ -245,7 +245,7 @@ class Bot:
         report = BuildReport(skipped=list(skipped))
         wanted = self.manifest()
         old, reason = self._old_index(wanted, full)
-        with Builder(self.settings.index_dir, fresh=reason is not None) as builder:
+        with Builder(self.settings.index_dir, fresh=reason is not None, previous=old) as builder:
             report.full_rebuild_reason = reason if old is not None or full else None
             existing = builder.existing()
             loaded = {d.doc_id for d in docs}

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import convert
 from qa.config import Settings
 from qa.embed import Encoder, load_encoder, model_info
 

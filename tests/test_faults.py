@@ -84,7 +84,7 @@ KILL_AT = {
     # during the store commit: the snapshot is complete, the store transaction is not committed
     "store-commit": ("qa.store", "Store", "commit"),
     # after the store commit, before CURRENT names the new snapshot
-    "switch": ("qa.index", None, "_replace_current"),
+    "switch": ("qa.durable", None, "replace_current"),
 }
 
 KILLER = """

@@ -176,7 +176,7 @@ if point == "mid-write":  # half of vectors.faiss is on disk, then the process d
         die()
     qa.vectors.VectorIndex.save = save
 elif point == "before-switch":  # files fsynced and store committed; CURRENT not yet replaced
-    qa.index._replace_current = die
+    qa.durable.replace_current = die
 elif point == "after-switch":  # CURRENT replaced; garbage collection not yet run
     qa.index.Builder._collect = die
 with qa.index.Builder({index_dir!r}) as builder:
