@@ -138,3 +138,40 @@ def test_follow_up_folds_in_the_previous_question(make_bot, corpus):
     bot.build([corpus])
     result = bot.ask("那海陵巡特警大队呢？", history=["滨州开发区交警大队有多少名党员民警？"])
     assert result.query == "海陵巡特警大队有多少名党员民警？"
+
+
+def test_questions_keep_being_answered_while_rebuilds_switch_snapshots(make_bot, corpus, tmp_path):
+    """The web chat answers while an admin rebuilds: every answer must come from one whole snapshot."""
+    import threading
+
+    asker = make_bot()
+    asker.build([corpus])
+    extra = tmp_path / "extra.txt"
+    extra.write_text("临时通知\n\n本周末交警大队组织党员民警开展志愿服务活动，地点在城区主要路口。\n", encoding="utf-8")
+    failures: list[BaseException] = []
+
+    def rebuild() -> None:
+        try:
+            builder = make_bot()
+            for round_ in range(3):  # bounded: three switches, then stop
+                builder.build([corpus], full=round_ == 1)
+                added = builder.build([extra], add_only=True).added
+                builder.remove(added)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+
+    seen, answered = set(), 0
+    question = "海陵巡特警大队党总支有多少名党员？"
+    worker = threading.Thread(target=rebuild)
+    seen.add(asker.index().version)
+    worker.start()
+    while worker.is_alive() and answered < 5000:
+        result = answer_to_json(asker.ask(question, k=3))
+        assert result["citations"], result
+        for c in result["citations"]:
+            assert asker.document(c["doc_id"]).text[c["start"] : c["end"]] == c["text"]
+        seen.add(asker.index().version)
+        answered += 1
+    worker.join()
+    assert not failures, failures
+    assert answered > 0 and len(seen) >= 3, (answered, seen)
