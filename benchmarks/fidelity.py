@@ -58,6 +58,11 @@ def main() -> None:
         ("seed passages as queries", encoder.encode_queries(passages), engine.query(passages)),
         ("eval questions as queries", encoder.encode_queries(questions), engine.query(questions)),
     ]
+    # Where the engines part: runs of characters outside the vocabulary (SentencePiece merges a
+    # run into one unknown token, the C engine makes one per character) and texts past 512 tokens.
+    for label, text in (("emoji-only question", "🚓🚓🚓"), ("question with a run of rare characters", "𠀀𠀁是什么？"),
+                        ("3,000-character question", "长" * 3000)):
+        rows.append((label, encoder.encode_queries([text]), engine.query([text])))
     print(f"backend: {encoder.backend}; model: {encoder.identity}")
     print("| texts | n | mean cosine | min cosine |")
     print("|---|---:|---:|---:|")

@@ -72,8 +72,8 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
     log("adding one document")
     report["add"] = _add_one(big, settings, docs)
     log("cold starts (qa ask in a new process)")
-    report["cold"] = {"seeds": coldstart.ask(settings, seeds_dir, questions, 2),
-                      "big": coldstart.ask(settings, big_dir, questions, 1)}
+    report["cold"] = {"seeds": coldstart.ask(settings, seeds_dir, questions, 5),
+                      "big": coldstart.ask(settings, big_dir, questions, 3)}
     log("web app start to first answer")
     report["web"] = coldstart.serve(settings, seeds_dir, questions[0])
     report["rss_mib"] = {"ask_big": report["cold"]["big"]["rss_mib"],
@@ -222,7 +222,7 @@ class _TimedEncoder:
             self.seconds += time.perf_counter() - start
 
 
-def _add_one(big, settings: Settings, docs, rounds: int = 2) -> dict:
+def _add_one(big, settings: Settings, docs, rounds: int = 3) -> dict:
     """``Bot.build --add`` of one new article into the N index, then its removal."""
     from .pipeline import Bot
 
