@@ -47,14 +47,14 @@ STOP_WORDS: frozenset[str] = frozenset(
 _lock = threading.Lock()
 _jieba = None
 _cache_dir: Path | None = None
+_WORD = re.compile(r"[\w]", re.UNICODE)
+_CJK_CHAR = re.compile(r"^[\u3400-\u9fff\uf900-\ufaff]$")
 
 
 def use_cache_dir(cache_dir: Path | str | None) -> None:
     """Keep jieba's dictionary in ``cache_dir`` (see the module docstring); None turns that off."""
     global _cache_dir
     _cache_dir = Path(cache_dir) if cache_dir else None
-_WORD = re.compile(r"[\w]", re.UNICODE)
-_CJK_CHAR = re.compile(r"^[\u3400-\u9fff\uf900-\ufaff]$")
 
 
 def _segmenter():
@@ -102,6 +102,7 @@ def _load_dictionary(dt, path: Path) -> bool:
 
 def _save_dictionary(dt, path: Path) -> None:
     """Written to a temporary file and renamed, so a reader never sees half a file."""
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -109,10 +110,8 @@ def _save_dictionary(dt, path: Path) -> None:
             json.dump({"total": dt.total, "freq": dt.FREQ}, out, ensure_ascii=False, separators=(",", ":"))
         os.replace(tmp, path)
     except OSError:  # a read-only cache only costs speed
-        try:
-            os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _normalise(word: str) -> str:

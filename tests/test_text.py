@@ -87,3 +87,8 @@ def test_dictionary_cache_segments_exactly_like_jieba_and_survives_damage(tmp_pa
     damaged = _segment(str(tmp_path))
     assert damaged.returncode == 0 and damaged.stdout == plain.stdout and damaged.stderr == ""
     assert files[0].stat().st_size > 1_000_000  # rewritten whole
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would go", encoding="utf-8")
+    unwritable = _segment(str(blocked / "cache"))  # nothing can be written: only slower
+    assert unwritable.returncode == 0 and unwritable.stdout == plain.stdout and unwritable.stderr == ""
