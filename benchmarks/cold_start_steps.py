@@ -53,10 +53,10 @@ def main() -> None:
 
     Tokenizer.from_file(str(folder / "tokenizer.json"))
     step("rebuild the 250,000-piece tokenizer")
-    identity = (convert.read_provenance(folder) or {}).get("identity") or convert.identity_for(source_hash)
-    xml = embed._ir_dir(identity, settings.cache_dir, ov.get_version(), importlib.metadata.version("torch")) / "model.xml"
-    if not xml.is_file():
-        print(f"no OpenVINO export at {xml}: run qa build first", file=sys.stderr)
+    identity = convert.installed_identity(folder)
+    xml = embed._ir_dir(identity or "", settings.cache_dir, ov.get_version(), importlib.metadata.version("torch")) / "model.xml"
+    if identity is None or not xml.is_file():
+        print("the converted model or its OpenVINO export is not cached yet: run qa build first", file=sys.stderr)
         return
     core = ov.Core()
     core.set_property({"CACHE_DIR": str(xml.parent / "compiled")})

