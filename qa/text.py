@@ -7,7 +7,7 @@ inside long ones (中华人民共和国 -> 中华, 人民, 共和国 …), so a 
 names part of a compound still matches it.
 
 jieba's own start-up reads its prefix dictionary (about 500,000 entries) from
-a marshal file in 1.6-1.9 s here. That was the largest part of a one-off
+a marshal file in 1.35-1.9 s here. That was the largest part of a one-off
 ``qa ask``, so the same dictionary is kept in the cache directory as JSON,
 which loads in about 0.5 s (benchmarks/cold_start_steps.py). JSON, not pickle,
 so loading it cannot run code.
