@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("QA_SHARED_DIR", ROOT.parent / "shared"))
+EVAL = ROOT / "eval"
 # name -> (engine, sentence-transformers batch size, extra environment)
 CONFIGS = {
     "torch-fp32-b4": ("torch", 4, {}), "torch-fp32-b16": ("torch", 16, {}),
@@ -64,7 +64,7 @@ def paragraphs(limit: int) -> list[str]:
     from qa.chunk import chunk_document
     from qa.load import load_documents
 
-    docs, _ = load_documents([SHARED / "eval" / "cmrc2018-trial" / "docs", ROOT / "seeds"])
+    docs, _ = load_documents([EVAL / "cmrc2018-trial" / "docs", ROOT / "seeds"])
     size = int(os.environ.get("BENCH_CHUNK", "500"))
     texts = [p.text for d in docs for p in chunk_document(d, size=size, max_size=max(600, size))
              if size != 500 or 400 <= len(p.text) <= 600]
@@ -73,7 +73,7 @@ def paragraphs(limit: int) -> list[str]:
 
 
 def queries(limit: int = 20) -> list[str]:
-    rows = (SHARED / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = (EVAL / "questions.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(r)["question"] for r in rows if r.strip()][:limit]
 
 

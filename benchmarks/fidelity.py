@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("QA_SHARED_DIR", ROOT.parent / "shared"))
+EVAL = ROOT / "eval"
 sys.path.insert(0, str(ROOT))
 
 
@@ -52,7 +52,7 @@ def main() -> None:
     docs, _ = load_documents([ROOT / "seeds"])
     passages = [p.text for d in docs for p in chunk_document(d)]
     questions = [json.loads(r)["question"] for r in
-                 (SHARED / "eval" / "questions.jsonl").read_text(encoding="utf-8").splitlines() if r.strip()]
+                 (EVAL / "questions.jsonl").read_text(encoding="utf-8").splitlines() if r.strip()]
     rows = [
         ("seed passages as passages", encoder.encode_passages(passages), engine.passage(passages)),
         ("seed passages as queries", encoder.encode_queries(passages), engine.query(passages)),

@@ -90,9 +90,9 @@ def test_every_eval_answer_survives_cleaning(seed_docs, eval_rows) -> None:
         assert row["answer"] in seed_docs[row["doc"]].text, row["id"]
 
 
-def test_cmrc_articles_keep_title_and_every_answer(shared_dir: Path) -> None:
+def test_cmrc_articles_keep_title_and_every_answer(eval_dir: Path) -> None:
     """Clean Wikipedia-style files (title, blank line, paragraph) lose nothing."""
-    folder = shared_dir / "eval" / "cmrc2018-trial"
+    folder = eval_dir / "cmrc2018-trial"
     docs, skipped = load_documents([folder / "docs"])
     assert skipped == [] and len(docs) == 256
     by_name = {Path(doc.path).name: doc for doc in docs}

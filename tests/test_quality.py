@@ -27,8 +27,8 @@ def seeds_bot(tmp_path_factory, seeds_dir) -> Bot:
     return bot
 
 
-def test_public_questions(seeds_bot, shared_dir):
-    report = _evaluate(seeds_bot, read_rows(shared_dir / "eval" / "questions.jsonl"))
+def test_public_questions(seeds_bot, eval_dir):
+    report = _evaluate(seeds_bot, read_rows(eval_dir / "questions.jsonl"))
     assert report["hit@1"] >= 0.95 and report["hit@5"] >= 0.98, report
     assert report["kinds"]["paraphrase"]["hit@1"] >= 0.90, report
     assert report["abstained_unanswerable"] >= 3 and report["abstained_answerable"] <= 1, report
@@ -51,8 +51,8 @@ def test_the_readme_question_cites_the_brand_first(seeds_bot):
     assert [h.passage.start for h in again.hits] == [h.passage.start for h in result.hits]
 
 
-def test_cmrc_trial_in_another_domain(tmp_path_factory, shared_dir):
-    cmrc = shared_dir / "eval" / "cmrc2018-trial"
+def test_cmrc_trial_in_another_domain(tmp_path_factory, eval_dir):
+    cmrc = eval_dir / "cmrc2018-trial"
     bot = Bot(Settings.load(index_dir=tmp_path_factory.mktemp("cmrc-index"), model=""))
     report = bot.build([cmrc / "docs"])
     assert len(report.added) == 256 and not report.skipped
