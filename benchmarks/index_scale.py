@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.index import Builder, open_index
-from qa.keyword import KeywordIndex
-from qa.synthetic import PER_DOC, clustered_corpus, make_doc, stats, unit
-from qa.synthetic import timed as run_timed
-from qa.vectors import VectorIndex, nlist_for
+from qa.index.local import Builder, open_index
+from qa.index.keyword import KeywordIndex
+from qa.bench.synthetic import PER_DOC, clustered_corpus, make_doc, stats, unit
+from qa.bench.synthetic import timed as run_timed
+from qa.index.vectors import VectorIndex, nlist_for
 
 DIM = 384
 
@@ -43,7 +43,7 @@ def cold_start(index_dir: Path, query: list[float], tokens: list[str]) -> dict:
     code = f"""
 import time, json; t0 = time.perf_counter()
 import numpy as np
-from qa.index import open_index
+from qa.index.local import open_index
 index = open_index({str(index_dir)!r}); t1 = time.perf_counter()
 hits = index.search_dense(np.array({query!r}, dtype=np.float32), 50) + index.search_keyword({tokens!r}, 50)
 index.passages([h[0] for h in hits[:10]]); t2 = time.perf_counter()
@@ -152,7 +152,7 @@ def main() -> None:
     size = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
     row("index size on disk", f"{size / 2**20:.0f} MiB")
     if args.sweep:
-        print("\nexact vs IVF (nprobe from qa.vectors), k=50, one thread:")
+        print("\nexact vs IVF (nprobe from qa.index.vectors), k=50, one thread:")
         print(f"  {'n':>8} {'flat p50':>9} {'flat p95':>9} {'ivf p50':>8} {'ivf p95':>8} {'recall@10':>9} {'ivf build':>9}")
         for n_, fp50, fp95, ip50, ip95, rec, b in sweep(vectors[:n], queries):
             print(f"  {n_:>8} {fp50:>8.2f}  {fp95:>8.2f}  {ip50:>7.2f}  {ip95:>7.2f}  {rec:>9.3f} {b:>8.1f}s")

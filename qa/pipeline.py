@@ -119,7 +119,7 @@ class Bot:
     # -- index -------------------------------------------------------------
     def index(self):
         """The current index, reopened when a build has switched it."""
-        from .index import current_version, open_index
+        from .index.local import current_version, open_index
 
         version = current_version(self.settings.index_dir)
         with self._lock:
@@ -129,7 +129,7 @@ class Bot:
             return self._index
 
     def has_index(self) -> bool:
-        from .index import current_version
+        from .index.local import current_version
 
         return current_version(self.settings.index_dir) is not None
 
@@ -235,7 +235,7 @@ class Bot:
         whose files under ``paths`` are gone are removed unless ``add_only``;
         documents indexed from elsewhere (other folders, uploads) are kept.
         """
-        from .index import Builder
+        from .index.local import Builder
 
         roots = [Path(p) for p in (paths or [self.settings.seeds_dir])]
         for root in roots:
@@ -269,7 +269,7 @@ class Bot:
         return report
 
     def remove(self, doc_ids: Sequence[str]) -> BuildReport:
-        from .index import Builder
+        from .index.local import Builder
 
         report = BuildReport()
         self.index()  # a clear IndexMissing before taking the lock
@@ -287,7 +287,7 @@ class Bot:
 
     def _old_index(self, wanted: dict, full: bool):
         """The index being replaced, and why a full rebuild is needed (None: incremental)."""
-        from .index import open_index
+        from .index.local import open_index
 
         try:
             old = open_index(self.settings.index_dir)
@@ -320,7 +320,7 @@ class Bot:
 
     def _add(self, builder, docs: list[Document], progress: Progress | None) -> int:
         """Chunk, tokenise and embed ``docs`` (through the cache), then add them."""
-        from .index import EmbeddingCache
+        from .index.local import EmbeddingCache
 
         s = self.settings
         plans = []

@@ -80,11 +80,11 @@ KILL_AT = {
     # during embedding: the encoder has started on the changed documents
     "embedding": ("qa.embed", "Encoder", "encode_passages"),
     # during the index write: vectors.faiss is written, the BM25 files are not
-    "index-write": ("qa.keyword", "KeywordIndex", "save"),
+    "index-write": ("qa.index.keyword", "KeywordIndex", "save"),
     # during the store commit: the snapshot is complete, the store transaction is not committed
-    "store-commit": ("qa.store", "Store", "commit"),
+    "store-commit": ("qa.index.store", "Store", "commit"),
     # after the store commit, before CURRENT names the new snapshot
-    "switch": ("qa.durable", None, "replace_current"),
+    "switch": ("qa.index.durable", None, "replace_current"),
 }
 
 KILLER = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bm25s
 import numpy as np
 
-from qa.keyword import KeywordIndex
+from qa.index.keyword import KeywordIndex
 
 CORPUS = [
     ["蒙阴", "交警", "大队", "党建", "品牌"],

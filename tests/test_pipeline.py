@@ -14,7 +14,7 @@ import pytest
 from qa.config import Settings
 from qa.embed import load_encoder
 from qa.errors import IndexBusy, IndexMissing, UsageError
-from qa.index import Builder
+from qa.index.local import Builder
 from qa.pipeline import Bot, answer_to_json
 
 

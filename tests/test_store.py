@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.store import EmbeddingCache, Store
+from qa.index.store import EmbeddingCache, Store
 from qa.types import Document, Passage
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from qa import vectors
-from qa.vectors import VectorIndex, kind_for, nlist_for
+from qa.index import vectors
+from qa.index.vectors import VectorIndex, kind_for, nlist_for
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

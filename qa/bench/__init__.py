@@ -27,8 +27,9 @@ from typing import Callable
 
 import numpy as np
 
-from . import coldstart, retrieve, synthetic, text
-from .config import Settings
+from .. import retrieve, text
+from ..config import Settings
+from . import coldstart, synthetic
 from .synthetic import stats, timed
 
 Log = Callable[[str], None]
@@ -38,9 +39,9 @@ ASKS = 30  # end-to-end questions per collection
 
 def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
     """All figures as a dict (see ``format_report`` for their meaning)."""
-    from .chunk import chunk_document
-    from .load import load_documents
-    from .pipeline import Bot, index_text
+    from ..chunk import chunk_document
+    from ..load import load_documents
+    from ..pipeline import Bot, index_text
 
     started = time.perf_counter()
     report: dict = {"n": n_passages, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
@@ -88,7 +89,7 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
 def _encoder(encoder, texts: list[str], passes: int = 1) -> tuple[dict, np.ndarray]:
     """Passages/second through ``Encoder``, and through sentence-transformers alone
     (its torch model, ``encode`` with its defaults) on the same passages, same process."""
-    from .embed import _load_st
+    from ..embed import _load_st
 
     out: dict[str, np.ndarray] = {}
     encoder.encode_passages(texts[:8])  # warm-up: first calls allocate
@@ -115,8 +116,8 @@ def _key(*parts: object) -> str:
 
 def _seed_index(bot, root: Path, texts: list[str], vectors: np.ndarray, settings: Settings) -> Path:
     """The seeds indexed with the active model (their vectors are already known: no second encoding)."""
-    from .index import EmbeddingCache
-    from .pipeline import Bot
+    from ..index.local import EmbeddingCache
+    from ..pipeline import Bot
 
     index_dir = root / f"seeds-{_key(bot.manifest())}"
     EmbeddingCache(index_dir).put(bot.encoder.identity, texts, vectors)
@@ -126,8 +127,8 @@ def _seed_index(bot, root: Path, texts: list[str], vectors: np.ndarray, settings
 
 def _big_index(bot, root: Path, pool, seed_vectors: np.ndarray, n: int, log: Log) -> tuple[Path, dict]:
     """The generated collection, built through ``Builder`` once and reused while its key holds."""
-    from .errors import QAError
-    from .index import Builder, open_index
+    from ..errors import QAError
+    from ..index.local import Builder, open_index
 
     index_dir = root / f"n{n}-{_key(bot.manifest(), n, synthetic.VERSION)}"
     try:
@@ -156,11 +157,11 @@ def _big_index(bot, root: Path, pool, seed_vectors: np.ndarray, n: int, log: Log
 def _collection(bot, questions: list[str], qvecs: np.ndarray) -> dict:
     """Retrieval with the query already encoded (the path of ``Bot.answer``), the plain
     alternatives over the same passages, and ``Bot.ask`` end to end."""
-    from .followup import interpret
-    from .keyword import KeywordIndex
-    from .pipeline import MAX_QUESTION_CHARS, Candidates
-    from .store import Store
-    from .vectors import VectorIndex
+    from ..followup import interpret
+    from ..index.keyword import KeywordIndex
+    from ..pipeline import MAX_QUESTION_CHARS, Candidates
+    from ..index.store import Store
+    from ..index.vectors import VectorIndex
 
     index = bot.index()
     q = len(questions)
@@ -224,7 +225,7 @@ class _TimedEncoder:
 
 def _add_one(big, settings: Settings, docs, rounds: int = 3) -> dict:
     """``Bot.build --add`` of one new article into the N index, then its removal."""
-    from .pipeline import Bot
+    from ..pipeline import Bot
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp:

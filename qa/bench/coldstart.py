@@ -18,7 +18,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from .config import Settings
+from ..config import Settings
 from .synthetic import stats
 
 TIMEOUT = 300  # seconds any child may take

@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .types import Document, Passage
+from ..types import Document, Passage
 
 PER_DOC = 10  # passages per generated document
 VERSION = 1  # bump when the seed generator changes: cached indexes are keyed by it
@@ -65,8 +65,8 @@ class SentencePool:
 def sentence_pool(docs: Sequence[Document], passages: Sequence[Passage], variants: int = 32,
                   seed: int = 0) -> SentencePool:
     """``variants`` versions of every seed sentence, tokenised once (jieba runs here only)."""
-    from .chunk import split_sentences
-    from .text import tokenize
+    from ..chunk import split_sentences
+    from ..text import tokenize
 
     rng = np.random.default_rng(seed)
     owner = {}

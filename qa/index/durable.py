@@ -11,7 +11,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .errors import IndexBusy
+from ..errors import IndexBusy
 
 
 def remove_store(path: Path) -> None:

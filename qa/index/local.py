@@ -29,11 +29,11 @@ from typing import Sequence
 import numpy as np
 
 from . import durable
-from .errors import IndexCorrupt, IndexMissing, UsageError
+from ..errors import IndexCorrupt, IndexMissing, UsageError
 from .keyword import KeywordIndex
 from .keyword import library_version as keyword_lib
 from .store import DocInfo, EmbeddingCache, Store
-from .types import Document, Passage
+from ..types import Document, Passage
 from .vectors import VectorIndex, kind_for
 from .vectors import library_version as vector_lib
 

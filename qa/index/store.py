@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .types import Document, Passage
+from ..types import Document, Passage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (

@@ -1,0 +1,1 @@
+"""The index: FAISS + SQLite + bm25s snapshots on disk (``local``) and their parts."""
