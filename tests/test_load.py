@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from qa.errors import LoadError
-from qa.load import SUPPORTED, RawText, Skipped, decode_bytes, discover, load_documents, read
+from qa.load import SUPPORTED, decode_bytes, discover, read
+from qa.pipeline import load_documents
+from qa.types import RawText, Skipped
 
 SIMPLIFIED = "交警大队党总支现有党员54人,其中民警47人。"
 TRADITIONAL = "交警大隊黨總支現有黨員54人,其中民警47人。"
