@@ -61,7 +61,17 @@ class Settings:
         return settings
 
     def with_(self, **changes: Any) -> "Settings":
-        return replace(self, **changes)
+        """A copy with ``changes``, checked like settings loaded from flags and variables."""
+        settings = replace(self, **changes)
+        settings.validate()
+        return settings
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the web chat keeps uploaded files. The web chat's folder, not the index's: it
+        sits in the index folder only because that is the one folder the app may write to,
+        and no index code reads or removes it."""
+        return self.index_dir / "uploads"
 
     def validate(self) -> None:
         if self.chunk_size < 50:

@@ -178,8 +178,8 @@ class KeywordIndex:
 def _rows(tokens: Iterable[Sequence[str]], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Doc-major CSR of term counts for ``tokens`` (consumed once, so a generator
     keeps only one passage's list alive); new tokens are added to ``vocab``."""
-    flat = array("l")
-    lengths = array("l")
+    flat = array("q")  # 64-bit on every platform: "l" is 32-bit on Windows
+    lengths = array("q")
     for toks in tokens:
         lengths.append(len(toks))
         for t in toks:

@@ -1,4 +1,8 @@
-"""The on-disk index: snapshots, manifest, build lock and the atomic switch.
+"""The index in one folder: snapshots, manifest, build lock and the atomic switch.
+
+``LocalBackend`` is the implementation of ``interface.IndexBackend`` that
+``qa.index.connect`` returns today; this package is the only code that knows
+the folder's layout.
 
 Layout of ``index_dir``::
 
@@ -22,9 +26,10 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -32,16 +37,50 @@ from . import durable
 from ..errors import IndexCorrupt, IndexMissing, UsageError
 from .keyword import KeywordIndex
 from .keyword import library_version as keyword_lib
-from .store import DocInfo, EmbeddingCache, Store
-from ..types import Document, Passage
+from .store import EmbeddingCache, Store
+from ..types import DocInfo, Document, Passage
+from .interface import IndexReader
 from .vectors import VectorIndex, kind_for
 from .vectors import library_version as vector_lib
 
-__all__ = ["Builder", "DocInfo", "EmbeddingCache", "Index", "current_version", "open_index"]
+__all__ = ["Builder", "EmbeddingCache", "Index", "LocalBackend", "current_version", "open_index"]
 
 FORMAT = 1
 REBUILD = "Run: qa build --full to rebuild it."
 _READ_ERRORS = (OSError, ValueError, RuntimeError, KeyError, EOFError, TypeError, sqlite3.DatabaseError)
+
+
+class LocalBackend:
+    """``IndexBackend`` over one folder (``QA_INDEX_DIR``)."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = Path(index_dir)
+        self._lock = threading.Lock()
+        self._live: Index | None = None
+
+    @property
+    def location(self) -> str:
+        return str(self.index_dir)
+
+    def live_version(self) -> str | None:
+        return current_version(self.index_dir)
+
+    def live(self) -> "Index":
+        version = current_version(self.index_dir)
+        with self._lock:
+            if self._live is None or version != self._live.version:
+                # the replaced snapshot is not closed: questions that took it may still be reading
+                self._live = open_index(self.index_dir)
+            return self._live
+
+    def open(self) -> "Index":
+        return open_index(self.index_dir)
+
+    def writer(self, fresh: bool = False, previous: IndexReader | None = None) -> "Builder":
+        return Builder(self.index_dir, fresh=fresh, previous=previous if isinstance(previous, Index) else None)
+
+    def vector_cache(self) -> EmbeddingCache:
+        return EmbeddingCache(self.index_dir)
 
 
 def current_version(index_dir: Path) -> str | None:
@@ -115,6 +154,10 @@ class Index:
 
     def passage_count(self) -> int:
         return int(self.manifest["passages"])
+
+    def describe(self) -> dict[str, Any]:
+        return {"engine": "FAISS + bm25s + SQLite", "dense": self.manifest["vectors"]["kind"],
+                "passages": self.passage_count(), "location": str(self.index_dir)}
 
     def passages(self, ids: Sequence[int]) -> list[tuple[Passage, Document]]:
         """(passage, its document) for each id, in the order given."""
@@ -222,11 +265,8 @@ class Builder:
         """doc_id -> content_hash of what the new snapshot holds so far."""
         return self._store.existing(self.gen)
 
-    def document_path(self, doc_id: str) -> str:
-        path = self._store.document_path(doc_id, self.gen)
-        if path is None:
-            raise KeyError(doc_id)
-        return path
+    def document_path(self, doc_id: str) -> str | None:
+        return self._store.document_path(doc_id, self.gen)
 
     def passage_count(self) -> int:
         return self._store.passage_count(self.gen)
@@ -256,7 +296,7 @@ class Builder:
             for pid, vec, toks in zip(ids, vectors, tokens):
                 self._added[pid] = (vec, list(toks))
 
-    def commit(self, manifest: dict) -> None:
+    def commit(self, manifest: Mapping[str, Any]) -> None:
         """Write the snapshot, make it durable, then switch CURRENT to it."""
         dim = self.dim or manifest.get("dim")
         if not dim:
