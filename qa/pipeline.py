@@ -1,11 +1,14 @@
 """The only module that knows the order of the stages.
 
-Build: load -> clean -> chunk -> embed (through the cache) -> index (atomic commit).
-Ask:   interpret follow-up -> embed query -> retrieve (BM25 + dense, fused) -> abstain? -> lead.
+Build (``Indexer``): load -> clean -> chunk -> embed (through the cache) -> index (atomic commit).
+Ask (``Asker``):     interpret follow-up -> embed query -> retrieve (BM25 + dense, fused) -> abstain? -> lead.
 
-``Bot`` is what the CLI and the web chat hold. Reads are thread-safe: each
-question takes the index that is current when it starts, and a build that
-commits meanwhile is picked up by the next question.
+The two paths are separate objects because they share nothing but the index
+and the model: asking only reads, building only writes. ``Bot`` is the thin
+facade the CLI and the web chat hold. Reads are thread-safe: each question
+takes the index that is live when it starts, and a build that commits
+meanwhile is picked up by the next question. Both talk to the index only
+through ``qa.index``'s interface, never to its files.
 """
 
 from __future__ import annotations
@@ -13,19 +16,18 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import answer, chunk, load, retrieve, text
+from . import answer, chunk, clean, load, retrieve, text
 from .config import Settings
-from .errors import IndexCorrupt, IndexMissing, UsageError
+from .errors import IndexCorrupt, IndexMismatch, IndexMissing, LoadError, UsageError
 from .followup import interpret
-from .types import Answer, Document, Passage
+from .index import IndexBackend, IndexReader, IndexWriter, connect
+from .types import Answer, DocInfo, Document, Encoder, Passage, PassageEncoder, Progress, Skipped
 
 MAX_QUESTION_CHARS = 500  # longer questions are cut here: the model reads ~512 tokens at most
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass
@@ -36,7 +38,7 @@ class BuildReport:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    skipped: list[load.Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     full_rebuild_reason: str | None = None
     embedded: int = 0  # passages actually run through the encoder (cache misses)
     passages: int = 0  # passages in the index after the build
@@ -57,11 +59,11 @@ class BuildReport:
 
 @dataclass(frozen=True)
 class Candidates:
-    """Both retrievers' candidates for one question, before fusion."""
+    """Both retrievers' candidates for one question, before fusion, and the index state they came from."""
 
     question: str
     query: str
-    index: object
+    index: IndexReader
     dense: list[tuple[int, float]]
     keyword: list[tuple[int, float]]
 
@@ -73,40 +75,69 @@ def index_text(doc: Document, passage: Passage) -> str:
     return f"{doc.title}\n{passage.text}"
 
 
-class Bot:
-    def __init__(self, settings: Settings, encoder=None) -> None:
+def load_documents(paths: Iterable[Path]) -> tuple[list[Document], list[Skipped]]:
+    """Discover, read and clean; a bad file is skipped with a reason, the rest load."""
+    files, skipped = load.discover(paths)
+    documents: list[Document] = []
+    for file in files:
+        try:
+            documents.append(clean.to_document(load.read(file)))
+        except LoadError as error:
+            skipped.append(Skipped(str(file), error.message))
+    return documents, skipped
+
+
+class Encoders:
+    """The embedding model, loaded once and shared by the question and build paths.
+
+    Questions go through the light OpenVINO path when it applies (no torch
+    import, seconds faster to start), else through the full encoder; both
+    give the same vectors. When the full encoder is loaded already (given, or
+    a build ran first), questions use it rather than load a second copy.
+    """
+
+    def __init__(self, settings: Settings, encoder: PassageEncoder | None = None) -> None:
         self.settings = settings
-        text.use_cache_dir(settings.cache_dir)
-        self._encoder = encoder
-        self._index = None
-        self._index_version: str | None = None
+        self._full = encoder
+        self._query: Encoder | None = None
         self._lock = threading.Lock()
-        self._query_encoder = None
         self._query_lock = threading.Lock()
 
-    # -- model -------------------------------------------------------------
-    @property
-    def encoder(self):
-        if self._encoder is None:
+    def full(self) -> PassageEncoder:
+        if self._full is None:
             with self._lock:
-                if self._encoder is None:
+                if self._full is None:
                     from .embed import load_encoder
 
-                    self._encoder = load_encoder(self.settings)
-        return self._encoder
+                    self._full = load_encoder(self.settings)
+        return self._full
 
-    @property
-    def query_encoder(self):
-        """What encodes questions: the light OpenVINO path when it applies (no torch import,
-        seconds faster to start), else the full encoder. Both give the same vectors."""
-        if self._query_encoder is None:
+    def query(self) -> Encoder:
+        if self._query is None:
             with self._query_lock:
-                if self._query_encoder is None:
+                if self._query is None:
                     from .embed import load_query_encoder
 
-                    light = None if self._encoder is not None else load_query_encoder(self.settings)
-                    self._query_encoder = light or self.encoder
-        return self._query_encoder
+                    light = None if self._full is not None else load_query_encoder(self.settings)
+                    self._query = light or self.full()
+        return self._query
+
+    @property
+    def query_loaded(self) -> bool:
+        return self._query is not None
+
+
+class Asker:
+    """The question path. Only reads the index; safe to call from several threads."""
+
+    def __init__(self, settings: Settings, index: IndexBackend | None = None, encoders: Encoders | None = None) -> None:
+        self.settings = settings
+        self.backend = index or connect(settings)
+        self.encoders = encoders or Encoders(settings)
+
+    @property
+    def query_encoder(self) -> Encoder:
+        return self.encoders.query()
 
     @property
     def encoder_name(self) -> str:
@@ -116,30 +147,19 @@ class Bot:
     def encoder_notice(self) -> str | None:
         return self.query_encoder.notice
 
-    # -- index -------------------------------------------------------------
-    def index(self):
-        """The current index, reopened when a build has switched it."""
-        from .index.local import current_version, open_index
-
-        version = current_version(self.settings.index_dir)
-        with self._lock:
-            if self._index is None or version != self._index_version:
-                self._index = open_index(self.settings.index_dir)
-                self._index_version = version
-            return self._index
+    def index(self) -> IndexReader:
+        """The live index, reopened when a build has switched it."""
+        return self.backend.live()
 
     def has_index(self) -> bool:
-        from .index.local import current_version
+        return self.backend.live_version() is not None
 
-        return current_version(self.settings.index_dir) is not None
-
-    def documents(self):
+    def documents(self) -> list[DocInfo]:
         return self.index().documents()
 
     def document(self, doc_id: str) -> Document:
         return self.index().document(doc_id)
 
-    # -- ask ---------------------------------------------------------------
     def ask(
         self,
         question: str,
@@ -153,25 +173,32 @@ class Bot:
         (weighted | rrf) exist so ``qa eval`` can compare the alternatives."""
         return self.answer(self.candidates(question, history), k, mode, fusion, weight)
 
-    def candidates(self, question: str, history: Sequence[str] = ()) -> Candidates:
-        """Interpret the question and take candidates from both retrievers (the costly part)."""
+    def candidates(self, question: str, history: Sequence[str] = (), qvec: np.ndarray | None = None) -> Candidates:
+        """Interpret the question and take candidates from both retrievers (the costly part).
+
+        ``qvec``: the query's vector when the caller has it already (``qa bench``
+        times retrieval apart from encoding); it must be the vector of the
+        interpreted query.
+        """
         question = (question or "").strip()
         if not question:
             raise UsageError("The question is empty.", "Type a question in Chinese, e.g. 蒙阴交警大队的党建品牌叫什么？")
-        if self._query_encoder is None:  # first question: load jieba and the model while the index opens
-            _in_background(text.tokenize, "")
-            _in_background(lambda: self.query_encoder)
+        if not self.encoders.query_loaded:  # first question: load jieba and the model while the index opens
+            _in_background(text.prepare, self.settings.cache_dir)
+            _in_background(self.encoders.query)
         query = interpret(question[:MAX_QUESTION_CHARS], [h[:MAX_QUESTION_CHARS] for h in history])
         index = self.index()
         encoder = self.query_encoder
         built_with = index.manifest.get("encoder")
         if built_with != encoder.identity:
-            raise IndexCorrupt(
+            raise IndexMismatch(
                 f"The index was built with another embedding model ({index.manifest.get('encoder_name', built_with)}),"
                 f" but {encoder.name} is active.",
                 "Run: qa build (it re-embeds everything for the active model).",
             )
-        qvec = encoder.encode_queries([query])[0]
+        if qvec is None:
+            qvec = encoder.encode_queries([query])[0]
+        text.prepare(self.settings.cache_dir)
         dense = index.search_dense(qvec, retrieve.CANDIDATES)
         keyword = index.search_keyword(text.tokenize(query), retrieve.CANDIDATES)
         return Candidates(question, query, index, dense, keyword)
@@ -211,8 +238,20 @@ class Bot:
             signals={"coverage": None if cover is None else round(cover, 3), "dense": round(top_dense, 3)},
         )
 
-    # -- build -------------------------------------------------------------
-    def manifest(self) -> dict:
+
+class Indexer:
+    """The build path: brings the index up to date with folders of articles. One build at a time."""
+
+    def __init__(self, settings: Settings, index: IndexBackend | None = None, encoders: Encoders | None = None) -> None:
+        self.settings = settings
+        self.backend = index or connect(settings)
+        self.encoders = encoders or Encoders(settings)
+
+    @property
+    def encoder(self) -> PassageEncoder:
+        return self.encoders.full()
+
+    def manifest(self) -> dict[str, Any]:
         s = self.settings
         return {
             "encoder": self.encoder.identity,
@@ -235,19 +274,18 @@ class Bot:
         whose files under ``paths`` are gone are removed unless ``add_only``;
         documents indexed from elsewhere (other folders, uploads) are kept.
         """
-        from .index.local import Builder
-
         roots = [Path(p) for p in (paths or [self.settings.seeds_dir])]
         for root in roots:
             if not root.exists():
                 raise UsageError(f"{root} does not exist.", "Give a file or folder of articles to index.")
-        docs, skipped = load.load_documents(roots)
+        text.prepare(self.settings.cache_dir)
+        docs, skipped = load_documents(roots)
         report = BuildReport(skipped=list(skipped))
         wanted = self.manifest()
-        old, reason = self._old_index(wanted, full)
-        with Builder(self.settings.index_dir, fresh=reason is not None, previous=old) as builder:
-            report.full_rebuild_reason = reason if old is not None or full else None
-            existing = builder.existing()
+        old, reason, shown = self._old_index(wanted, full)
+        with self.backend.writer(fresh=reason is not None, previous=old) as writer:
+            report.full_rebuild_reason = reason if shown else None
+            existing = writer.existing()
             loaded = {d.doc_id for d in docs}
             if reason is not None and old is not None:
                 # carry over documents indexed from elsewhere: re-chunk their stored text
@@ -260,68 +298,66 @@ class Bot:
                 (report.updated if doc.doc_id in existing else report.added).append(doc.doc_id)
                 todo.append(doc)
             if not add_only:
-                for doc_id in self._vanished(builder, existing, loaded, roots):
-                    builder.remove_document(doc_id)
+                for doc_id in self._vanished(writer, existing, loaded, roots):
+                    writer.remove_document(doc_id)
                     report.removed.append(doc_id)
-            report.embedded = self._add(builder, todo, progress)
-            report.passages = builder.passage_count()
-            builder.commit(wanted)
+            report.embedded = self._add(writer, todo, progress)
+            report.passages = writer.passage_count()
+            writer.commit(wanted)
         return report
 
     def remove(self, doc_ids: Sequence[str]) -> BuildReport:
-        from .index.local import Builder
-
         report = BuildReport()
-        self.index()  # a clear IndexMissing before taking the lock
-        with Builder(self.settings.index_dir) as builder:
-            existing = builder.existing()
+        manifest = self.backend.live().manifest  # a clear IndexMissing before taking the lock
+        with self.backend.writer() as writer:
+            existing = writer.existing()
             unknown = [d for d in doc_ids if d not in existing]
             if unknown:
                 raise UsageError(f"No document with id {', '.join(unknown)}.", "List the ids with: qa docs")
             for doc_id in doc_ids:
-                builder.remove_document(doc_id)
+                writer.remove_document(doc_id)
                 report.removed.append(doc_id)
-            report.passages = builder.passage_count()
-            builder.commit(self.index().manifest)
+            report.passages = writer.passage_count()
+            writer.commit(manifest)
         return report
 
-    def _old_index(self, wanted: dict, full: bool):
-        """The index being replaced, and why a full rebuild is needed (None: incremental)."""
-        from .index.local import open_index
-
+    def _old_index(self, wanted: dict[str, Any], full: bool) -> tuple[IndexReader | None, str | None, bool]:
+        """The index being replaced, why a full rebuild is needed (None: incremental), and
+        whether that reason is news to the user (a first build is not)."""
         try:
-            old = open_index(self.settings.index_dir)
+            old = self.backend.open()
         except IndexMissing:
-            return None, "there is no index yet"
+            return None, "there is no index yet", False
         except IndexCorrupt as error:
-            return None, f"the index could not be read ({error.message})"
+            return None, f"the index could not be read ({error.message})", True
         have = old.manifest
         if full:
-            return old, "--full was asked for"
+            return old, "--full was asked for", True
         if have.get("encoder") != wanted["encoder"]:
-            return old, f"the embedding model changed ({have.get('encoder_name')} -> {wanted['encoder_name']})"
+            return old, f"the embedding model changed ({have.get('encoder_name')} -> {wanted['encoder_name']})", True
         if have.get("chunking") != wanted["chunking"] or have.get("index_text") != wanted["index_text"]:
-            return old, f"the chunking settings changed ({have.get('chunking')} -> {wanted['chunking']})"
-        return old, None
+            return old, f"the chunking settings changed ({have.get('chunking')} -> {wanted['chunking']})", True
+        return old, None, False
 
     @staticmethod
-    def _vanished(builder, existing: dict, loaded: set[str], roots: Sequence[Path]) -> list[str]:
+    def _vanished(writer: IndexWriter, existing: dict[str, str], loaded: set[str], roots: Sequence[Path]) -> list[str]:
         """Indexed documents under the scanned roots whose files no longer exist."""
         resolved = [r.resolve() for r in roots]
         gone = []
         for doc_id in existing:
             if doc_id in loaded:
                 continue
-            path = Path(builder.document_path(doc_id))
+            where = writer.document_path(doc_id)
+            if where is None:
+                continue
+            path = Path(where)
             inside = any(path == r or r in path.parents for r in resolved)
             if inside and not path.exists():
                 gone.append(doc_id)
         return gone
 
-    def _add(self, builder, docs: list[Document], progress: Progress | None) -> int:
+    def _add(self, writer: IndexWriter, docs: list[Document], progress: Progress | None) -> int:
         """Chunk, tokenise and embed ``docs`` (through the cache), then add them."""
-        from .index.local import EmbeddingCache
-
         s = self.settings
         plans = []
         for doc in docs:
@@ -329,25 +365,69 @@ class Bot:
             texts = [index_text(doc, p) for p in passages]
             plans.append((doc, passages, texts))
         all_texts = [t for _, _, texts in plans for t in texts]
-        cache = EmbeddingCache(s.index_dir)
         identity = self.encoder.identity
-        cached = cache.get(identity, all_texts)
-        missing = [i for i, v in enumerate(cached) if v is None]
-        if missing:
-            report = (lambda done: progress("embed", done, len(missing))) if progress else None
-            fresh = self.encoder.encode_passages([all_texts[i] for i in missing], progress=report)
-            cache.put(identity, [all_texts[i] for i in missing], fresh)
-            for i, vector in zip(missing, fresh):
-                cached[i] = vector
+        with self.backend.vector_cache() as cache:
+            cached = cache.get(identity, all_texts)
+            missing = [i for i, v in enumerate(cached) if v is None]
+            if missing:
+                report = (lambda done: progress("embed", done, len(missing))) if progress else None
+                fresh = self.encoder.encode_passages([all_texts[i] for i in missing], progress=report)
+                cache.put(identity, [all_texts[i] for i in missing], fresh)
+                for i, vector in zip(missing, fresh, strict=True):
+                    cached[i] = vector
         offset = 0
-        for doc, passages, texts in plans:  # add_document replaces an existing doc_id
+        for done, (doc, passages, texts) in enumerate(plans, start=1):  # add_document replaces an existing doc_id
             vectors = np.asarray(cached[offset : offset + len(texts)], dtype=np.float32).reshape(-1, self.encoder.dim)
             offset += len(texts)
-            builder.add_document(doc, passages, vectors, [text.tokenize(t) for t in texts])
+            writer.add_document(doc, passages, vectors, [text.tokenize(t) for t in texts])
+            if progress is not None:
+                progress("index", done, len(plans))
         return len(missing)
 
 
-def _in_background(work: Callable, *args) -> None:
+class Bot:
+    """What the CLI and the web chat hold: one ``Asker`` and one ``Indexer`` on one index and model."""
+
+    def __init__(self, settings: Settings, encoder: PassageEncoder | None = None) -> None:
+        self.settings = settings
+        backend = connect(settings)
+        encoders = Encoders(settings, encoder)
+        self.asker = Asker(settings, backend, encoders)
+        self.indexer = Indexer(settings, backend, encoders)
+        self.ask = self.asker.ask
+        self.candidates = self.asker.candidates
+        self.answer = self.asker.answer
+        self.index = self.asker.index
+        self.has_index = self.asker.has_index
+        self.documents = self.asker.documents
+        self.document = self.asker.document
+        self.build = self.indexer.build
+        self.remove = self.indexer.remove
+        self.manifest = self.indexer.manifest
+
+    @property
+    def encoder(self) -> PassageEncoder:
+        return self.indexer.encoder
+
+    @property
+    def encoder_name(self) -> str:
+        return self.asker.encoder_name
+
+    @property
+    def encoder_notice(self) -> str | None:
+        return self.asker.encoder_notice
+
+    def ensure_index(self, progress: Progress | None = None, say: Callable[[str], None] = print) -> BuildReport | None:
+        """First use: build the index from the seeds folder, saying so; None when there is one."""
+        if self.has_index():
+            return None
+        say(f"No index yet in {self.settings.index_dir}; building it from {self.settings.seeds_dir} first.")
+        report = self.build([Path(self.settings.seeds_dir)], progress=progress)
+        say(report.summary())
+        return report
+
+
+def _in_background(work: Callable[..., object], *args: object) -> None:
     """Start slow set-up early; a failure is left for the main thread to meet and report."""
 
     def run() -> None:
@@ -359,7 +439,7 @@ def _in_background(work: Callable, *args) -> None:
     threading.Thread(target=run, daemon=True).start()
 
 
-def answer_to_json(result: Answer) -> dict:
+def answer_to_json(result: Answer) -> dict[str, Any]:
     """The shape of ``qa ask --json`` and of the web API."""
     return {
         "question": result.question,
@@ -386,4 +466,3 @@ def answer_to_json(result: Answer) -> dict:
             for rank, h in enumerate(result.hits, start=1)
         ],
     }
-

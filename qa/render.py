@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote, unquote
 
-from .types import Answer, Document, Hit, Passage
+from .render_text import position_label
+from .types import Answer, Document, Hit
 
 CITE_PREFIX = "#qa-cite:"  # href of a citation link; the page script turns a click into "open article"
 CITED_ID = "qa-cited"  # id of the <mark> around the cited span in the article viewer
@@ -62,12 +63,6 @@ def mark_spans(text: str, spans: Sequence[tuple[int, int]], css: str = "qa-kw") 
 def highlight(text: str, words: Sequence[str]) -> str:
     """Escaped ``text`` with the question's keywords marked."""
     return mark_spans(text, _spans(text, words))
-
-
-def position_label(passage: Passage) -> str:
-    """Where a passage sits, as ``qa ask`` says it: section, passage number, character range."""
-    where = f"第{passage.ordinal + 1}段 · 字符 {passage.start}–{passage.end}"
-    return f"{passage.heading} · {where}" if passage.heading else where
 
 
 def cite_href(doc_id: str, start: int, end: int) -> str:

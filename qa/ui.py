@@ -17,12 +17,16 @@ import shutil
 import sys
 import unicodedata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from . import render
 from .config import Settings
 from .errors import IndexMissing, QAError, UsageError
 from .text import keywords
+from .types import Answer
+
+if TYPE_CHECKING:
+    from .pipeline import Bot
 
 CONCURRENCY = 4  # questions answered at once; the Bot is thread-safe for reads
 STAGES = {"embed": "嵌入段落", "load": "读取文档", "chunk": "切分段落", "index": "写入索引"}
@@ -54,7 +58,7 @@ def safe_name(name: str, suffixes: Sequence[str]) -> str:
     return stem + suffix
 
 
-def public_json(answer: Any) -> dict:
+def public_json(answer: Answer) -> dict:
     """`qa ask --json` for the web: the same keys, but no server file paths.
 
     A path is the server's business, and gradio_client would take any dict
@@ -71,9 +75,9 @@ def public_json(answer: Any) -> dict:
 class Chat:
     """The event handlers, bound to one Bot; plain methods so tests can call them."""
 
-    def __init__(self, bot: Any, settings: Settings) -> None:
+    def __init__(self, bot: Bot, settings: Settings) -> None:
         self.bot, self.settings = bot, settings
-        self.uploads = Path(settings.index_dir) / "uploads"
+        self.uploads = settings.uploads_dir
 
     # -- chat ----------------------------------------------------------------
     def reply(self, message: str, messages: list[dict] | None) -> tuple[list[dict], dict, str, str]:
@@ -219,7 +223,7 @@ def gr_error(message: str) -> Exception:
     return gr.Error(message)
 
 
-def build_app(bot: Any, settings: Settings) -> Any:
+def build_app(bot: Bot, settings: Settings) -> Any:
     """The Blocks app: a chat tab (with the article panel) and a documents tab."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import gradio as gr
@@ -330,36 +334,14 @@ def launch_options(settings: Settings) -> dict:
     )
 
 
-def ensure_index(bot: Any, settings: Settings) -> None:
-    """First start: build the index from the seeds folder, with progress in the terminal."""
-    try:
-        bot.documents()
-        return
-    except IndexMissing:
-        pass
-    from tqdm import tqdm
-
-    print(f"没有找到索引（{settings.index_dir}），正在从 {settings.seeds_dir} 建立……", file=sys.stderr)
-    bars: dict[str, Any] = {}
-
-    def step(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=STAGES.get(stage, stage), file=sys.stderr))
-        bar.total = total
-        bar.update(done - bar.n)
-
-    report = bot.build([Path(settings.seeds_dir)], progress=step)
-    for bar in bars.values():
-        bar.close()
-    print(report.summary(), file=sys.stderr)
-
-
 def serve(settings: Settings) -> None:
     """`qa serve` / `python app.py`: build the index if there is none, then run the chat."""
     from .pipeline import Bot
+    from .render_text import progress_bars
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     bot = Bot(settings)
-    ensure_index(bot, settings)
+    bot.ensure_index(progress_bars(STAGES), say=lambda line: print(line, file=sys.stderr))
     print(f"嵌入模型：{bot.encoder_name}", file=sys.stderr)
     if bot.encoder_notice:
         print(bot.encoder_notice, file=sys.stderr)
