@@ -42,16 +42,19 @@ def main(argv: list[str] | None = None) -> None:
             rep = score(rows, results)
             para = rep["kinds"].get("paraphrase", {}).get("hit@1", "-")
             name = f"{mode}/{fusion}" + (f" w={weight}" if fusion == "weighted" and mode == "hybrid" else "")
-            print(f"{name:<22}{rep['hit@1']:>7}{rep['hit@5']:>7}{rep['mrr']:>7}{rep['lead']:>7}  {para!s:>16}"
-                  f"  {rep['abstained_unanswerable']}/{rep['unanswerable']}, {rep['abstained_answerable']}/{rep['answerable']}")
+            print(
+                f"{name:<22}{rep['hit@1']:>7}{rep['hit@5']:>7}{rep['mrr']:>7}{rep['lead']:>7}  {para!s:>16}"
+                f"  {rep['abstained_unanswerable']}/{rep['unanswerable']},"
+                f" {rep['abstained_answerable']}/{rep['answerable']}"
+            )
         if args.grid:
             _grid(bot, rows, found)
 
 
 def _grid(bot: Bot, rows: list[dict], found: list) -> None:
     signals = [bot.answer(f).signals for f in found]
-    unans = [s for r, s in zip(rows, signals) if r.get("answer") is None]
-    ans = [s for r, s in zip(rows, signals) if r.get("answer") is not None]
+    unans = [s for r, s in zip(rows, signals, strict=True) if r.get("answer") is None]
+    ans = [s for r, s in zip(rows, signals, strict=True) if r.get("answer") is not None]
     print("unanswerable signals:", sorted((s["coverage"], s["dense"]) for s in unans))
     print("lowest answerable coverage:", sorted((s["coverage"] or 0.0, s["dense"]) for s in ans)[:8])
     print(f"{'min_cov':>8}{'weak_cov':>9}{'min_dense':>10}  abstained unanswerable / answerable")

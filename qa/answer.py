@@ -19,7 +19,9 @@ LEAD_PASSAGES = 3  # sentences come from this many top hits
 PASSAGE_WEIGHT = 0.35  # share of the passage's fused score in a sentence's score
 MAX_LEAD = 2  # sentences in the lead
 
-_QUANTITY = re.compile(r"多少|几[个名次项年岁人位条家天月号]|几|哪一?年|何时|什么时候|哪天|多久|多长|多大|多高|比例|百分")
+_QUANTITY = re.compile(
+    r"多少|几[个名次项年岁人位条家天月号]|几|哪一?年|何时|什么时候|哪天|多久|多长|多大|多高|比例|百分"
+)
 _NUMBER = re.compile(r"[0-9０-９]|[一二三四五六七八九十百千万亿两]+[个名次项年岁人位条家天月号件余多%％]")
 
 

@@ -91,7 +91,11 @@ def _short_quote(text: str, i: int, end: int) -> bool:
 
 def _inside_url(text: str, i: int, end: int) -> bool:
     """ASCII '?', '!' or ';' followed by URL/query characters ('?id=3') does not end a sentence."""
-    return text[i] in "?!;" and i + 1 < end and (text[i + 1].isascii() and (text[i + 1].isalnum() or text[i + 1] in "=&_/%#"))
+    return (
+        text[i] in "?!;"
+        and i + 1 < end
+        and (text[i + 1].isascii() and (text[i + 1].isalnum() or text[i + 1] in "=&_/%#"))
+    )
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

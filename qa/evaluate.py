@@ -46,7 +46,7 @@ def score(rows: Iterable[dict], results: Iterable[dict]) -> dict:
     """Metrics from rows and the ``qa ask --json`` objects answering them."""
     per_kind: dict[str, list[dict]] = defaultdict(list)
     answerable, unanswerable, misses = [], [], []
-    for row, result in zip(rows, results):
+    for row, result in zip(rows, results, strict=True):
         if row.get("answer") is None:
             unanswerable.append(result["abstained"])
             per_kind[row.get("kind") or "unanswerable"].append({"abstained": result["abstained"]})
@@ -75,7 +75,9 @@ def score(rows: Iterable[dict], results: Iterable[dict]) -> dict:
         "abstained_answerable": abstained_wrongly,
         "abstention_precision": _ratio(abstained_rightly, abstained_rightly + abstained_wrongly),
         "abstention_recall": _ratio(abstained_rightly, len(unanswerable)),
-        "kinds": {kind: {"n": len(items), **_means([i for i in items if "hit1" in i])} for kind, items in per_kind.items()},
+        "kinds": {
+            kind: {"n": len(items), **_means([i for i in items if "hit1" in i])} for kind, items in per_kind.items()
+        },
         "misses": misses,
     }
     return report

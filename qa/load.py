@@ -23,7 +23,8 @@ SUPPORTED: frozenset[str] = frozenset({".txt", ".md", ".html", ".htm", ".docx", 
 _HTML_DROP = ("script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "iframe", "svg")
 _HTML_DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search"}
 _HTML_DROP_CLASS = re.compile(
-    r"(^|[-_ ])(nav|navbar|menu|breadcrumbs?|crumbs?|footer|sidebar|share|social|copyright|comments?|related|advert|ads?)($|[-_ ])",
+    r"(^|[-_ ])(nav|navbar|menu|breadcrumbs?|crumbs?|footer|sidebar|share|social|copyright|comments?|related"
+    r"|advert|ads?)($|[-_ ])",
     re.I,
 )
 _HTML_BLOCKS = (
@@ -74,7 +75,9 @@ def read(path: Path) -> RawText:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise LoadError(f"{path.name}: cannot be read ({error.strerror or error}).", "Check the file's permissions.") from None
+        raise LoadError(
+            f"{path.name}: cannot be read ({error.strerror or error}).", "Check the file's permissions."
+        ) from None
     if not data.strip():
         raise LoadError(f"{path.name}: the file is empty.", "Add text to it or remove it from the collection.")
     if suffix == ".txt":
@@ -88,7 +91,9 @@ def read(path: Path) -> RawText:
     else:
         raw = _read_pdf(data, path)
     if not raw.text.strip():
-        raise LoadError(f"{path.name}: no text could be extracted.", "Check that the file contains text, not only images.")
+        raise LoadError(
+            f"{path.name}: no text could be extracted.", "Check that the file contains text, not only images."
+        )
     return raw
 
 
@@ -109,7 +114,9 @@ def decode_bytes(data: bytes, name: str = "file", declared: str | None = None) -
             except UnicodeDecodeError:
                 break
     if b"\x00" in data:
-        raise LoadError(f"{name}: looks like a binary file, not text.", "Only text, HTML, docx and PDF files can be loaded.")
+        raise LoadError(
+            f"{name}: looks like a binary file, not text.", "Only text, HTML, docx and PDF files can be loaded."
+        )
     if declared and declared.replace("_", "-") not in ("utf-8", "utf8"):
         try:
             text = data.decode(declared)
@@ -198,7 +205,10 @@ _MD_RULES = (
     (re.compile(r"!\[[^\]]*\]\([^)]*\)"), ""),  # images
     (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links keep their text
     (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # bold
-    (re.compile(r"^ {0,3}(```|~~~).*$|^ {0,3}([-*_] *){3,}$|^\|?[ \t:|-]*-[ \t:|-]*\|?$", re.M), ""),  # fences, rules, table rules
+    (
+        re.compile(r"^ {0,3}(```|~~~).*$|^ {0,3}([-*_] *){3,}$|^\|?[ \t:|-]*-[ \t:|-]*\|?$", re.M),
+        "",
+    ),  # fences, rules, table rules
     (re.compile(r"^ {0,3}> ?|^[ \t]*[-*+][ \t]+", re.M), ""),  # quote and bullet markers
 )
 
@@ -226,11 +236,12 @@ def _read_html(data: bytes, path: Path) -> RawText:
     title = _html_title(soup)
     url = _meta(soup, "og:url")
     canonical = soup.find("link", rel=lambda value: value and "canonical" in value)
-    if canonical and canonical.get("href", "").startswith("http"):
-        url = canonical["href"]
+    href = str(canonical.get("href") or "") if canonical else ""
+    if href.startswith("http"):
+        url = href
     date = next((value for name in _HTML_DATE_META if (value := _meta(soup, name))), None)
     if date is None and (time := soup.find("time", datetime=True)):
-        date = time["datetime"]
+        date = str(time["datetime"])
     for tag in soup.find_all(_HTML_DROP):
         if not (tag.name == "header" and tag.find_parent("article")):  # an article's own header holds its title
             tag.decompose()
@@ -238,7 +249,8 @@ def _read_html(data: bytes, path: Path) -> RawText:
     for tag in soup.find_all(True):
         if tag.decomposed or tag.attrs is None or tag.name in ("body", "html", "main", "article"):
             continue
-        classes = " ".join(tag.get("class", [])) + " " + str(tag.get("id", ""))
+        names: str | list[str] = tag.get("class") or []
+        classes = " ".join(names if isinstance(names, list) else [names]) + " " + str(tag.get("id", ""))
         if tag.get("role") in _HTML_DROP_ROLES or _HTML_DROP_CLASS.search(classes):
             if tag.find(("article", "h1")) is None and len(tag.get_text()) < 0.4 * total:
                 tag.decompose()  # a "nav-wrapper" around the whole page is not navigation
@@ -266,7 +278,9 @@ def _html_title(soup) -> str | None:
 
 
 def _meta(soup, name: str) -> str | None:
-    tag = soup.find("meta", attrs={"property": name}) or soup.find("meta", attrs={"name": re.compile(f"^{re.escape(name)}$", re.I)})
+    tag = soup.find("meta", attrs={"property": name}) or soup.find(
+        "meta", attrs={"name": re.compile(f"^{re.escape(name)}$", re.I)}
+    )
     content = tag.get("content", "").strip() if tag else ""
     return content or None
 
@@ -281,7 +295,9 @@ def _read_docx(data: bytes, path: Path) -> RawText:
     try:
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as error:
-        raise LoadError(f"{path.name}: not a readable .docx file ({error}).", "Re-save it from Word as .docx.") from None
+        raise LoadError(
+            f"{path.name}: not a readable .docx file ({error}).", "Re-save it from Word as .docx."
+        ) from None
     lines = [p.text.strip() for p in document.paragraphs]
     for table in document.tables:
         for row in table.rows:
@@ -308,7 +324,9 @@ def _read_pdf(data: bytes, path: Path) -> RawText:
     except LoadError:
         raise
     except Exception as error:  # pypdf raises many types for damaged files
-        raise LoadError(f"{path.name}: not a readable PDF ({type(error).__name__}).", "Re-export the PDF and add it again.") from None
+        raise LoadError(
+            f"{path.name}: not a readable PDF ({type(error).__name__}).", "Re-export the PDF and add it again."
+        ) from None
     text = "\n\n".join(page.strip() for page in pages if page.strip())
     return RawText(str(path), text, title=_useful_title(title))
 

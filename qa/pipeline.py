@@ -182,7 +182,9 @@ class Asker:
         """
         question = (question or "").strip()
         if not question:
-            raise UsageError("The question is empty.", "Type a question in Chinese, e.g. 蒙阴交警大队的党建品牌叫什么？")
+            raise UsageError(
+                "The question is empty.", "Type a question in Chinese, e.g. 蒙阴交警大队的党建品牌叫什么？"
+            )
         if not self.encoders.query_loaded:  # first question: load jieba and the model while the index opens
             _in_background(text.prepare, self.settings.cache_dir)
             _in_background(self.encoders.query)
@@ -213,7 +215,9 @@ class Asker:
     ) -> Answer:
         """Fuse, merge, decide abstention and pick the lead (cheap; no model call)."""
         if mode not in ("hybrid", "bm25", "dense") or fusion not in ("weighted", "rrf"):
-            raise UsageError(f"Unknown mode {mode!r} or fusion {fusion!r}.", "Use hybrid, bm25 or dense; weighted or rrf.")
+            raise UsageError(
+                f"Unknown mode {mode!r} or fusion {fusion!r}.", "Use hybrid, bm25 or dense; weighted or rrf."
+            )
         k = k or self.settings.top_k
         index, dense, keyword = found.index, found.dense, found.keyword
         ranked_dense, ranked_keyword = (dense if mode != "bm25" else []), (keyword if mode != "dense" else [])

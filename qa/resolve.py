@@ -23,7 +23,17 @@ from .errors import ModelError
 
 PROBE_TIMEOUT = 2.5  # seconds for the one reachability probe of the hub
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_SKIP_DOWNLOAD = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot", "tf_model*", "flax_model*", "rust_model*"]
+_SKIP_DOWNLOAD = [
+    "onnx/*",
+    "openvino/*",
+    "*.onnx",
+    "*.h5",
+    "*.msgpack",
+    "*.ot",
+    "tf_model*",
+    "flax_model*",
+    "rust_model*",
+]
 
 
 def _dir_digest(path: Path) -> str:
@@ -123,6 +133,7 @@ def resolve(spec: str) -> tuple[Path, str, str]:
     Raises ``ModelError`` with the reason when it cannot be had; the caller
     falls back to the bundled model.
     """
+    path: Path | None
     if is_local(spec):
         path = Path(spec).expanduser()
         if not path.is_dir():

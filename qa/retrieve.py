@@ -106,7 +106,9 @@ def _join(kept: Hit, other: Hit) -> Hit:
     a, b = kept.passage, other.passage
     start, end = min(a.start, b.start), max(a.end, b.end)
     first = a if a.start <= b.start else b
-    passage = replace(first, start=start, end=end, text=kept.document.text[start:end], ordinal=min(a.ordinal, b.ordinal))
+    passage = replace(
+        first, start=start, end=end, text=kept.document.text[start:end], ordinal=min(a.ordinal, b.ordinal)
+    )
     return replace(kept, passage=passage, score=max(kept.score, other.score))
 
 
@@ -166,7 +168,7 @@ def rank(
     rows = lookup(order)
     hits = [
         Hit(passage=p, document=d, score=float(fused[pid]), dense=dense_of.get(pid), keyword=keyword_of.get(pid))
-        for pid, (p, d) in zip(order, rows)
+        for pid, (p, d) in zip(order, rows, strict=True)
     ]
     return merge_overlaps(hits)[:k]
 

@@ -120,10 +120,23 @@ class DocInfo:
 class Encoder(Protocol):
     """What the question path needs from an embedding model (the light query encoder is one)."""
 
-    name: str  # shown to the user
-    identity: str  # changes whenever the vectors would: an index built with another identity must be rebuilt
-    notice: str | None  # one line when the configured model could not be used
-    dim: int
+    @property
+    def name(self) -> str:
+        """Shown to the user."""
+        ...
+
+    @property
+    def identity(self) -> str:
+        """Changes whenever the vectors would: an index built with another identity must be rebuilt."""
+        ...
+
+    @property
+    def notice(self) -> str | None:
+        """One line when the configured model could not be used and another answers."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors (n, dim) for questions."""

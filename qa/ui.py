@@ -17,7 +17,7 @@ import shutil
 import sys
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Collection
 
 from . import render
 from .config import Settings
@@ -39,7 +39,7 @@ def admin_ok(settings: Settings, password: str | None) -> bool:
     return bool(expected) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-def safe_name(name: str, suffixes: Sequence[str]) -> str:
+def safe_name(name: str, suffixes: Collection[str]) -> str:
     """A file name safe to create in the uploads folder, from whatever the browser sent.
 
     Only the last path component survives; anything but letters, digits, CJK,
@@ -256,14 +256,24 @@ def build_app(bot: Bot, settings: Settings) -> Any:
         with gr.Tab("文档", id="docs"):
             docs_html, choices = chat.doc_view()
             with gr.Row():
-                password = gr.Textbox(label="管理员密码", type="password", scale=3, interactive=admin,
-                                      placeholder="输入后才能上传、删除、重建" if admin else "未设置 QA_ADMIN_PASSWORD，管理功能已关闭")
+                password = gr.Textbox(
+                    label="管理员密码",
+                    type="password",
+                    scale=3,
+                    interactive=admin,
+                    placeholder="输入后才能上传、删除、重建" if admin else "未设置 QA_ADMIN_PASSWORD，管理功能已关闭",
+                )
                 unlock = gr.Button("解锁", scale=1, interactive=admin)
             status = gr.Textbox(label="操作结果", interactive=False, lines=3, elem_id="qa-report")
             with gr.Row():
                 with gr.Column():
-                    files = gr.File(label=f"上传文档（{'、'.join(_suffixes())}，每个不超过 {settings.max_upload_mb} MB）",
-                                    file_count="multiple", file_types=_suffixes(), type="filepath", elem_id="qa-upload")
+                    files = gr.File(
+                        label=f"上传文档（{'、'.join(_suffixes())}，每个不超过 {settings.max_upload_mb} MB）",
+                        file_count="multiple",
+                        file_types=_suffixes(),
+                        type="filepath",
+                        elem_id="qa-upload",
+                    )
                     up = gr.Button("上传并加入索引", variant="primary", interactive=False, elem_id="qa-upload-btn")
                 with gr.Column():
                     picker = gr.Dropdown(label="选择要删除的文档", choices=choices, value=None, elem_id="qa-picker")
@@ -294,7 +304,7 @@ def build_app(bot: Bot, settings: Settings) -> Any:
         unlock.click(unlocked, password, [status, up, rm, rb], api_visibility="private")
         password.submit(unlocked, password, [status, up, rm, rb], api_visibility="private")
         admin_out = [status, listing, picker]
-        lim = {"concurrency_limit": 1, "concurrency_id": "admin"}
+        lim: dict[str, Any] = {"concurrency_limit": 1, "concurrency_id": "admin"}
 
         def upload(files: list[str] | None, password: str, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
             return chat.upload(files, password, progress)
@@ -328,9 +338,20 @@ def launch_options(settings: Settings) -> dict:
     theme = gr.themes.Soft(primary_hue="teal", neutral_hue="slate", font=fonts,
                            font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
     return dict(
-        server_name=settings.host, server_port=settings.port, share=False, theme=theme, css=render.CSS, head=render.HEAD,
-        max_file_size=f"{settings.max_upload_mb}mb", footer_links=["api"], enable_monitoring=False,
-        mcp_server=False, ssr_mode=False, pwa=False, run_history=False, show_error=True,
+        server_name=settings.host,
+        server_port=settings.port,
+        share=False,
+        theme=theme,
+        css=render.CSS,
+        head=render.HEAD,
+        max_file_size=f"{settings.max_upload_mb}mb",
+        footer_links=["api"],
+        enable_monitoring=False,
+        mcp_server=False,
+        ssr_mode=False,
+        pwa=False,
+        run_history=False,
+        show_error=True,
     )
 
 

@@ -28,7 +28,8 @@ def run(*args, input=None):
 
 
 def test_help_is_instant_and_imports_nothing_heavy():
-    code = "import sys, qa.cli; heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'gradio', 'jieba') if m in sys.modules]; print(heavy)"
+    code = ("import sys, qa.cli; heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'gradio', 'jieba')"
+            " if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     result = subprocess.run([sys.executable, "-m", "qa", "--help"], capture_output=True, text=True)
@@ -47,12 +48,14 @@ def test_ask_json_reads_questions_from_stdin_one_per_line(env):
     result = run("ask", "--json", "-k", "2", "-", input="蒙阴交警大队的党建品牌叫什么？\n\n今天的天气怎么样？\n")
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2
-    for line, question in zip(lines, ["蒙阴交警大队的党建品牌叫什么？", "今天的天气怎么样？"]):
+    for line, question in zip(lines, ["蒙阴交警大队的党建品牌叫什么？", "今天的天气怎么样？"], strict=True):
         obj = json.loads(line)
         assert obj["question"] == question and isinstance(obj["abstained"], bool)
         assert obj["encoder"] == "tiny-chars" and len(obj["citations"]) <= 2
         for c in obj["citations"]:
-            assert {"rank", "doc_id", "title", "source", "date", "url", "path", "text", "start", "end", "score"} <= set(c)
+            assert {"rank", "doc_id", "title", "source", "date", "url", "path", "text", "start", "end", "score"} <= set(
+                c
+            )
 
 
 def test_docs_lists_every_document(env):

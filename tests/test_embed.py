@@ -19,7 +19,9 @@ def paragraphs(seeds_dir: Path, min_chars: int = 80) -> list[str]:
     """Body paragraphs of the seeds (lines long enough to be prose, not page furniture)."""
     out = []
     for path in sorted(seeds_dir.glob("*.txt")):
-        out += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if len(line.strip()) >= min_chars]
+        out += [
+            line.strip() for line in path.read_text(encoding="utf-8").splitlines() if len(line.strip()) >= min_chars
+        ]
     return out
 
 

@@ -125,7 +125,9 @@ def test_build_killed_at_any_point_leaves_the_previous_index_answering(built, po
     current = (index_dir / "CURRENT").read_text()
     corpus = Path(os.environ["QA_SEEDS_DIR"])
     changed = sorted(corpus.iterdir())[0]
-    changed.write_text(changed.read_text(encoding="utf-8") + "\n\n本段为新增内容，说明构建被中断后的恢复。\n", encoding="utf-8")
+    changed.write_text(
+        changed.read_text(encoding="utf-8") + "\n\n本段为新增内容，说明构建被中断后的恢复。\n", encoding="utf-8"
+    )
     (corpus / "new.txt").write_text("新增文章\n\n交警大队开展夜间巡逻，守护群众平安出行。", encoding="utf-8")
 
     died = killed_build(point)
@@ -251,7 +253,9 @@ def test_odd_files_load_or_are_skipped_with_a_reason_and_nothing_is_lost(built, 
     before = doc_ids()
     odd = tmp_path / "odd"
     odd.mkdir()
-    seed_text = sorted(Path(os.environ["QA_SEEDS_DIR"]).iterdir())[0].read_text(encoding="utf-8")[400:]  # body, no site furniture
+    seed_text = sorted(Path(os.environ["QA_SEEDS_DIR"]).iterdir())[0].read_text(encoding="utf-8")[
+        400:
+    ]  # body, no site furniture
     (odd / "empty.txt").write_bytes(b"")
     (odd / "blank.md").write_text(" \n\t\n", encoding="utf-8")
     (odd / "binary.txt").write_bytes(bytes(range(256)) * 64)

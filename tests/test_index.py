@@ -144,7 +144,8 @@ def test_two_builders_at_once(index_dir):
 
 
 def test_builder_in_another_process_holds_the_lock(index_dir):
-    code = f"import sys, time; from qa.index.local import Builder\nwith Builder({str(index_dir)!r}):\n print('locked', flush=True); time.sleep(30)"
+    code = (f"import sys, time; from qa.index.local import Builder\nwith Builder({str(index_dir)!r}):\n"
+            " print('locked', flush=True); time.sleep(30)")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "locked"

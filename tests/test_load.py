@@ -169,7 +169,15 @@ def test_folder_loads_good_files_and_skips_bad_ones_by_name(tmp_path: Path) -> N
     docs, skipped = load_documents([tmp_path])
     assert sorted(Path(d.path).name for d in docs) == ["good.txt", "more.md"]
     reasons = {Path(s.path).name: s.reason for s in skipped}
-    assert set(reasons) == {"empty.txt", "blank.md", "binary.txt", "fake.pdf", "fake.docx", "image.png", "furniture.txt"}
+    assert set(reasons) == {
+        "empty.txt",
+        "blank.md",
+        "binary.txt",
+        "fake.pdf",
+        "fake.docx",
+        "image.png",
+        "furniture.txt",
+    }
     assert "empty" in reasons["empty.txt"] and "empty" in reasons["blank.md"]
     assert "binary" in reasons["binary.txt"]
     assert "PDF" in reasons["fake.pdf"] and "docx" in reasons["fake.docx"]
@@ -205,7 +213,8 @@ def test_markdown_markup_is_removed_and_front_matter_gives_hints(tmp_path: Path)
     path = tmp_path / "note.md"
     path.write_text(
         "---\ntitle: 交警大队开展党建活动\ndate: 2023-08-15\n---\n# 交警大队开展党建活动\n\n![现场](photo.jpg)\n\n"
-        "## 活动情况\n\n- 今年以来,**交警大队**累计开展[主题党日](https://x.cn/a)活动24次。\n- 参与党员民警300余人次。\n",
+        "## 活动情况\n\n- 今年以来,**交警大队**累计开展[主题党日](https://x.cn/a)活动24次。\n"
+        "- 参与党员民警300余人次。\n",
         encoding="utf-8",
     )
     doc = load_documents([path])[0][0]

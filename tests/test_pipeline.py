@@ -60,10 +60,14 @@ def test_incremental_build_embeds_only_what_changed(make_bot, corpus):
 
     # change one article, delete another, add a new one
     changed = sorted(corpus.iterdir())[1]
-    changed.write_text(changed.read_text(encoding="utf-8") + "\n\n新增的一段话说明了这次修改的内容。\n", encoding="utf-8")
+    changed.write_text(
+        changed.read_text(encoding="utf-8") + "\n\n新增的一段话说明了这次修改的内容。\n", encoding="utf-8"
+    )
     deleted = sorted(corpus.iterdir())[2]
     deleted.unlink()
-    (corpus / "new.txt").write_text("新文章标题\n\n这是一篇新加入的文章，讲述交警大队开展安全宣传的情况。", encoding="utf-8")
+    (corpus / "new.txt").write_text(
+        "新文章标题\n\n这是一篇新加入的文章，讲述交警大队开展安全宣传的情况。", encoding="utf-8"
+    )
     bot = make_bot()
     third = bot.build([corpus])
     assert len(third.updated) == 1 and len(third.removed) == 1 and len(third.added) == 1

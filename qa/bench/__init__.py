@@ -59,7 +59,9 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
     report["model"] = {"name": encoder.name, "dim": encoder.dim, "backend": getattr(encoder, "backend", "?"),
                        "load_s": round(time.perf_counter() - t, 2)}
     docs, _ = load_documents([Path(settings.seeds_dir)])
-    pairs = [(d, p) for d in docs for p in chunk_document(d, settings.chunk_size, settings.chunk_max, settings.chunk_overlap)]
+    pairs = [
+        (d, p) for d in docs for p in chunk_document(d, settings.chunk_size, settings.chunk_max, settings.chunk_overlap)
+    ]
     texts = [index_text(d, p) for d, p in pairs]
     log(f"encoder throughput on {len(texts)} seed passages")
     report["encoder"], seed_vectors = _encoder(encoder, texts)
@@ -109,8 +111,12 @@ def _encoder(encoder, texts: list[str], passes: int = 1) -> tuple[dict, np.ndarr
     plain_model.encode(texts[:8], prompt_name=prompt, show_progress_bar=False)
     theirs = timed(lambda i: plain_model.encode(texts, prompt_name=prompt, normalize_embeddings=True,
                                                 show_progress_bar=False), passes)
-    figures = {"passages": len(texts), "ours_per_s": _rates(len(texts), ours), "plain_per_s": _rates(len(texts), theirs),
-               "ratio": round(float(np.median(theirs) / np.median(ours)), 3)}
+    figures = {
+        "passages": len(texts),
+        "ours_per_s": _rates(len(texts), ours),
+        "plain_per_s": _rates(len(texts), theirs),
+        "ratio": round(float(np.median(theirs) / np.median(ours)), 3),
+    }
     return figures, out["v"]
 
 
@@ -231,7 +237,7 @@ def _collection(asker: Any, questions: list[str], qvecs: np.ndarray, plain: Plai
     faiss_times = timed(lambda i: flat.search(qvecs[i % q], retrieve.CANDIDATES), ROUNDS)
     bm25_times = timed(lambda i: plain_bm25.search(text.tokenize(questions[i % q]), retrieve.CANDIDATES), ROUNDS)
     asks = timed(lambda i: asker.ask(questions[i % q]), ASKS)
-    out = {name: stats(seconds) for name, seconds in parts.items()}
+    out: dict[str, Any] = {name: stats(seconds) for name, seconds in parts.items()}
     out.update(passages=index.passage_count(), kind=index.describe()["dense"],
                abstained=round(abstained / ROUNDS, 2), plain_faiss=stats(faiss_times), plain_bm25=stats(bm25_times),
                ask=stats(asks))
@@ -265,7 +271,7 @@ def _add_one(big: Settings, encoder: PassageEncoder, docs: Sequence[Document], r
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp:
         for r in range(rounds):
             timed_encoder = _TimedEncoder(encoder)
-            indexer = Indexer(big, encoders=Encoders(big, timed_encoder))  # type: ignore[arg-type]
+            indexer = Indexer(big, encoders=Encoders(big, timed_encoder))
             stamp = time.time_ns()
             src = docs[r % len(docs)]
             path = Path(tmp) / f"added-{r}.txt"
@@ -296,8 +302,10 @@ def targets(report: dict) -> list[dict]:
         ("qa ask cold start at the seeds' size, p50", "<= 4 s", cold / 1000 if cold else None, 4, "s"),
         (f"peak RSS of qa ask at {n}", "<= 2048 MiB", report.get("rss_mib", {}).get("ask_big"), 2048, "MiB"),
     ]
-    out = [{"name": name, "target": target, "value": value, "unit": unit, "ok": None if value is None else value <= limit}
-           for name, target, value, limit, unit in rows]
+    out = [
+        {"name": name, "target": target, "value": value, "unit": unit, "ok": None if value is None else value <= limit}
+        for name, target, value, limit, unit in rows
+    ]
     ratio = enc.get("ratio")
     out.append({"name": "encoder throughput vs sentence-transformers alone", "target": ">= 0.8x", "value": ratio,
                 "unit": "x", "ok": None if ratio is None else ratio >= 0.8})
@@ -310,20 +318,32 @@ def format_report(report: dict) -> str:
     row = lambda name, value: lines.append(f"  {name:<52} {value}")  # noqa: E731
     ms = lambda s: f"{s['p50']:.2f} / {s['p95']:.2f} ms"  # noqa: E731
     m, enc = report["model"], report["encoder"]
-    lines.append(f"qa bench: {m['name']} (dim {m['dim']}, {m['backend']}), {report['cpus']} CPUs, "
-                 f"load average {report['load_before']:.1f} -> {report['load_after']:.1f}, {report['seconds']:.0f} s in all")
+    lines.append(
+        f"qa bench: {m['name']} (dim {m['dim']}, {m['backend']}), {report['cpus']} CPUs, "
+        f"load average {report['load_before']:.1f} -> {report['load_after']:.1f}, {report['seconds']:.0f} s in all"
+    )
     lines.append("Timings are p50 / p95 over repeated calls.")
     lines.append("\nEncoder (the seeds' real passages):")
     row("model load", f"{m['load_s']:.1f} s")
-    row(f"passages/s, {enc['passages']} passages, ours (p50, worst)", f"{enc['ours_per_s']['p50']} ({enc['ours_per_s']['worst']})")
-    row("passages/s, sentence-transformers alone (torch)", f"{enc['plain_per_s']['p50']} ({enc['plain_per_s']['worst']})")
+    row(
+        f"passages/s, {enc['passages']} passages, ours (p50, worst)",
+        f"{enc['ours_per_s']['p50']} ({enc['ours_per_s']['worst']})",
+    )
+    row(
+        "passages/s, sentence-transformers alone (torch)",
+        f"{enc['plain_per_s']['p50']} ({enc['plain_per_s']['worst']})",
+    )
     row("one query encoded", ms(enc["query"]))
     gen = report["generate"]
     for key, label in (("seeds", "the seeds"), ("big", f"{report['n']} passages")):
         c = report[key]
         lines.append(f"\nRetrieval at {label} ({c['passages']} passages, FAISS {c['kind']}):")
         if key == "big":
-            how = "reused from the cache" if gen["cached"] else f"built: store {gen['store_s']} s + commit {gen['commit_s']} s"
+            how = (
+                "reused from the cache"
+                if gen["cached"]
+                else f"built: store {gen['store_s']} s + commit {gen['commit_s']} s"
+            )
             lines.append(f"  generated from the seeds' sentences; vectors generated ({m['dim']} dims), {how}")
         row("hybrid retrieval, query already encoded", ms(c["total"]))
         row("  of which FAISS (Index.search_dense)", ms(c["dense"]))

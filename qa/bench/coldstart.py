@@ -79,7 +79,9 @@ def ask(settings: Settings, index_dir: Path, questions: list[str], repeats: int)
             try:
                 json.loads(out.read().decode("utf-8").strip().splitlines()[-1])
             except (ValueError, IndexError):
-                errors.append(f"exit {code}: {(err.read().decode('utf-8', 'replace').strip().splitlines() or ['?'])[-1]}")
+                errors.append(
+                    f"exit {code}: {(err.read().decode('utf-8', 'replace').strip().splitlines() or ['?'])[-1]}"
+                )
     return {"wall": stats(walls), "rss_mib": round(max(rss) / 1024), "errors": errors}
 
 

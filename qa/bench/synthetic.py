@@ -69,7 +69,7 @@ def sentence_pool(docs: Sequence[Document], passages: Sequence[Passage], variant
     from ..text import tokenize
 
     rng = np.random.default_rng(seed)
-    owner = {}
+    owner: dict[tuple[str, int], int] = {}
     for i, p in enumerate(passages):
         for pos in range(p.start, p.end):
             owner.setdefault((p.doc_id, pos), i)
@@ -83,7 +83,7 @@ def sentence_pool(docs: Sequence[Document], passages: Sequence[Passage], variant
     base_tokens = [tokenize(s) for s in sentences]
     words = sorted({t for toks in base_tokens for t in toks if len(t) >= 2 and not t.isdigit()})
     texts, tokens, source = [], [], []
-    for sentence, toks, src in zip(sentences, base_tokens, sources):
+    for sentence, toks, src in zip(sentences, base_tokens, sources, strict=True):
         swappable = sorted({t for t in toks if len(t) >= 2 and not t.isdigit()})
         for v in range(variants):
             text = sentence
@@ -134,7 +134,9 @@ def queries(pool: SentencePool, count: int = 40, seed: int = 1) -> list[str]:
 
 
 # -- no text model: the storage layer alone -----------------------------------------
-def clustered_corpus(n: int, dim: int = 384, seed: int = 0) -> tuple[list[tuple[Document, list[Passage]]], np.ndarray, list[list[str]]]:
+def clustered_corpus(
+    n: int, dim: int = 384, seed: int = 0
+) -> tuple[list[tuple[Document, list[Passage]]], np.ndarray, list[list[str]]]:
     """(documents with passages, vectors, tokens): Zipf words, clustered vectors."""
     rng = np.random.default_rng(seed)
     chars = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]

@@ -144,7 +144,7 @@ class Index:
         """(passage id, cosine similarity), best first."""
         return self._vectors.search(qvec, k)
 
-    def search_keyword(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
+    def search_keyword(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
         """(passage id, BM25 score), best first; passages sharing no token are left out."""
         return self._keyword.search(tokens, k)
 
@@ -243,7 +243,9 @@ class Builder:
             self._store.discard_after(self.previous)
             self._store.begin()
         except sqlite3.DatabaseError as error:
-            raise IndexCorrupt(f"Index store {self.index_dir / self.store_name} cannot be read ({error}).", REBUILD) from None
+            raise IndexCorrupt(
+                f"Index store {self.index_dir / self.store_name} cannot be read ({error}).", REBUILD
+            ) from None
         self.dim: int | None = self._base["vectors"]["dim"] if self._base else None
         self._removed: set[int] = set()  # ids of the live snapshot that go
         self._added: dict[int, tuple[np.ndarray, list[str]]] = {}  # only kept for an incremental commit
@@ -282,7 +284,9 @@ class Builder:
         """Add (or replace) ``doc`` with its passages, their vectors and jieba tokens."""
         vectors = np.asarray(vectors, dtype=np.float32)
         if not (len(passages) == len(vectors) == len(tokens)):
-            raise ValueError(f"{doc.doc_id}: {len(passages)} passages, {len(vectors)} vectors, {len(tokens)} token lists")
+            raise ValueError(
+                f"{doc.doc_id}: {len(passages)} passages, {len(vectors)} vectors, {len(tokens)} token lists"
+            )
         if vectors.ndim != 2 or (self.dim is not None and vectors.shape[1] != self.dim and len(vectors)):
             raise ValueError(f"{doc.doc_id}: vectors of shape {vectors.shape}, the index holds dimension {self.dim}")
         for p in passages:
@@ -293,7 +297,7 @@ class Builder:
         self.remove_document(doc.doc_id)
         ids = self._store.add_document(doc, passages, vectors, tokens, self.gen)
         if self._base:
-            for pid, vec, toks in zip(ids, vectors, tokens):
+            for pid, vec, toks in zip(ids, vectors, tokens, strict=True):
                 self._added[pid] = (vec, list(toks))
 
     def commit(self, manifest: Mapping[str, Any]) -> None:
@@ -312,11 +316,17 @@ class Builder:
             raise RuntimeError(f"index sizes disagree: {len(vectors)} vectors, {len(keyword)} BM25 rows, {n} passages")
         full = dict(manifest)
         full.update(
-            format=FORMAT, generation=self.gen, store=self.store_name, passages=n,
-            documents=self._store.check(self.gen), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            format=FORMAT,
+            generation=self.gen,
+            store=self.store_name,
+            passages=n,
+            documents=self._store.check(self.gen),
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             vectors={"kind": vectors.kind, "dim": int(dim)},
             libraries={"faiss": vector_lib(), "bm25s": keyword_lib(), "numpy": np.__version__},
-            files={str(p.relative_to(self._snap)): p.stat().st_size for p in sorted(self._snap.rglob("*")) if p.is_file()},
+            files={
+                str(p.relative_to(self._snap)): p.stat().st_size for p in sorted(self._snap.rglob("*")) if p.is_file()
+            },
         )
         (self._snap / "manifest.json").write_text(json.dumps(full, ensure_ascii=False, indent=1), encoding="utf-8")
         durable.fsync_tree(self._snap)
@@ -334,7 +344,9 @@ class Builder:
                     vectors = self._reused("_vectors") or VectorIndex.load(self._prev / "vectors.faiss", kind)
                     vectors.remove(np.fromiter(self._removed, dtype=np.int64))
                     if self._added:
-                        vectors.add(np.fromiter(self._added, dtype=np.int64), np.stack([v for v, _ in self._added.values()]))
+                        vectors.add(
+                            np.fromiter(self._added, dtype=np.int64), np.stack([v for v, _ in self._added.values()])
+                        )
                     if len(vectors) == n:
                         return vectors
                 except _READ_ERRORS:
@@ -406,3 +418,4 @@ def _snapshot_dirs(index_dir: Path) -> list[Path]:
 
 def _short(error: BaseException) -> str:
     return ((str(error).strip().splitlines() or [type(error).__name__])[-1])[:200]
+

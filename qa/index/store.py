@@ -55,6 +55,7 @@ CREATE INDEX IF NOT EXISTS passages_doc_key ON passages(doc_key);
 """
 
 VISIBLE = "d.added <= :g AND (d.removed IS NULL OR d.removed > :g)"
+_VISIBLE_PASSAGES = f"JOIN documents d ON d.doc_key = p.doc_key WHERE {VISIBLE}"
 TOKEN_SEP = "\x1f"  # unit separator: never part of a jieba token of cleaned text
 _DOC_COLUMNS = "d.doc_key, d.doc_id, d.path, d.title, d.text, d.content_hash, d.source, d.date, d.url"
 _BATCH = 500  # SQLite's default host-parameter limit is 999 on old builds
@@ -146,7 +147,7 @@ class Store:
 
     def vectors(self, gen: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """All (ids, vectors) visible at ``gen``: what a FAISS rebuild needs."""
-        sql = f"SELECT p.id, p.vector FROM passages p JOIN documents d ON d.doc_key = p.doc_key WHERE {VISIBLE} ORDER BY p.id"
+        sql = f"SELECT p.id, p.vector FROM passages p {_VISIBLE_PASSAGES} ORDER BY p.id"
         with self._lock:
             rows = self._con.execute(sql, {"g": gen}).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -155,7 +156,7 @@ class Store:
 
     def tokens(self, gen: int) -> Iterator[tuple[int, list[str]]]:
         """All (id, tokens) visible at ``gen``: what a BM25 rebuild needs."""
-        sql = f"SELECT p.id, p.tokens FROM passages p JOIN documents d ON d.doc_key = p.doc_key WHERE {VISIBLE} ORDER BY p.id"
+        sql = f"SELECT p.id, p.tokens FROM passages p {_VISIBLE_PASSAGES} ORDER BY p.id"
         with self._lock:
             rows = self._con.execute(sql, {"g": gen}).fetchall()
         for pid, joined in rows:
@@ -208,7 +209,7 @@ class Store:
             )
             key = cur.lastrowid
             ids = []
-            for p, vec, toks in zip(passages, vectors, tokens):
+            for p, vec, toks in zip(passages, vectors, tokens, strict=True):
                 cur = self._con.execute(
                     "INSERT INTO passages (doc_key, ordinal, start, end, heading, tokens, vector)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -216,7 +217,9 @@ class Store:
                      TOKEN_SEP.join(t.replace(TOKEN_SEP, "") for t in toks),
                      np.ascontiguousarray(vec, dtype=np.float32).tobytes()),
                 )
-                ids.append(int(cur.lastrowid))
+                rowid = cur.lastrowid
+                assert rowid is not None  # an INSERT always sets it
+                ids.append(rowid)
             return ids
 
     def discard_after(self, gen: int) -> None:
@@ -327,7 +330,7 @@ class EmbeddingCache:
     def put(self, identity: str, texts: Sequence[str], vectors: np.ndarray | Sequence[np.ndarray]) -> None:
         rows = [
             (identity, _cache_key(t), np.ascontiguousarray(v, dtype=np.float32).tobytes())
-            for t, v in zip(texts, vectors)
+            for t, v in zip(texts, vectors, strict=True)
         ]
         with self._lock:
             self._con.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)

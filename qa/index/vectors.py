@@ -151,7 +151,7 @@ class VectorIndex:
         q = _normalised(np.asarray(query, dtype=np.float32).reshape(1, -1), self.dim)
         _threads(1)
         scores, ids = self._index.search(q, k)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 
 def _normalised(vectors: np.ndarray, dim: int) -> np.ndarray:
