@@ -116,7 +116,7 @@ def _load_st(path: Path, identity: str, backend: str = "torch", cache_dir: Path 
         if backend == "openvino":
             try:
                 _use_openvino(model, identity, Path(cache_dir or "."), progress)
-            except Exception as exc:  # not installed, export unsupported for this architecture...
+            except Exception as exc:  # noqa: BLE001 - not installed, export unsupported for this architecture...
                 if explicit:
                     _note(f"the OpenVINO backend could not be used ({type(exc).__name__}); torch answers instead.")
                 _LOADED[(identity, "torch")] = model
@@ -316,7 +316,7 @@ def load_encoder(settings: Settings, progress: Callable[[str], None] | None = No
             path, name, identity = resolve.resolve(settings.model)
             model, used = _load_st(path, identity, backend, **opts)
             return Encoder(model, name, identity, str(path), None, used)
-        except Exception as exc:  # bad directory, broken download, incompatible model...
+        except Exception as exc:  # noqa: BLE001 - bad directory, broken download, incompatible model...
             reason = (
                 exc.message
                 if isinstance(exc, ModelError)
@@ -327,7 +327,7 @@ def load_encoder(settings: Settings, progress: Callable[[str], None] | None = No
     path, identity = _bundled(settings, progress)
     try:
         model, used = _load_st(path, identity, backend, **opts)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the user gets one line and the fix
         raise ModelError(f"The converted model in {path} could not be loaded ({type(exc).__name__}).",
                          "Delete that folder and run: qa model install") from None
     return Encoder(model, convert.MODEL_NAME, identity, str(path), notice, used)
@@ -341,7 +341,7 @@ def model_info(settings: Settings) -> dict:
     try:
         source = convert.bundled_bin()
         bundled = convert.bundled_dir(settings.cache_dir, convert.file_sha256(source))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - shown as part of the report, never raised
         info["bundled_error"] = str(exc)
     if settings.model:
         try:
@@ -350,7 +350,7 @@ def model_info(settings: Settings) -> dict:
                 if resolve.is_local(settings.model)
                 else resolve.cached_snapshot(settings.model)
             )
-        except Exception:
+        except Exception:  # noqa: BLE001 - an unreadable cache means "not available locally"
             path = None
         if path is not None and path.is_dir():
             info.update(active=path.name if resolve.is_local(settings.model) else settings.model,

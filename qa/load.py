@@ -323,7 +323,7 @@ def _read_pdf(data: bytes, path: Path) -> RawText:
         title = reader.metadata.title if reader.metadata else None
     except LoadError:
         raise
-    except Exception as error:  # pypdf raises many types for damaged files
+    except Exception as error:  # noqa: BLE001 - pypdf raises many types for damaged files
         raise LoadError(
             f"{path.name}: not a readable PDF ({type(error).__name__}).", "Re-export the PDF and add it again."
         ) from None

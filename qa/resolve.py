@@ -111,7 +111,7 @@ def cached_snapshot(repo_id: str) -> Path | None:
 
     try:
         return Path(snapshot_download(repo_id, cache_dir=_hf_cache(), local_files_only=True))
-    except Exception:  # any "not in cache" flavour: not found, incomplete, bad id
+    except Exception:  # noqa: BLE001 - any "not in cache" flavour: not found, incomplete, bad id
         return None
 
 
@@ -149,6 +149,6 @@ def resolve(spec: str) -> tuple[Path, str, str]:
             raise ModelError(f"{spec} is not in the local Hugging Face cache and {host} cannot be reached")
         try:
             path = _download(spec)
-        except Exception as exc:  # network, auth, missing repo: all mean "not available"
+        except Exception as exc:  # noqa: BLE001 - network, auth, missing repo: all mean "not available"
             raise ModelError(f"downloading {spec} failed ({type(exc).__name__})") from None
     return path, spec, f"{spec}@{path.name}+prompts:{_prompts_tag(path)}"

@@ -173,7 +173,7 @@ def predicate(question: str) -> str:
     the predicate keeps 的党建品牌. Empty when there is no verb after a
     subject, so the caller can fall back to joining the questions.
     """
-    import jieba.posseg as posseg  # noqa: F401  (initialised through _segmenter)
+    import jieba.posseg as posseg  # initialised through _segmenter
 
     _segmenter()
     position = 0

@@ -109,7 +109,7 @@ def serve(settings: Settings, index_dir: Path, question: str) -> dict:
             while time.perf_counter() - start < TIMEOUT and proc.poll() is None:
                 try:
                     client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
-                except Exception:  # not listening yet
+                except Exception:  # noqa: BLE001 - any failure to connect means not listening yet
                     time.sleep(0.25)
                     continue
                 result["ready_s"] = round(time.perf_counter() - start, 2)

@@ -393,8 +393,12 @@ class Builder:
 def _read_manifest(path: Path) -> dict:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        for key in ("generation", "store", "passages", "documents", "files", "vectors"):
-            manifest[key]  # noqa: B018 - presence check
+        if not isinstance(manifest, dict):
+            raise TypeError("not a JSON object")
+        missing = [key for key in ("generation", "store", "passages", "documents", "files", "vectors")
+                   if key not in manifest]
+        if missing:
+            raise KeyError(missing[0])
     except FileNotFoundError:
         raise IndexCorrupt(f"Index file {path} is missing.", REBUILD) from None
     except (OSError, ValueError, KeyError, TypeError) as error:
