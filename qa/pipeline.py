@@ -360,14 +360,18 @@ class Indexer:
                 gone.append(doc_id)
         return gone
 
-    def _add(self, writer: IndexWriter, docs: list[Document], progress: Progress | None) -> int:
-        """Chunk, tokenise and embed ``docs`` (through the cache), then add them."""
+    def plan(self, docs: Sequence[Document]) -> list[tuple[Document, list[Passage], list[str]]]:
+        """Each document with its passages and what the encoder and BM25 see of each."""
         s = self.settings
         plans = []
         for doc in docs:
             passages = chunk.chunk_document(doc, size=s.chunk_size, max_size=s.chunk_max, overlap=s.chunk_overlap)
-            texts = [index_text(doc, p) for p in passages]
-            plans.append((doc, passages, texts))
+            plans.append((doc, passages, [index_text(doc, p) for p in passages]))
+        return plans
+
+    def _add(self, writer: IndexWriter, docs: list[Document], progress: Progress | None) -> int:
+        """Chunk, tokenise and embed ``docs`` (through the cache), then add them."""
+        plans = self.plan(docs)
         all_texts = [t for _, _, texts in plans for t in texts]
         identity = self.encoder.identity
         with self.backend.vector_cache() as cache:

@@ -46,8 +46,7 @@ ASKS = 30  # end-to-end questions per collection
 
 def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
     """All figures as a dict (see ``format_report`` for their meaning)."""
-    from ..chunk import chunk_document
-    from ..pipeline import Encoders, Indexer, index_text, load_documents
+    from ..pipeline import Encoders, Indexer, load_documents
 
     started = time.perf_counter()
     report: dict = {"n": n_passages, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
@@ -59,13 +58,11 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
     report["model"] = {"name": encoder.name, "dim": encoder.dim, "backend": getattr(encoder, "backend", "?"),
                        "load_s": round(time.perf_counter() - t, 2)}
     docs, _ = load_documents([Path(settings.seeds_dir)])
-    pairs = [
-        (d, p) for d in docs for p in chunk_document(d, settings.chunk_size, settings.chunk_max, settings.chunk_overlap)
-    ]
-    texts = [index_text(d, p) for d, p in pairs]
+    plans = indexer.plan(docs)
+    texts = [t for _, _, doc_texts in plans for t in doc_texts]
     log(f"encoder throughput on {len(texts)} seed passages")
     report["encoder"], seed_vectors = _encoder(encoder, texts)
-    pool = synthetic.sentence_pool(docs, [p for _, p in pairs])
+    pool = synthetic.sentence_pool(docs, [p for _, passages, _ in plans for p in passages])
     questions = synthetic.queries(pool)
     report["encoder"]["query"] = stats(timed(lambda i: encoder.encode_queries([questions[i % len(questions)]]), 30))
     qvecs = encoder.encode_queries(questions)
