@@ -171,7 +171,7 @@ class Chat:
         self.uploads.mkdir(parents=True, exist_ok=True)
         saved = []
         for item in files:
-            src = Path(item if isinstance(item, str) else getattr(item, "name", item["path"]))
+            src = Path(item if isinstance(item, str) else (getattr(item, "name", None) or item["path"]))
             try:
                 name = safe_name(getattr(item, "orig_name", None) or src.name, SUPPORTED)
             except UsageError as error:

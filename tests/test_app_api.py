@@ -103,8 +103,7 @@ def test_upload_rejects_unsupported_files(client, tmp_path):
 
 
 def test_upload_then_ask_then_remove(app, client, tmp_path):
-    article = tmp_path / "../weird name (1).txt"
-    article = tmp_path / "weird name (1).txt"
+    article = tmp_path / "weird name (1).txt"  # a browser's "../" in a name: tests/test_faults.py, in-process
     article.write_text(
         "青石湾社区图书角开放\n\n2024-03-02 来源：青石湾社区报\n\n青石湾社区图书角于三月二日开放，藏书一千二百册，"
         "由退休教师周明远义务管理，每周二和周六下午开放。",
