@@ -175,3 +175,23 @@ def test_a_question_finishes_on_the_snapshot_it_started_on_while_builds_switch(m
             assert doc.text[hit.passage.start : hit.passage.end] == hit.passage.text
         assert asker.candidates(question).index.version != started_on  # the next question sees the build
     assert added and any(d.doc_id == added[0] for d in asker.documents())
+
+
+def open_files(folder: Path) -> list[str]:
+    """Files under ``folder`` this process holds open (Linux)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:
+            continue
+        if folder in target.parents:
+            found.append(target.name)
+    return found
+
+
+def test_a_build_leaves_no_embedding_cache_open(make_bot, corpus):
+    bot = make_bot()
+    bot.build([corpus])
+    bot.build([corpus], full=True)
+    assert not [name for name in open_files(bot.settings.index_dir) if name.startswith("cache.sqlite")]
