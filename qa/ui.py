@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Collection
 
 from . import render
 from .config import Settings
-from .errors import IndexMissing, QAError, UsageError
+from .errors import IndexMissing, IndexUnavailable, QAError, UsageError
 from .text import keywords
 from .types import Answer
 
@@ -132,7 +132,7 @@ class Chat:
         """API: the indexed documents (title, source, date, passages, doc_id)."""
         try:
             infos = self.bot.documents()
-        except IndexMissing:
+        except (IndexMissing, IndexUnavailable):  # a served index that is down: the chat says so when asked
             return []
         keys = ("doc_id", "title", "source", "date", "url", "passages")
         return [{k: getattr(info, k, None) for k in keys} for info in infos]
