@@ -144,13 +144,19 @@ class MilvusBackend:
     def call(self, method: str, *args: Any, timeout: float = CALL_TIMEOUT, **kwargs: Any) -> Any:
         """One client call; a lost server becomes ``IndexUnavailable`` (and a fresh client next time)."""
         client = self.client()
-        try:
-            return getattr(client, method)(*args, timeout=timeout, **kwargs)
-        except Exception as error:  # noqa: BLE001 - sorted below into "unreachable" and "refused"
-            if _lost(error):
-                self._drop_client(client)
-                raise self._unavailable(error) from None
-            raise _Refused(error) from None
+        for attempt in range(2):
+            try:
+                return getattr(client, method)(*args, timeout=timeout, **kwargs)
+            except Exception as error:  # noqa: BLE001 - sorted below into "unreachable" and "refused"
+                if _lost(error):
+                    self._drop_client(client)
+                    raise self._unavailable(error) from None
+                if attempt == 0 and args and "load()" in str(error):
+                    # a restarted server (Milvus Lite) comes back with collections released
+                    self.call("load_collection", args[0], timeout=BULK_TIMEOUT)
+                    continue
+                raise _Refused(error) from None
+        raise AssertionError("unreachable")
 
     def _drop_client(self, client: Any) -> None:
         with self._lock:
