@@ -304,7 +304,7 @@ def test_the_web_chat_says_the_server_is_down_and_recovers(tmp_path, corpus, enc
 def test_sparse_vectors_are_bm25s_weights():
     """The stored weight times the query's IDF is bm25s's score for a one-word query."""
     from qa.index.keyword import KeywordIndex
-    from qa.index.milvus import _bm25_vector, token_id
+    from qa.index.milvus import _bm25_vector, _term_counts, token_id
 
     docs = [["交警", "党建", "交警"], ["党建", "品牌"], ["群众"]]
     avgdl = sum(map(len, docs)) / len(docs)
@@ -314,9 +314,7 @@ def test_sparse_vectors_are_bm25s_weights():
         idf = np.log(1 + (3 - df + 0.5) / (df + 0.5))
         expected = dict(bm.search([word], 3))
         for i, d in enumerate(docs):
-            from collections import Counter
-
-            weight = _bm25_vector(Counter(d), len(d), avgdl).get(token_id(word), 0.0)
+            weight = _bm25_vector(*_term_counts(d), len(d), avgdl).get(token_id(word), 0.0)
             assert weight * idf == pytest.approx(expected.get(i, 0.0), rel=1e-5)
 
 

@@ -42,6 +42,7 @@ scratch; an incremental build keeps it (``qa build --full`` refreshes it).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -91,8 +92,12 @@ REBUILD = "Run: qa build --full to rebuild it."
 
 
 
+@functools.lru_cache(maxsize=1 << 20)
 def token_id(token: str) -> int:
-    """The sparse dimension of a word: stable across processes and builds (Python's hash is not)."""
+    """The sparse dimension of a word: stable across processes and builds (Python's hash is not).
+
+    Two words of a collection share a dimension about once per 10^5 pairs (32 bits);
+    they then count as one word, as a rare collision in any hashed vocabulary does."""
     return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little") % HASH_SPACE
 
 
@@ -553,6 +558,7 @@ class MilvusWriter:
         rows = []
         df: Counter[str] = Counter()
         total = 0
+        # kept until commit (a new collection's avgdl is known only then): compact arrays, not dicts
         for p, vec, toks in zip(passages, vectors, tokens, strict=True):
             joined = "\x1f".join(t.replace("\x1f", "") for t in toks)
             heading = p.heading or ""
@@ -561,7 +567,7 @@ class MilvusWriter:
                                  "Use a smaller QA_CHUNK_MAX.")
             rows.append({"id": self._next_id, "doc_id": doc.doc_id, "ordinal": p.ordinal, "start": p.start,
                          "end": p.end, "heading": heading, "tokens": joined, "added": self.gen, "removed": NEVER,
-                         "dense": vec, "counts": Counter(toks), "dl": len(toks)})
+                         "dense": vec, "terms": _term_counts(toks), "dl": len(toks)})
             self._next_id += 1
             df.update(set(toks))
             total += len(toks)
@@ -595,9 +601,9 @@ class MilvusWriter:
             key = self._next_key
             self._next_key += 1
             for row in passages:
-                counts, dl = row.pop("counts"), row.pop("dl")
+                (dims, counts), dl = row.pop("terms"), row.pop("dl")
                 row["doc_key"] = key
-                row["sparse"] = _bm25_vector(counts, dl, avgdl)
+                row["sparse"] = _bm25_vector(dims, counts, dl, avgdl)
                 row["dense"] = row["dense"].tolist()
                 rows.append(row)
             docs += _document_rows(doc, key, len(passages), self.gen)
@@ -815,14 +821,21 @@ def _host_tag(host: str) -> str:
 
 
 # -- rows --------------------------------------------------------------------------------------
-def _bm25_vector(counts: Mapping[str, int], dl: int, avgdl: float) -> dict[int, float]:
-    """bm25s's Lucene term weight without the IDF (the query carries that)."""
+def _term_counts(tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A passage's distinct sparse dimensions and how often each occurs."""
+    if not tokens:
+        return np.zeros(0, np.uint32), np.zeros(0, np.float32)
+    ids = np.fromiter((token_id(t) for t in tokens), dtype=np.int64, count=len(tokens))
+    dims, counts = np.unique(ids, return_counts=True)
+    return dims.astype(np.uint32), counts.astype(np.float32)
+
+
+def _bm25_vector(dims: np.ndarray, counts: np.ndarray, dl: int, avgdl: float) -> dict[int, float]:
+    """bm25s's Lucene term weight ``tf / (tf + k1 (1 - b + b dl / avgdl))``, without the IDF (the query has it)."""
+    if not len(dims):
+        return {EMPTY_DIM: 1e-9}  # Milvus refuses an empty sparse vector; no query names this dimension
     norm = K1 * ((1 - B) + B * dl / (avgdl or 1.0))
-    out: dict[int, float] = {}
-    for token, tf in counts.items():
-        key = token_id(token)
-        out[key] = out.get(key, 0.0) + tf / (norm + tf)
-    return out or {EMPTY_DIM: 1e-9}
+    return dict(zip(dims.tolist(), (counts / (counts + norm)).tolist(), strict=True))
 
 
 def _split_text(text: str, limit: int = PART_BYTES) -> list[str]:
