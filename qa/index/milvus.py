@@ -105,6 +105,11 @@ def _visible(gen: int) -> str:
     return f"added <= {int(gen)} and removed > {int(gen)}"
 
 
+# Calls that must not be sent twice: an insert that arrived before the connection broke would
+# add its rows twice (Milvus does not deduplicate primary keys on insert).
+_NOT_REPEATABLE = frozenset({"insert", "create_collection", "create_alias"})
+
+
 class MilvusBackend:
     """``IndexBackend`` over one Milvus (``QA_MILVUS_URI``); one client, shared by threads."""
 
@@ -148,13 +153,17 @@ class MilvusBackend:
 
     def call(self, method: str, *args: Any, timeout: float = CALL_TIMEOUT, **kwargs: Any) -> Any:
         """One client call; a lost server becomes ``IndexUnavailable`` (and a fresh client next time)."""
-        client = self.client()
         for attempt in range(2):
+            client = self.client()
             try:
                 return getattr(client, method)(*args, timeout=timeout, **kwargs)
             except Exception as error:  # noqa: BLE001 - sorted below into "unreachable" and "refused"
                 if _lost(error):
                     self._drop_client(client)
+                    if attempt == 0 and method not in _NOT_REPEATABLE:
+                        # an idle connection the server closed (Milvus Lite answers gRPC keep-alive
+                        # pings with GOAWAY): one fresh connection; a server that is down fails again at once
+                        continue
                     raise self._unavailable(error) from None
                 if attempt == 0 and args and "load()" in str(error):
                     # a restarted server (Milvus Lite) comes back with collections released
@@ -659,6 +668,8 @@ class MilvusWriter:
         b.call("load_collection", self.base, timeout=BULK_TIMEOUT)
 
     def _insert(self, collection: str, rows: list[dict], method: str = "insert") -> None:
+        if rows:
+            self._b.call("has_collection", collection)  # reconnects, if need be, before a call that cannot
         for chunk in _batches(rows):
             self._b.call(method, collection, chunk, timeout=BULK_TIMEOUT)
             if self._lock is not None:
