@@ -420,7 +420,10 @@ class MilvusWriter:
     def _start(self) -> None:
         b = self._b
         live = b.target()
-        head = b.head(live) if live else None
+        try:
+            head = b.head(live) if live else None
+        except _Refused:  # the alias names a damaged pair: a full rebuild replaces it
+            head = None
         keep = {live, _manifest_of(b, live, head).get("previous_base")} if live and head else {live}
         for orphan in b.bases():  # collections of full rebuilds that died before the switch
             if orphan not in keep:
@@ -609,12 +612,11 @@ class MilvusWriter:
         for doc, passages in self._pending.values():
             key = self._next_key
             self._next_key += 1
-            for row in passages:
-                (dims, counts), dl = row.pop("terms"), row.pop("dl")
-                row["doc_key"] = key
-                row["sparse"] = _bm25_vector(dims, counts, dl, avgdl)
-                row["dense"] = row["dense"].tolist()
-                rows.append(row)
+            for row in passages:  # converted batch by batch: 100,000 vectors as Python lists would take GBs
+                (dims, counts), dl = row["terms"], row["dl"]
+                out = {k: v for k, v in row.items() if k not in ("terms", "dl")}
+                out.update(doc_key=key, sparse=_bm25_vector(dims, counts, dl, avgdl), dense=row["dense"].tolist())
+                rows.append(out)
             docs += _document_rows(doc, key, len(passages), self.gen)
             if len(rows) >= BATCH:
                 self._insert(self.base, rows)
