@@ -137,7 +137,11 @@ class MilvusBackend:
                     from ..errors import MissingDependency
 
                     raise MissingDependency.for_module("pymilvus", "pymilvus[milvus-lite]") from None
-                kwargs: dict[str, Any] = {"uri": self.uri, "timeout": CONNECT_TIMEOUT}
+                # Our own connection (not pymilvus's shared one, whose reconnect back-off outlives a
+                # restarted server), and no keep-alive pings while idle: Milvus Lite's gRPC server
+                # answers pings every 10 s with GOAWAY "too_many_pings" and drops the connection.
+                kwargs: dict[str, Any] = {"uri": self.uri, "timeout": CONNECT_TIMEOUT, "dedicated": True,
+                                          "grpc_options": {"grpc.keepalive_permit_without_calls": 0}}
                 if self.token:
                     kwargs["token"] = self.token
                 if self.db:
@@ -161,8 +165,8 @@ class MilvusBackend:
                 if _lost(error):
                     self._drop_client(client)
                     if attempt == 0 and method not in _NOT_REPEATABLE:
-                        # an idle connection the server closed (Milvus Lite answers gRPC keep-alive
-                        # pings with GOAWAY): one fresh connection; a server that is down fails again at once
+                        # a connection the server closed while idle: one fresh connection; a server
+                        # that is down fails again at once
                         continue
                     raise self._unavailable(error) from None
                 if attempt == 0 and args and "load()" in str(error):
