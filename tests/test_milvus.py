@@ -336,3 +336,14 @@ def test_passages_out_of_order_ids_come_back_in_the_order_asked(settings, corpus
     assert len(got) == len(ids)
     assert all(isinstance(p, Passage) and isinstance(d, Document) for p, d in got)
     assert [p for p, _ in got] == [p for p, _ in (reader.passages([i])[0] for i in ids)]
+
+
+def test_settings_choose_the_index_and_refuse_what_milvus_cannot_take(tmp_path):
+    from qa.index.local import LocalBackend
+
+    assert isinstance(connect(Settings.load(index_dir=tmp_path)), LocalBackend)
+    assert isinstance(connect(Settings.load(milvus_uri=str(tmp_path / "x.db"))), MilvusBackend)
+    with pytest.raises(UsageError, match="QA_MILVUS_URI"):
+        Settings.load(milvus_uri="milvus.example.org:19530")
+    with pytest.raises(UsageError, match="QA_MILVUS_COLLECTION"):
+        Settings.load(milvus_uri="http://127.0.0.1:19530", milvus_collection="qa-docs")

@@ -34,8 +34,8 @@ of the word; the query vector carries each word's IDF, computed from document
 frequencies the manifest keeps for its generation. Their inner product is
 bm25s's Lucene BM25 score, so both indexes rank alike, and ``doc_freq`` is
 exact. Milvus's own BM25 function with its jieba analyzer was not used: it cuts
-words differently (no search mode, no stop words) and has no document
-frequency to read. ``avgdl`` is fixed when the collection is written from
+words with its own jieba port and filters, not the project's search-mode cut and
+stop words, and it has no document frequency to read. ``avgdl`` is fixed when the collection is written from
 scratch; an incremental build keeps it (``qa build --full`` refreshes it).
 """
 
