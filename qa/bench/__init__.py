@@ -19,7 +19,6 @@ the generated vectors and tokens themselves, never from the index's files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import resource
@@ -35,7 +34,7 @@ from ..config import Settings
 from ..index import connect
 from ..index.keyword import KeywordIndex
 from ..index.vectors import VectorIndex
-from ..types import Document, PassageEncoder
+from ..types import Document, PassageEncoder, text_hash
 from . import coldstart, synthetic
 from .synthetic import stats, timed
 
@@ -124,7 +123,7 @@ def _rates(count: int, seconds: list[float]) -> dict:
 
 # -- indexes ---------------------------------------------------------------------------
 def _key(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return text_hash(json.dumps(parts, sort_keys=True, default=str))[:12]
 
 
 def _asker(settings: Settings, encoder: PassageEncoder) -> Any:
