@@ -97,12 +97,12 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
 def _encoder(encoder, texts: list[str], passes: int = 1) -> tuple[dict, np.ndarray]:
     """Passages/second through ``Encoder``, and through sentence-transformers alone
     (its torch model, ``encode`` with its defaults) on the same passages, same process."""
-    from ..embed import _load_st
+    from sentence_transformers import SentenceTransformer
 
     out: dict[str, np.ndarray] = {}
     encoder.encode_passages(texts[:8])  # warm-up: first calls allocate
     ours = timed(lambda i: out.__setitem__("v", encoder.encode_passages(texts)), passes)
-    plain_model, _ = _load_st(Path(encoder.location), encoder.identity, "torch")
+    plain_model = SentenceTransformer(str(encoder.location), device="cpu", local_files_only=True)
     prompt = getattr(encoder, "passage_prompt", None)
     plain_model.encode(texts[:8], prompt_name=prompt, show_progress_bar=False)
     theirs = timed(lambda i: plain_model.encode(texts, prompt_name=prompt, normalize_embeddings=True,
