@@ -418,6 +418,10 @@ class Bot:
         return self.indexer.encoder
 
     @property
+    def query_encoder(self) -> Encoder:
+        return self.asker.query_encoder
+
+    @property
     def encoder_name(self) -> str:
         return self.asker.encoder_name
 
