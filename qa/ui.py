@@ -489,6 +489,12 @@ def build_app(bot: Any, settings: Settings) -> Any:
         opener.click(chat.open_article, [cite, chatbot], article, js="(c, m) => [window.qaCite || c, m]",
                      api_visibility="private")
 
+        def takes_request(fn):
+            """gradio finds the gr.Request parameter by its annotation, which must be the class itself."""
+            fn.__annotations__ = {**fn.__annotations__, "request": gr.Request}
+            return fn
+
+        @takes_request
         def unlocked(pw: str, request: gr.Request):
             with web_errors():
                 refusal = chat.check_password(pw, _host(request))
@@ -499,18 +505,19 @@ def build_app(bot: Any, settings: Settings) -> Any:
         admin_out = [status, listing, picker]
         lim: dict[str, Any] = {"concurrency_limit": 1, "concurrency_id": "admin"}
 
+        @takes_request
         def upload(files: list[dict] | None, password: str, request: gr.Request,
                    progress=gr.Progress()):  # noqa: B008 (gradio injects it)
             return chat.upload(files, password, progress, client=_host(request))
 
+        @takes_request
         def rebuild(password: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008
             return chat.rebuild(password, progress, client=_host(request))
 
+        @takes_request
         def remove(doc_id: str | None, password: str, request: gr.Request):
             return chat.remove(doc_id, password, client=_host(request))
 
-        for fn in (unlocked, upload, rebuild, remove):  # resolvable without module-level gradio
-            fn.__annotations__ = {**fn.__annotations__, "request": gr.Request}
         # preprocess=False: the handler gets gradio's FileData dicts as they are (path, orig_name); gr.File's
         # own preprocessing leaves an empty temp file behind per file and call, even for a wrong password.
         # The temp files are gone after an upload, whatever its outcome: clear the file picker too.
