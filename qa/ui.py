@@ -9,6 +9,7 @@ whose event opens the article in the side panel and scrolls the cited span into 
 
 from __future__ import annotations
 
+import dataclasses
 import filecmp
 import html
 import ipaddress
@@ -343,11 +344,13 @@ class Chat:
 
         with web_errors():
             report = self.bot.build(paths, add_only=add_only, progress=step)
-            lines = [render.report_text(report, self._titles()), *notes]
             dropped = self._drop_unreadable(report)
+            # a reader's own error text may quote the file's full path; titles keep their slashes
+            skipped = [dataclasses.replace(s, reason=hide_paths(s.reason)) for s in report.skipped]
+            lines = [render.report_text(dataclasses.replace(report, skipped=skipped), self._titles()), *notes]
             if dropped:
                 lines.append(f"无法读取的上传文件已从上传文件夹删除：{'、'.join(dropped)}")
-            return self._after(hide_paths("\n".join(lines)))
+            return self._after("\n".join(lines))
 
     def _drop_unreadable(self, report: Any) -> list[str]:
         """Delete uploads the build skipped: kept, they would fail every later rebuild."""
@@ -371,7 +374,7 @@ class Chat:
             report = self.bot.remove([doc_id])
             if inside(path, self.uploads) and path.exists():
                 path.unlink()  # else the next rebuild would add it back
-            return self._after(hide_paths(render.report_text(report, titles)))
+            return self._after(render.report_text(report, titles))
 
 
 def _upload_path(item: Any) -> Any:

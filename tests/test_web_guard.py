@@ -83,10 +83,12 @@ def test_a_different_file_under_the_same_safe_name_is_saved_beside_it(chat):
 
 
 def test_an_unreadable_upload_is_removed_and_named(chat):
-    batch = [uploaded(chat, "good.txt", f"书法班\n\n{FACT}", "h1"), uploaded(chat, "blank.txt", " \n\n ", "h2")]
+    batch = [uploaded(chat, "good.txt", f"书法班 2024/03 通知\n\n{FACT}", "h1"),
+             uploaded(chat, "blank.txt", " \n\n ", "h2")]
     report, _, _ = chat.upload(batch, PASSWORD, client="10.0.0.1")
     assert stored(chat) == ["good.txt"]
-    assert "新增 1 篇" in report and "blank.txt" in report.splitlines()[-1]
+    assert "新增 1 篇：《书法班 2024/03 通知》" in report  # a title keeps its slashes
+    assert "blank.txt" in report.splitlines()[-1]
 
 
 def test_a_removed_upload_leaves_the_picker_and_the_folder(chat):
