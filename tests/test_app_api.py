@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -161,7 +162,9 @@ def test_a_file_named_by_its_server_path_or_url_is_refused_before_anything_is_co
     secret.write_text("机密文件\n\n服务器上的机密：口令是紫藤花开。", encoding="utf-8")
     uploads, temp = app.index_dir / "uploads", app.temp_parent
     before_uploads, before_temp = everything_under(uploads), everything_under(temp)
-    for path in (str(secret), f"{temp}/../{secret.parent.name}/secret.md", "https://example.org/secret.md"):
+    folder = next(temp.glob("qa-uploads-*"), temp)  # the app's own upload folder
+    climbing = f"{folder}/{os.path.relpath(secret, folder)}"  # starts inside it, ends at the secret
+    for path in (str(secret), climbing, "https://example.org/secret.md"):
         as_file = {"path": path, "meta": {"_type": "gradio.FileData"}}
         for api, data in (("upload", [[as_file], PASSWORD]), ("upload", [[as_file], "wrong"]),
                           ("chat", ["交警", [{"role": "user", "content": [as_file]}]])):
