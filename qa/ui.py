@@ -554,7 +554,8 @@ def _suffixes() -> list[str]:
 def launch_options(settings: Settings) -> dict:
     """Everything `launch` needs: local only, no share link, nothing fetched from the internet,
     raw exception text never sent to a browser (show_error=False; gr.Error lines still are),
-    and the RequestGuard in front of every route."""
+    and the RequestGuard in front of every route. The guard sweeps the upload folder, so call
+    this after `private_upload_folder` (as `serve` does), never with a shared /tmp/gradio."""
     import gradio as gr
     from starlette.middleware import Middleware
 
