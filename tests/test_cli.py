@@ -158,3 +158,21 @@ def test_model_info_and_install_through_the_command(env, tiny_model_dir):
     assert bundled["installed"] and installed.stdout.strip().endswith(str(bundled["location"]))
     plain = run("model", "info").stdout
     assert "active: tiny-chars" in plain
+
+
+@pytest.mark.parametrize("host, warned", [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_serve_on_a_non_loopback_address_says_what_is_reachable(env, monkeypatch, host, warned):
+    import gradio
+
+    launched = {}
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(env / "gradio-temp"))  # serve makes its own folder in here
+    monkeypatch.setenv("QA_ADMIN_PASSWORD", "s3cret")
+    monkeypatch.setattr(gradio.Blocks, "launch", lambda self, **kw: launched.update(kw))  # bind nothing
+    result = run("serve", "--host", host)
+    assert result.exit_code == 0, result.output
+    assert launched["server_name"] == host and launched["show_error"] is False
+    if warned:
+        assert f"listening on {host}:7860" in result.stderr and "ask questions" in result.stderr
+        assert "QA_ADMIN_PASSWORD" in result.stderr and "TLS" in result.stderr
+    else:
+        assert "Warning" not in result.stderr

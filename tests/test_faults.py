@@ -316,33 +316,6 @@ def test_upload_names_cannot_escape_the_uploads_folder():
             safe_name(name, SUPPORTED)
 
 
-def test_an_upload_whose_name_climbs_out_is_saved_inside_the_uploads_folder(built, tmp_path):
-    """The browser's file name is never used as a path. gradio_client always sends a plain base
-    name, so the web chat's upload handler is called here directly: with a file whose own name
-    is hostile (what gradio hands over: a path in its cache named as the browser said), and
-    with an upload object whose original name climbs out."""
-    from types import SimpleNamespace
-
-    from qa.config import Settings
-    from qa.pipeline import Bot
-    from qa.ui import Chat
-
-    settings = Settings.load().with_(admin_password="secret")
-    received = tmp_path / "received"
-    received.mkdir()
-    src = received / "..\\..\\escaped.txt"  # one odd but legal file name on Linux
-    src.write_text("社区通知\n\n青石湾社区图书角于三月二日开放，由退休教师周明远义务管理。\n", encoding="utf-8")
-    chat = Chat(Bot(settings), settings)
-    report, _, _ = chat.upload([str(src)], "secret")
-    assert "新增 1 篇" in report, report
-    for hostile in ("../../escaped.txt", "/etc/escaped.txt"):  # the same file again, under hostile names
-        report, _, _ = chat.upload([SimpleNamespace(name=str(src), orig_name=hostile)], "secret")
-        assert "未变 1 篇" in report, report
-    assert [p.name for p in settings.uploads_dir.iterdir()] == ["escaped.txt"]
-    outside = [p for p in tmp_path.rglob("escaped.txt") if settings.uploads_dir not in p.parents]
-    assert outside == [] and not Path("/etc/escaped.txt").exists()
-
-
 def test_a_missing_or_escaping_path_is_one_clear_line(built):
     result = run("build", "--add", "../no/such/../x.txt")
     assert result.exit_code != 0 and "Traceback" not in result.output
