@@ -49,6 +49,9 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 DOCX_MAX_INFLATED = 100 * 2**20  # all parts together; a 300-page text-only report is ~5 MB of XML
 DOCX_MAX_RATIO = 100  # a part over 1 MB that inflates more than this is a bomb (Word's XML: 5-15x)
 DOCX_MAX_PARTS = 5000
+# Real pages nest a few dozen elements deep; a page nested deeper than this is refused, which also
+# bounds the per-element work of the furniture rules.
+HTML_MAX_DEPTH = 1000
 # A text that is valid UTF-8 except for at most 1 byte in 100 of its non-ASCII bytes loads as UTF-8
 # with those bytes replaced by U+FFFD. More than that means another encoding (GBK, Big5: nearly
 # every non-ASCII byte is invalid UTF-8 there) or binary data, and the other decoders decide.
@@ -420,27 +423,98 @@ def _read_html(data: bytes, path: Path) -> RawText:
     date = next((value for name in _HTML_DATE_META if (value := _meta(soup, name))), None)
     if date is None and (time := soup.find("time", datetime=True)):
         date = time["datetime"]
+    depth = _measure(soup)[2]
+    if depth > HTML_MAX_DEPTH:
+        raise LoadError(f"{one_line(path.name)}: elements are nested {depth} deep (at most {HTML_MAX_DEPTH}); not a readable page.")
     for tag in soup.find_all(_HTML_DROP):
+        if _decomposed(tag):
+            continue  # inside one dropped already
         if not (tag.name == "header" and tag.find_parent("article")):  # an article's own header holds its title
             tag.decompose()
-    total = len((soup.body or soup).get_text()) or 1
+    sizes, headed, _ = _measure(soup)  # again: the drops above changed the tree
+    total = sizes.get(id(soup.body or soup), 0) or 1
     for tag in soup.find_all(True):
-        if tag.decomposed or tag.attrs is None or tag.name in ("body", "html", "main", "article"):
+        if _decomposed(tag) or tag.attrs is None or tag.name in ("body", "html", "main", "article"):
             continue
         classes = " ".join(tag.get("class", [])) + " " + str(tag.get("id", ""))
         if tag.get("role") in _HTML_DROP_ROLES or _HTML_DROP_CLASS.search(classes):
-            if tag.find(("article", "h1")) is None and len(tag.get_text()) < 0.4 * total:
+            if not headed[id(tag)] and sizes[id(tag)] < 0.4 * total:
                 tag.decompose()  # a "nav-wrapper" around the whole page is not navigation
     articles = soup.find_all("article")
     body = max(articles, key=lambda a: len(a.get_text())) if articles else soup.find("main") or soup.body or soup
-    for br in body.find_all("br"):
-        br.replace_with("\n")
-    for tag in body.find_all(_HTML_BLOCKS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    lines = (re.sub(r"[ \t\r\f]+", " ", line).strip() for line in body.get_text().split("\n"))
+    lines = (re.sub(r"[ \t\r\f]+", " ", line).strip() for line in _block_text(body).split("\n"))
     text = "\n\n".join(line for line in lines if line)
     return RawText(str(path), text, title=title, url=url, date=date, replaced=replaced)
+
+
+def _text_nodes(node) -> bool:
+    """The strings ``get_text()`` would include (no comments, doctypes or processing instructions)."""
+    from bs4 import NavigableString
+    from bs4.element import PreformattedString
+
+    return isinstance(node, NavigableString) and not isinstance(node, PreformattedString)
+
+
+def _measure(soup) -> tuple[dict[int, int], dict[int, bool], int]:
+    """In one pass: each tag's text length, whether it holds an <article> or <h1>, and the deepest nesting.
+
+    Computed once, bottom-up, because asking each tag (``get_text()``,
+    ``find()``) costs its whole subtree: quadratic on a deeply nested page,
+    hours for a few megabytes. No recursion, so no recursion limit either.
+    """
+    from bs4 import Tag
+
+    sizes: dict[int, int] = {}
+    headed: dict[int, bool] = {}
+    deepest = 0
+    stack: list[tuple[object, int, bool]] = [(soup, 0, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if not isinstance(node, Tag):
+            continue
+        if done:
+            children = [c for c in node.contents if isinstance(c, Tag)]
+            sizes[id(node)] = sum(len(c) for c in node.contents if _text_nodes(c)) + sum(sizes[id(c)] for c in children)
+            headed[id(node)] = any(c.name in ("article", "h1") or headed[id(c)] for c in children)
+            continue
+        deepest = max(deepest, depth)
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in node.contents)
+    return sizes, headed, deepest
+
+
+def _block_text(root) -> str:
+    """The text under ``root`` with a line break around every block element and at each <br>.
+
+    One pass with an explicit stack rather than inserting "\n" strings into
+    the tree: bs4's ``insert_after`` walks to the end of the tag's subtree
+    each time, which is quadratic on deeply nested pages.
+    """
+    from bs4 import Tag
+
+    out: list[str] = []
+    stack: list[tuple[object, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            out.append("\n")
+        elif isinstance(node, Tag):
+            if node.name == "br":
+                out.append("\n")
+                continue
+            if node.name in _HTML_BLOCKS and node is not root:
+                out.append("\n")
+                stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node.contents))
+        elif _text_nodes(node):
+            out.append(str(node))
+    return "".join(out)
+
+
+def _decomposed(tag) -> bool:
+    """``tag.decomposed`` without its cost: on a live tag bs4 looks the flag up as a child tag
+    (``find("_decomposed")``), a search of the whole subtree, quadratic on deeply nested pages."""
+    return bool(vars(tag).get("_decomposed"))
 
 
 def _html_title(soup) -> str | None:
