@@ -153,13 +153,14 @@ def _link(link: Path, root: Path, follow: bool) -> tuple[Path | None, str | None
         return None, "a symbolic link whose target does not exist"
     inside = target == root or root in target.parents
     if target.is_dir():
-        return None, None if inside else "a link to a folder outside the indexed folder (links to folders are not followed)"
+        return None, None if inside else "a link to a folder outside the indexed folder (folder links are not followed)"
     if not target.is_file():
         return None, "a link to something that is not a regular file"
     if inside:
         return target, None  # the target itself is (or will be) found in the folder: index it once
     if not follow:
-        return None, f"a link to a file outside the indexed folder ({one_line(str(target))}); use --follow-links to index it"
+        shown = one_line(str(target))
+        return None, f"a link to a file outside the indexed folder ({shown}); use --follow-links to index it"
     return link.parent.resolve() / link.name, None
 
 
@@ -180,7 +181,8 @@ def read(path: Path, max_bytes: int | None = None) -> RawText:
         with path.open("rb") as handle:  # read at most one byte past the cap: the file may have grown
             data = handle.read(max_bytes + 1) if max_bytes else handle.read()
     except OSError as error:
-        raise LoadError(f"{name}: cannot be read ({one_line(error.strerror or str(error))}).", "Check the file's permissions.") from None
+        why = one_line(error.strerror or str(error))
+        raise LoadError(f"{name}: cannot be read ({why}).", "Check the file's permissions.") from None
     if max_bytes and len(data) > max_bytes:
         raise LoadError(_over_cap(name, len(data), max_bytes))
     if not data.strip():
@@ -425,7 +427,9 @@ def _read_html(data: bytes, path: Path) -> RawText:
         date = time["datetime"]
     depth = _measure(soup)[2]
     if depth > HTML_MAX_DEPTH:
-        raise LoadError(f"{one_line(path.name)}: elements are nested {depth} deep (at most {HTML_MAX_DEPTH}); not a readable page.")
+        raise LoadError(
+            f"{one_line(path.name)}: elements are nested {depth} deep (at most {HTML_MAX_DEPTH}); not a readable page."
+        )
     for tag in soup.find_all(_HTML_DROP):
         if _decomposed(tag):
             continue  # inside one dropped already
@@ -555,7 +559,8 @@ def _read_docx(data: bytes, path: Path) -> RawText:
     except (LoadError, MemoryError, RecursionError):
         raise
     except Exception as error:  # zipfile, python-docx and lxml raise many types for damaged files
-        raise LoadError(f"{name}: not a readable .docx file ({_describe(error)}).", "Re-save it from Word as .docx.") from None
+        why = _describe(error)
+        raise LoadError(f"{name}: not a readable .docx file ({why}).", "Re-save it from Word as .docx.") from None
     # core_properties.created is when the file was made, not when the article appeared: not a date hint
     return RawText(str(path), "\n\n".join(line for line in lines if line), title=title)
 
@@ -563,7 +568,7 @@ def _read_docx(data: bytes, path: Path) -> RawText:
 def _check_inflated_size(parts: list, name: str) -> None:
     """Refuse a zip bomb from the archive's directory alone, before python-docx inflates anything."""
     if len(parts) > DOCX_MAX_PARTS:
-        raise LoadError(f"{name}: the .docx holds {len(parts)} parts (at most {DOCX_MAX_PARTS}); not a Word document.")
+        raise LoadError(f"{name}: the .docx holds {len(parts)} parts (at most {DOCX_MAX_PARTS}); not a Word file.")
     total = sum(part.file_size for part in parts)
     if total > DOCX_MAX_INFLATED:
         raise LoadError(
@@ -572,8 +577,9 @@ def _check_inflated_size(parts: list, name: str) -> None:
         )
     for part in parts:
         if part.file_size > 2**20 and part.file_size > DOCX_MAX_RATIO * max(part.compress_size, 1):
+            ratio = part.file_size // max(part.compress_size, 1)
             raise LoadError(
-                f"{name}: part {one_line(part.filename)[:60]} would inflate {part.file_size // max(part.compress_size, 1)}x "
+                f"{name}: part {one_line(part.filename)[:60]} would inflate {ratio}x "
                 f"(at most {DOCX_MAX_RATIO}x); a zip bomb, not a Word document."
             )
 
@@ -589,13 +595,16 @@ def _read_pdf(data: bytes, path: Path) -> RawText:
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
-            raise LoadError(f"{one_line(path.name)}: the PDF is password-protected.", "Save an unprotected copy and add that.")
+            name = one_line(path.name)
+            raise LoadError(f"{name}: the PDF is password-protected.", "Save an unprotected copy and add that.")
         pages = [page.extract_text() or "" for page in reader.pages]
         title = reader.metadata.title if reader.metadata else None
     except (LoadError, MemoryError, RecursionError):
         raise
     except Exception as error:  # pypdf raises many types for damaged files
-        raise LoadError(f"{one_line(path.name)}: not a readable PDF ({type(error).__name__}).", "Re-export the PDF and add it again.") from None
+        name = one_line(path.name)
+        why = type(error).__name__
+        raise LoadError(f"{name}: not a readable PDF ({why}).", "Re-export the PDF and add it again.") from None
     text = "\n\n".join(page.strip() for page in pages if page.strip())
     return RawText(str(path), text, title=_useful_title(title))
 
