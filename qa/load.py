@@ -15,10 +15,11 @@ whose parts would inflate past ``DOCX_MAX_INFLATED`` (zip bombs).
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from .errors import LoadError
 from .text import one_line
@@ -453,10 +454,16 @@ def _read_html(data: bytes, path: Path) -> RawText:
 
 def _text_nodes(node) -> bool:
     """The strings ``get_text()`` would include (no comments, doctypes or processing instructions)."""
+    text, other = _string_types()
+    return isinstance(node, text) and not isinstance(node, other)
+
+
+@functools.cache
+def _string_types() -> tuple[type, type]:
     from bs4 import NavigableString
     from bs4.element import PreformattedString
 
-    return isinstance(node, NavigableString) and not isinstance(node, PreformattedString)
+    return NavigableString, PreformattedString
 
 
 def _measure(soup) -> tuple[dict[int, int], dict[int, bool], int]:
@@ -471,14 +478,15 @@ def _measure(soup) -> tuple[dict[int, int], dict[int, bool], int]:
     sizes: dict[int, int] = {}
     headed: dict[int, bool] = {}
     deepest = 0
-    stack: list[tuple[object, int, bool]] = [(soup, 0, False)]
+    stack: list[tuple[Any, int, bool]] = [(soup, 0, False)]
     while stack:
         node, depth, done = stack.pop()
         if not isinstance(node, Tag):
             continue
         if done:
             children = [c for c in node.contents if isinstance(c, Tag)]
-            sizes[id(node)] = sum(len(c) for c in node.contents if _text_nodes(c)) + sum(sizes[id(c)] for c in children)
+            own = sum(len(str(c)) for c in node.contents if _text_nodes(c))
+            sizes[id(node)] = own + sum(sizes[id(c)] for c in children)
             headed[id(node)] = any(c.name in ("article", "h1") or headed[id(c)] for c in children)
             continue
         deepest = max(deepest, depth)
@@ -497,7 +505,7 @@ def _block_text(root) -> str:
     from bs4 import Tag
 
     out: list[str] = []
-    stack: list[tuple[object, bool]] = [(root, False)]
+    stack: list[tuple[Any, bool]] = [(root, False)]
     while stack:
         node, leaving = stack.pop()
         if leaving:

@@ -179,8 +179,8 @@ def render_article(doc: Document, start: int, end: int, words: Sequence[str]) ->
     else:
         body = clip(0, len(text))
     header = f'<div class="qa-art-title">{esc(doc.title)}</div><div class="qa-meta">{" · ".join(esc(m) for m in meta)}</div>'
-    if safe_url(doc.url):  # an index from before ingestion checked URLs may hold javascript: ones
-        header += f'<div class="qa-meta qa-url">{esc(doc.url)}</div>'
+    if url := safe_url(doc.url):  # an index from before ingestion checked URLs may hold javascript: ones
+        header += f'<div class="qa-meta qa-url">{esc(url)}</div>'
     return f'<div class="qa-article"><div class="qa-art-head">{header}</div><div class="qa-art-body">{body}</div></div>'
 
 
