@@ -209,6 +209,11 @@ def test_build_survives_the_fuzz_corpus(tmp_path: Path, seeds_dir: Path, tiny_mo
         assert any(f"{name}: " in line and ("zip bomb" in line) for line in skipped_lines), name
     assert str(outside / "secret.txt") not in indexed and str(folder / "link-outside.txt") not in indexed
 
+    loaded_lines = [line for line in lines if line.startswith("Loaded ")]
+    print(  # the README quotes this line (pytest -s)
+        f"\nfuzz corpus: {len(bad)} malformed files; {len(skipped_lines)} skipped with a reason, "
+        f"{sum(str(p) in indexed for p in bad)} indexed ({len(loaded_lines)} with a replaced-bytes line)"
+    )
     for path in good:
         assert str(path) in indexed, "a good article was not indexed"
     titles = [indexed[str(path)]["title"] for path in good]
