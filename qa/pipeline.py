@@ -24,9 +24,10 @@ from .followup import interpret
 from .types import Answer, Document, Passage
 
 MAX_QUESTION_CHARS = 500  # longer questions are cut here: the model reads ~512 tokens at most
-# Passages encoded between two cache commits. A killed build loses at most one batch (about 20 s of encoding at
-# ~6.7 passages/s); the commit after it costs milliseconds (benchmarks/cache_commit.py).
-EMBED_BATCH = 128
+# Passages encoded between two cache commits: a killed build loses at most one batch (about 15 s of encoding on
+# 2 cores), and the commit after it costs about 1 ms, under 0.1 % of that (benchmarks/cache_commit.py). 64 is also
+# the group encode_passages forms itself, so batching here changes none of its forward passes.
+EMBED_BATCH = 64
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
