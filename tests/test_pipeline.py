@@ -140,6 +140,32 @@ def test_follow_up_folds_in_the_previous_question(make_bot, corpus):
     assert result.query == "海陵巡特警大队有多少名党员民警？"
 
 
+def open_files(path: Path) -> list[str]:
+    """This process's open descriptors on ``path`` (and its -wal/-shm files)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:
+            continue  # closed meanwhile
+        if str(target).startswith(str(path)):
+            found.append(str(target))
+    return found
+
+
+def test_the_embedding_cache_is_closed_even_when_encoding_fails(make_bot, corpus):
+    bot = make_bot()
+
+    def failing(texts, progress=None):
+        raise RuntimeError("the encoder failed")
+
+    bot.encoder.encode_passages = failing
+    with pytest.raises(RuntimeError) as caught:  # its traceback keeps the build's frames alive
+        bot.build([corpus])
+    assert caught.value.__traceback__ is not None
+    assert not open_files(bot.settings.index_dir / "cache.sqlite")
+
+
 def test_a_question_in_flight_finishes_on_its_snapshot_while_builds_commit(make_bot, corpus):
     """Candidates are taken, then builds remove every document, rebuild the store and clean up; the
     question still gets its passages (no "Passage N is missing"), from the snapshot it started with."""
