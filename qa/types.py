@@ -35,6 +35,7 @@ class RawText:
     title: str | None = None
     url: str | None = None
     date: str | None = None
+    replaced: int = 0  # undecodable bytes replaced by U+FFFD
 
 
 @dataclass
@@ -43,6 +44,14 @@ class Skipped:
 
     path: str
     reason: str
+
+
+@dataclass
+class Notice:
+    """A file that loaded, with something its owner should know (e.g. bytes that were replaced)."""
+
+    path: str
+    message: str
 
 
 @dataclass(frozen=True)
