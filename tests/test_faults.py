@@ -402,8 +402,8 @@ def test_a_document_changing_during_the_build_is_indexed_whole_and_caught_up_nex
     target.write_text(version_a, encoding="utf-8")
     real_read = qa.load.read
 
-    def read_then_change(path):
-        raw = real_read(path)
+    def read_then_change(path, *args, **kwargs):
+        raw = real_read(path, *args, **kwargs)
         if Path(path).resolve() == target.resolve():
             target.write_text(version_b, encoding="utf-8")  # the file changes after it was read
         return raw
