@@ -294,6 +294,7 @@ def test_a_docx_with_broken_xml_skips_only_that_file(tmp_path: Path) -> None:
 def test_any_reader_failure_becomes_a_skip(tmp_path: Path, monkeypatch) -> None:
     """Whatever a reader library raises (here MemoryError and RecursionError) costs one file only."""
     import qa.load as load
+    from qa.pipeline import load_collection
 
     for name in ("a.html", "b.html", "c.html"):
         (tmp_path / name).write_text(f"<p>{ARTICLE}</p>", encoding="utf-8")
@@ -304,7 +305,7 @@ def test_any_reader_failure_becomes_a_skip(tmp_path: Path, monkeypatch) -> None:
         raise next(failures)
 
     monkeypatch.setattr(load, "_read_html", broken)
-    loaded = load.load_collection([tmp_path])
+    loaded = load_collection([tmp_path])
     assert [Path(d.path).name for d in loaded.documents] == ["good.txt"]
     reasons = {Path(s.path).name: s.reason for s in loaded.skipped}
     assert "memory" in reasons["a.html"] and "nested too deeply" in reasons["b.html"]
