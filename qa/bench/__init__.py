@@ -136,11 +136,14 @@ def _seed_index(indexer: Any, root: Path, texts: list[str], vectors: np.ndarray)
     """The seeds indexed with the active model (their vectors are already known: no second encoding)."""
     from ..pipeline import Indexer
 
-    settings = indexer.settings.with_(index_dir=root / f"seeds-{_key(indexer.manifest())}")
+    seeds = Path(indexer.settings.seeds_dir).resolve()
+    # keyed by the seeds' own folder too: the same articles from another checkout have other
+    # document ids, and a shared index would keep both copies (documents from elsewhere are kept)
+    settings = indexer.settings.with_(index_dir=root / f"seeds-{_key(indexer.manifest(), str(seeds))}")
     backend = connect(settings)
     with backend.vector_cache() as cache:
         cache.put(indexer.encoder.identity, texts, vectors)
-    Indexer(settings, backend, indexer.encoders).build([Path(settings.seeds_dir)])
+    Indexer(settings, backend, indexer.encoders).build([seeds])
     return settings
 
 
