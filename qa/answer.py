@@ -30,6 +30,7 @@ PASSAGE_WEIGHT = 0.35  # share of the passage's fused score in a sentence's scor
 MAX_LEAD = 2  # sentences in the lead
 TYPE_BONUS = 0.3  # a sentence holding a candidate of the asked type
 NUMBER_BONUS = 0.1  # a number of another classifier, for a count question
+KIND_SHARE = {q.WHICH: 0.5, q.HOW: 0.0, q.WHAT: 0.0}  # of TYPE_BONUS: a list mark (、) is weak evidence
 NAME_REACH = 2  # sentences a who-lead may reach back for the name a pronoun stands for
 
 
@@ -54,7 +55,7 @@ def lead(question: str, hits: Sequence[Hit], weights: dict[str, float], asked: q
             cover = sum(w for word, w in weights.items() if word in lowered) / total
             score = (1 - PASSAGE_WEIGHT) * cover + PASSAGE_WEIGHT * hit.score / top_score
             if q.holds(asked, sentence, question):
-                score += TYPE_BONUS if asked.kind not in (q.HOW, q.WHAT) else 0.0
+                score += TYPE_BONUS * KIND_SHARE.get(asked.kind, 1.0)
             elif asked.kind == q.COUNT and q.holds(q.Asked(q.COUNT), sentence):
                 score += NUMBER_BONUS
             scored.append((score, rank, position, sentence))

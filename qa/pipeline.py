@@ -196,9 +196,9 @@ class Bot:
             fused = retrieve.fuse_rrf(ranked_dense, ranked_keyword)
         else:
             fused = retrieve.fuse_weighted(ranked_dense, ranked_keyword, weight)
-        hits = retrieve.rank(fused, dense, keyword, index.passages, k, self.settings.chunk_max)
         words = text.keywords(found.query)
         weights = retrieve.idf_weights(words, index.doc_freq, index.passage_count())
+        hits = retrieve.rank(fused, dense, keyword, index.passages, k, self.settings.chunk_max, weights)
         cover = retrieve.coverage(words, weights, [index_text(h.document, h.passage) for h in hits[:3]])
         top_dense = retrieve.best_dense(dense)
         asked = question.analyse(found.query)

@@ -141,7 +141,7 @@ def _tag(sentence: str) -> list[tuple[str, str]]:
 def names(sentence: str) -> tuple[str, ...]:
     """People named in ``sentence``: jieba ``nr`` words and role-word + name patterns."""
     found = [w for w, f in _tag(sentence) if f == "nr" and (len(w) >= 3 or (len(w) == 2 and w[0] in _SURNAMES))]
-    found += [m.group(1) for m in _ROLE_NAME.finditer(sentence)]
+    found += [m.group(1) for m in _ROLE_NAME.finditer(sentence) if m.group(1)[0] in _SURNAMES]
     return tuple(dict.fromkeys(found))
 
 

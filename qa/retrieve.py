@@ -24,6 +24,7 @@ import re
 from dataclasses import replace
 from typing import Callable, Sequence
 
+from .chunk import split_sentences
 from .types import Document, Hit, Passage
 
 # Abstention thresholds; higher = stricter. Chosen with
@@ -76,7 +77,12 @@ def fuse_rrf(
     return fused
 
 
-def merge_overlaps(hits: Sequence[Hit], per_doc: int | None = None, join_limit: int | None = None) -> list[Hit]:
+def merge_overlaps(
+    hits: Sequence[Hit],
+    per_doc: int | None = None,
+    join_limit: int | None = None,
+    weights: dict[str, float] | None = None,
+) -> list[Hit]:
     """Show each stretch of an article once, as passages a reader can check.
 
     Neighbouring passages share a sentence (the chunk overlap), so two hits
@@ -88,12 +94,19 @@ def merge_overlaps(hits: Sequence[Hit], per_doc: int | None = None, join_limit: 
     no citation is longer than its passage, and each remains a true slice of
     the cleaned article. ``per_doc`` caps how many passages one article may
     contribute (None: no cap); README "Retrieval" gives the measurement.
+
+    Two neighbours are shown as one passage only while the union stays
+    within ``join_limit`` plus the shared part. When it would not, and the
+    question's word ``weights`` are given, the better hit is re-centred on
+    the window of whole sentences (at most ``join_limit`` characters) of the
+    two that holds the most of the question: an answer often sits just past
+    the edge of the passage that ranked first.
     """
     kept: list[Hit] = []
     per: dict[str, int] = {}
     for hit in hits:  # best first
         doc_id = hit.passage.doc_id
-        if join_limit is not None and _join_into(kept, hit, join_limit):
+        if join_limit is not None and _join_into(kept, hit, join_limit, weights):
             continue
         if per_doc is not None and per.get(doc_id, 0) >= per_doc:
             continue
@@ -112,8 +125,11 @@ def merge_overlaps(hits: Sequence[Hit], per_doc: int | None = None, join_limit: 
     return kept
 
 
-def _join_into(kept: list[Hit], hit: Hit, limit: int) -> bool:
-    """Join ``hit`` into the one kept hit it overlaps when the union stays within ``limit`` plus the shared part."""
+def _join_into(kept: list[Hit], hit: Hit, limit: int, weights: dict[str, float] | None = None) -> bool:
+    """Join ``hit`` into the one kept hit it overlaps when the union stays within ``limit`` plus the shared part.
+
+    Otherwise (False) the kept hit may be re-centred (see ``merge_overlaps``) and ``hit`` is trimmed by the caller.
+    """
     p = hit.passage
     touching = [i for i, k in enumerate(kept) if k.passage.doc_id == p.doc_id and
                 p.start < k.passage.end and k.passage.start < p.end]
@@ -123,9 +139,38 @@ def _join_into(kept: list[Hit], hit: Hit, limit: int) -> bool:
     start, end = min(p.start, other.start), max(p.end, other.end)
     shared = min(p.end, other.end) - max(p.start, other.start)
     if end - start > limit + shared:
+        if weights:
+            text = kept[touching[0]].document.text
+            window = _best_window(text, start, end, limit + shared, weights, (other.start, other.end))
+            if window != (other.start, other.end):
+                kept[touching[0]] = _with_span(kept[touching[0]], *window)
         return False
     kept[touching[0]] = _with_span(kept[touching[0]], start, end, ordinal=min(p.ordinal, other.ordinal))
     return True
+
+
+def _best_window(
+    text: str, start: int, end: int, limit: int, weights: dict[str, float], prefer: tuple[int, int]
+) -> tuple[int, int]:
+    """The run of whole sentences in ``text[start:end]`` within ``limit`` that covers the most question weight.
+
+    Ties go to the run that shares most with ``prefer`` (the passage that ranked).
+    """
+    spans = [(start + s, start + e) for s, e in split_sentences(text[start:end])]
+    best: tuple[float, int, tuple[int, int]] = (-1.0, -1, prefer)
+    for i in range(len(spans)):
+        j = i
+        while j + 1 < len(spans) and spans[j + 1][1] - spans[i][0] <= limit:
+            j += 1
+        lo, hi = spans[i][0], spans[j][1]
+        if hi - lo > limit and j > i:
+            continue
+        lowered = text[lo:hi].lower()
+        weight = sum(w for word, w in weights.items() if word in lowered)
+        shared = min(hi, prefer[1]) - max(lo, prefer[0])
+        if (weight, shared) > best[:2]:
+            best = (weight, shared, (lo, hi))
+    return best[2]
 
 
 def _with_span(hit: Hit, start: int, end: int, ordinal: int | None = None) -> Hit:
@@ -135,7 +180,7 @@ def _with_span(hit: Hit, start: int, end: int, ordinal: int | None = None) -> Hi
     return replace(hit, passage=passage)
 
 
-MIN_CITATION = 10  # characters; a trimmed remainder shorter than this is no passage worth citing
+MIN_CITATION = 30  # characters; a trimmed remainder shorter than this is no passage worth citing
 
 
 def _subtract(span: tuple[int, int], taken: tuple[int, int]) -> tuple[int, int] | None:
@@ -225,6 +270,7 @@ def rank(
     lookup: Callable[[Sequence[int]], list[tuple[Passage, Document]]],
     k: int,
     join_limit: int | None = None,
+    weights: dict[str, float] | None = None,
 ) -> list[Hit]:
     """Turn fused scores into de-duplicated passage hits, best first."""
     dense_of = dict(dense)
@@ -235,7 +281,7 @@ def rank(
         Hit(passage=p, document=d, score=float(fused[pid]), dense=dense_of.get(pid), keyword=keyword_of.get(pid))
         for pid, (p, d) in zip(order, rows)
     ]
-    return merge_overlaps(hits, MAX_PER_DOC, join_limit)[:k]
+    return merge_overlaps(hits, MAX_PER_DOC, join_limit, weights)[:k]
 
 
 def best_dense(dense: Sequence[tuple[int, float]]) -> float:
