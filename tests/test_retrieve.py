@@ -111,3 +111,22 @@ def test_a_name_is_missing_only_when_no_word_and_no_top_article_holds_it():
     assert retrieve.missing_names(["上海市浦东新区"], lambda w: freq(w, 0), ["迪庆州交警"]) == ["上海市浦东新区"]
     assert retrieve.missing_names(["迪庆州"], lambda w: freq(w, 0), [""]) == []  # its proper part is indexed
     assert retrieve.missing_names(["乍都节公园"], lambda w: 0, ["乍都节公园位于曼谷"]) == []  # mis-cut, but there
+
+
+def test_a_citation_is_recentred_on_the_neighbour_that_holds_the_question():
+    # passages (0,12) and (8,16) share 第三句; their union (16) exceeds the limit 8 + 4 shared
+    hits = [_hit(0, 12, 0.9, 0), _hit(8, 16, 0.8, 1)]
+    merged = retrieve.merge_overlaps(hits, join_limit=8, weights={"第四": 1.0})
+    assert "第四句" in merged[0].passage.text and len(merged[0].passage.text) <= 8 + 4
+    assert merged[0].score == 0.9  # the better hit keeps its place
+    assert "第四句" not in "".join(h.passage.text for h in merged[1:])  # shown once
+    plain = retrieve.merge_overlaps(hits, join_limit=8)
+    assert plain[0].passage.text == TEXT[0:12]  # without the question's words: the passage as ranked
+
+
+def test_the_article_view_highlights_exactly_the_cited_span():
+    from qa.render import render_article
+
+    trimmed = retrieve.merge_overlaps([_hit(4, 12, 0.9, 1), _hit(0, 8, 0.5, 0)])[1]
+    html = render_article(DOC, trimmed.passage.start, trimmed.passage.end, [])
+    assert f'class="qa-cited">{trimmed.passage.text}</mark>' in html and trimmed.passage.text == "第一句。"
