@@ -14,7 +14,12 @@ sit around 0.8–0.9 for answerable and unanswerable questions alike:
 
 The bot abstains when coverage is below ``MIN_COVERAGE``, or when coverage is
 below ``WEAK_COVERAGE`` *and* the dense score is below ``MIN_DENSE``. Raising
-any of the three makes the bot stricter (it abstains more often).
+any of the three makes the bot stricter (it abstains more often). Two more
+signals come from the question's meaning (``pipeline.Bot.answer``): a place
+or organisation it names that the collection never mentions
+(``missing_names``), and a count, exact date or contact detail asked for that
+no top passage holds near the question's words (``answer.has_evidence``);
+either one abstains.
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ from .types import Document, Hit, Passage
 MIN_COVERAGE = 0.25
 WEAK_COVERAGE = 0.6
 MIN_DENSE = 0.82
-NAMED_COVERAGE = 1.0  # a named place absent from the collection: abstain below this coverage
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
@@ -243,7 +247,7 @@ def decide(cover: float | None, dense: float, missing: int = 0, evidenced: bool 
         return dense < MIN_DENSE
     if cover < MIN_COVERAGE:
         return True
-    if missing and cover < NAMED_COVERAGE:
+    if missing and cover < 1.0:  # a place or body the collection never names (unless its pieces all are)
         return True
     return cover < WEAK_COVERAGE and dense < MIN_DENSE
 

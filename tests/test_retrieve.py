@@ -102,8 +102,9 @@ def test_abstention_thresholds_direction():
 
 def test_missing_evidence_and_absent_names_abstain():
     assert retrieve.decide(1.0, 0.99, evidenced=False)  # asks for a count no passage holds
-    assert retrieve.decide(retrieve.NAMED_COVERAGE - 0.01, 0.99, missing=1)
-    assert not retrieve.decide(retrieve.NAMED_COVERAGE - 0.01, 0.99, missing=0)
+    assert retrieve.decide(0.9, 0.99, missing=1)  # a named place the collection never mentions
+    assert not retrieve.decide(0.9, 0.99, missing=0)
+    assert not retrieve.decide(1.0, 0.99, missing=1)  # every word found, if only in pieces: not absent
 
 
 def test_a_name_is_missing_only_when_no_word_and_no_top_article_holds_it():
