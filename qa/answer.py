@@ -34,7 +34,9 @@ KIND_SHARE = {q.WHICH: 0.5, q.HOW: 0.0, q.WHAT: 0.0}  # of TYPE_BONUS: a list ma
 NAME_REACH = 2  # sentences a who-lead may reach back for the name a pronoun stands for
 
 
-def lead(question: str, hits: Sequence[Hit], weights: dict[str, float], asked: q.Asked | None = None) -> list[LeadSentence]:
+def lead(
+    question: str, hits: Sequence[Hit], weights: dict[str, float], asked: q.Asked | None = None
+) -> list[LeadSentence]:
     """Pick up to ``MAX_LEAD`` sentences from the top hits that best answer ``question``."""
     if not hits:
         return []
