@@ -59,7 +59,7 @@ _ROLE_NAME = re.compile(
     r"(?:民警|辅警|交警|女警|警官|队长|站长|所长|局长|科长|主任|书记|政委|支队长|大队长|中队长|指导员|教导员|老人|老党员|同志"
     r"|先生|女士|村民|群众)([\u4e00-\u9fff]{2,3}?)(?=[,，、。；;：:\s“”的在为和与等]|$)"
 )
-# The hundred or so most common surnames: a two-character ``nr`` word is only a
+# The 254 commonest surnames: a two-character ``nr`` word is only a
 # name when it starts with one (jieba tags 盖上, 立功 as names too).
 _SURNAMES = frozenset(
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟"
@@ -116,7 +116,7 @@ def analyse(question: str) -> Asked:
 def _asks_person(q: str) -> bool:
     """哪个民警… / …的老人叫什么: a question word bound to a person noun."""
     m = re.search(r"哪个([\u4e00-\u9fff]{1,4})", q)
-    if m and _PERSON_HEAD.search(m.group(1)[:2]) and not m.group(1).startswith(("交警队", "队", "单位", "部门")):
+    if m and _PERSON_HEAD.search(m.group(1)[:2]) and not re.search(r"队|单位|部门|机构|组织", m.group(1)[:3]):
         return True
     named = _ASK_NAME.search(q)
     return bool(named and _PERSON_HEAD.search(named.group(1)))
