@@ -120,8 +120,9 @@ def merge_overlaps(
                 span = _subtract(span, (other.passage.start, other.passage.end))
         if span is not None:
             span = _strip(hit.document.text, span)
-        if span is None or span[1] - span[0] < MIN_CITATION:
-            continue
+        trimmed = span != (hit.passage.start, hit.passage.end)
+        if span is None or (trimmed and span[1] - span[0] < MIN_CITATION):
+            continue  # a whole passage is kept however short (a short article is one)
         if span != (hit.passage.start, hit.passage.end):
             hit = _with_span(hit, *span)
         kept.append(hit)

@@ -131,3 +131,9 @@ def test_the_article_view_highlights_exactly_the_cited_span():
     trimmed = retrieve.merge_overlaps([_hit(4, 12, 0.9, 1), _hit(0, 8, 0.5, 0)])[1]
     html = render_article(DOC, trimmed.passage.start, trimmed.passage.end, [])
     assert f'class="qa-cited">{trimmed.passage.text}</mark>' in html and trimmed.passage.text == "第一句。"
+
+
+def test_a_short_whole_passage_is_kept_only_a_short_remainder_is_dropped(monkeypatch):
+    monkeypatch.setattr(retrieve, "MIN_CITATION", 5)
+    assert len(retrieve.merge_overlaps([_hit(0, 4, 0.9, 0)])) == 1  # a one-sentence article
+    assert len(retrieve.merge_overlaps([_hit(0, 8, 0.9), _hit(4, 12, 0.5)])) == 1  # its 4-character remainder
