@@ -45,6 +45,9 @@ class Settings:
     admin_password: str = ""  # QA_ADMIN_PASSWORD: empty disables upload/remove/rebuild
     max_upload_mb: int = 20  # QA_MAX_UPLOAD_MB
 
+    # ingestion
+    max_file_mb: int = 20  # QA_MAX_FILE_MB: larger files are skipped by `qa build` (0: no cap); see README
+
     @classmethod
     def load(cls, **overrides: Any) -> "Settings":
         """Build settings from ``QA_*`` variables, then apply non-None overrides (flags)."""
@@ -77,6 +80,8 @@ class Settings:
             raise UsageError(f"Top-k must be at least 1, not {self.top_k}.", "Use -k 1 or more.")
         if self.backend not in ("auto", "torch", "openvino"):
             raise UsageError(f"Unknown backend {self.backend!r}.", "Use auto, torch or openvino (QA_BACKEND).")
+        if self.max_file_mb < 0:
+            raise UsageError(f"QA_MAX_FILE_MB cannot be negative ({self.max_file_mb}).", "Use 0 for no cap, or a size in MB.")
         if not 0 < self.port < 65536:
             raise UsageError(f"Port {self.port} is out of range.", "Use a port between 1 and 65535.")
 

@@ -140,6 +140,49 @@ def test_follow_up_folds_in_the_previous_question(make_bot, corpus):
     assert result.query == "海陵巡特警大队有多少名党员民警？"
 
 
+def open_files(path: Path) -> list[str]:
+    """This process's open descriptors on ``path`` (and its -wal/-shm files)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:
+            continue  # closed meanwhile
+        if str(target).startswith(str(path)):
+            found.append(str(target))
+    return found
+
+
+def test_the_embedding_cache_is_closed_even_when_encoding_fails(make_bot, corpus):
+    bot = make_bot()
+
+    def failing(texts, progress=None):
+        raise RuntimeError("the encoder failed")
+
+    bot.encoder.encode_passages = failing
+    with pytest.raises(RuntimeError) as caught:  # its traceback keeps the build's frames alive
+        bot.build([corpus])
+    assert caught.value.__traceback__ is not None
+    assert not open_files(bot.settings.index_dir / "cache.sqlite")
+
+
+def test_a_question_in_flight_finishes_on_its_snapshot_while_builds_commit(make_bot, corpus):
+    """Candidates are taken, then builds remove every document, rebuild the store and clean up; the
+    question still gets its passages (no "Passage N is missing"), from the snapshot it started with."""
+    asker = make_bot()
+    asker.build([corpus])
+    found = asker.candidates("海陵巡特警大队党总支有多少名党员？")
+    other = make_bot()
+    other.remove([d.doc_id for d in other.documents()])
+    other.build([corpus])  # its clean-up drops rows the previous snapshot no longer sees
+    other.build([corpus], full=True)  # a new store; the old one is unused but for the question in flight
+    result = asker.answer(found, k=3)
+    assert result.hits and not result.abstained
+    for hit in result.hits:
+        assert hit.document.text[hit.passage.start : hit.passage.end] == hit.passage.text
+    assert len(asker.ask("海陵巡特警大队党总支有多少名党员？").hits) > 0  # the next question takes the new snapshot
+
+
 def test_questions_keep_being_answered_while_rebuilds_switch_snapshots(make_bot, corpus, tmp_path):
     """The web chat answers while an admin rebuilds: every answer must come from one whole snapshot."""
     import threading
