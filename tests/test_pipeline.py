@@ -124,7 +124,7 @@ def test_answer_json_shape_and_citations_are_true_slices(make_bot, corpus):
     bot = make_bot()
     bot.build([corpus])
     result = answer_to_json(bot.ask("海陵巡特警大队党总支有多少名党员？", k=3))
-    assert set(result) == {"question", "query", "abstained", "signals", "encoder", "lead", "citations"}
+    assert set(result) == {"question", "query", "abstained", "notices", "signals", "encoder", "lead", "citations"}
     assert len(result["citations"]) <= 3
     for c in result["citations"]:
         assert set(c) >= {"rank", "doc_id", "title", "source", "date", "url", "path", "text", "start", "end", "score"}
@@ -218,3 +218,25 @@ def test_questions_keep_being_answered_while_rebuilds_switch_snapshots(make_bot,
     worker.join()
     assert not failures, failures
     assert answered > 0 and len(seen) >= 3, (answered, seen)
+
+
+def test_a_question_without_words_abstains(make_bot, corpus):
+    """Emoji and punctuation give nothing to search for; the dense score alone must not answer them."""
+    bot = make_bot()
+    bot.build([corpus])
+    for question in ("🙂🙂🙂？？", "……！！！", "★☆→←"):
+        result = bot.ask(question)
+        assert result.abstained and not result.lead, question
+        assert result.signals["coverage"] is None
+
+
+def test_an_over_long_question_is_answered_with_a_notice(make_bot, corpus):
+    from qa.pipeline import MAX_QUESTION_CHARS
+
+    bot = make_bot()
+    bot.build([corpus])
+    short = bot.ask("海陵巡特警大队党总支有多少名党员？")
+    assert short.notices == []
+    long = bot.ask("海陵巡特警大队党总支有多少名党员？" + "请详细说明。" * MAX_QUESTION_CHARS)
+    assert len(long.notices) == 1 and str(MAX_QUESTION_CHARS) in long.notices[0]
+    assert answer_to_json(long)["notices"] == long.notices
