@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import answer, chunk, clean, load, retrieve, text
+from . import answer, chunk, clean, load, question, retrieve, text
 from .config import Settings
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, LoadError, UsageError
 from .followup import interpret
@@ -28,6 +28,7 @@ from .index import IndexBackend, IndexReader, IndexWriter, connect
 from .types import Answer, DocInfo, Document, Encoder, Notice, Passage, PassageEncoder, Progress, Skipped
 
 MAX_QUESTION_CHARS = 500  # longer questions are cut here: the model reads ~512 tokens at most
+CUT_NOTICE = "问题超过 {limit} 个字符，只按前 {limit} 个字符检索。"
 # Passages encoded between two cache commits: a killed build loses at most one batch (about 15 s of encoding on
 # 2 cores), and the commit after it costs about 1 ms, under 0.1 % of that (benchmarks/cache_commit.py). 64 is also
 # the group encode_passages forms itself, so batching here changes none of its forward passes.
@@ -73,6 +74,7 @@ class Candidates:
     index: IndexReader
     dense: list[tuple[int, float]]
     keyword: list[tuple[int, float]]
+    cut: bool = False  # the question was longer than MAX_QUESTION_CHARS and was cut
 
 
 def index_text(doc: Document, passage: Passage) -> str:
@@ -245,7 +247,7 @@ class Asker:
         text.prepare(self.settings.cache_dir)
         dense = index.search_dense(qvec, retrieve.CANDIDATES)
         keyword = index.search_keyword(text.tokenize(query), retrieve.CANDIDATES)
-        return Candidates(question, query, index, dense, keyword)
+        return Candidates(question, query, index, dense, keyword, cut=len(question) > MAX_QUESTION_CHARS)
 
     def answer(
         self,
@@ -267,13 +269,22 @@ class Asker:
             fused = retrieve.fuse_rrf(ranked_dense, ranked_keyword)
         else:
             fused = retrieve.fuse_weighted(ranked_dense, ranked_keyword, weight)
-        hits = retrieve.rank(fused, dense, keyword, index.passages, k)
         words = text.keywords(found.query)
         weights = retrieve.idf_weights(words, index.doc_freq, index.passage_count())
+        hits = retrieve.rank(fused, dense, keyword, index.passages, k, self.settings.chunk_max, weights)
         cover = retrieve.coverage(words, weights, [index_text(h.document, h.passage) for h in hits[:3]])
         top_dense = retrieve.best_dense(dense)
-        abstained = retrieve.decide(cover, top_dense) or not hits
-        lead = [] if abstained else answer.lead(found.query, hits, weights)
+        asked = question.analyse(found.query)
+        articles = {h.document.doc_id: f"{h.document.title}\n{h.document.text}" for h in hits}
+        missing = retrieve.missing_names(asked.places, index.doc_freq, list(articles.values()))
+        evidenced = answer.has_evidence(asked, found.query, hits, weights)
+        abstained = (
+            not hits
+            or not text.tokenize(found.query)  # emoji, punctuation, symbols: nothing to search for
+            or retrieve.decide(cover, top_dense, missing=len(missing), evidenced=evidenced)
+        )
+        lead = [] if abstained else answer.lead(found.query, hits, weights, asked)
+        notices = [CUT_NOTICE.format(limit=MAX_QUESTION_CHARS)] if found.cut else []
         return Answer(
             question=found.question,
             query=found.query,
@@ -281,7 +292,13 @@ class Asker:
             hits=hits,
             lead=lead,
             encoder=self.query_encoder.name,
-            signals={"coverage": None if cover is None else round(cover, 3), "dense": round(top_dense, 3)},
+            signals={
+                "coverage": None if cover is None else round(cover, 3),
+                "dense": round(top_dense, 3),
+                "evidence": 1.0 if evidenced else 0.0,
+                "missing_names": float(len(missing)),
+            },
+            notices=notices,
         )
 
 
@@ -525,6 +542,7 @@ def answer_to_json(result: Answer) -> dict[str, Any]:
         "question": result.question,
         "query": result.query,
         "abstained": result.abstained,
+        "notices": list(result.notices),
         "signals": result.signals,
         "encoder": result.encoder,
         "lead": [asdict(s) for s in result.lead],

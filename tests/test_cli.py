@@ -129,21 +129,23 @@ def test_another_model_than_the_index_was_built_with_asks_for_a_build_not_a_repa
     assert run("ask", "交警").exit_code == 0
 
 
-def test_eval_compares_modes_and_fusions(env, eval_dir):
+def test_eval_compares_modes_and_fusions(env, eval_dir, eval_rows):
     run("build")
     questions = str(eval_dir / "questions.jsonl")
+    answerable = sum(r["answer"] is not None for r in eval_rows)
     result = run("eval", questions, "--mode", "all", "--fusion", "rrf", "--json")
     assert result.exit_code == 0, result.output
     reports = json.loads(result.stdout)
     assert set(reports) == {"bm25", "dense", "hybrid"}
     for report in reports.values():
-        assert report["answerable"] == 54 and report["unanswerable"] == 4
+        assert report["answerable"] == answerable and report["unanswerable"] == len(eval_rows) - answerable
         assert 0 <= report["hit@1"] <= report["hit@5"] <= 1
     assert reports["bm25"] != reports["dense"]  # the modes really retrieve differently
     one = run("eval", questions, "--mode", "bm25", "--json")
-    assert json.loads(one.stdout) == reports["bm25"]  # fusion does not touch a single retriever
+    ranks = ("hit@1", "hit@5", "mrr")  # one retriever ranks alike under either fusion (the lead weighs its scores)
+    assert [json.loads(one.stdout)[k] for k in ranks] == [reports["bm25"][k] for k in ranks]
     text = run("eval", questions).stdout
-    assert text.startswith("[hybrid/weighted] answerable 54: hit@1 ")
+    assert text.startswith(f"[hybrid/weighted] answerable {answerable}: hit@1 ")
     assert run("eval", questions, "--mode", "keywords").exit_code == 2  # click names the choices
 
 

@@ -128,7 +128,7 @@ def test_answer_json_shape_and_citations_are_true_slices(make_bot, corpus):
     bot = make_bot()
     bot.build([corpus])
     result = answer_to_json(bot.ask("海陵巡特警大队党总支有多少名党员？", k=3))
-    assert set(result) == {"question", "query", "abstained", "signals", "encoder", "lead", "citations"}
+    assert set(result) == {"question", "query", "abstained", "notices", "signals", "encoder", "lead", "citations"}
     assert 1 <= len(result["citations"]) <= 3
     for c in result["citations"]:
         assert set(c) >= {"rank", "doc_id", "title", "source", "date", "url", "path", "text", "start", "end", "score"}
@@ -225,3 +225,25 @@ def test_a_build_leaves_no_embedding_cache_open(make_bot, corpus):
     bot.build([corpus])
     bot.build([corpus], full=True)
     assert not open_files(bot.settings.index_dir / "cache.sqlite")
+
+
+def test_a_question_without_words_abstains(make_bot, corpus):
+    """Emoji and punctuation give nothing to search for; the dense score alone must not answer them."""
+    bot = make_bot()
+    bot.build([corpus])
+    for question in ("🙂🙂🙂？？", "……！！！", "★☆→←"):
+        result = bot.ask(question)
+        assert result.abstained and not result.lead, question
+        assert result.signals["coverage"] is None
+
+
+def test_an_over_long_question_is_answered_with_a_notice(make_bot, corpus):
+    from qa.pipeline import MAX_QUESTION_CHARS
+
+    bot = make_bot()
+    bot.build([corpus])
+    short = bot.ask("海陵巡特警大队党总支有多少名党员？")
+    assert short.notices == []
+    long = bot.ask("海陵巡特警大队党总支有多少名党员？" + "请详细说明。" * MAX_QUESTION_CHARS)
+    assert len(long.notices) == 1 and str(MAX_QUESTION_CHARS) in long.notices[0]
+    assert answer_to_json(long)["notices"] == long.notices
