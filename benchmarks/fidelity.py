@@ -15,7 +15,7 @@ inference precision (``qa.embed.measure_precisions``: the shipped probe set,
 cosine with f32, interleaved timing rounds) for any candidates, int8 ones
 included (they need nncf), ``--times`` times in a row so the spread of the
 speed-up can be seen, and prints the verdict of ``qa.precision.pick`` for
-each. ``--write-probe`` rewrites the probe set shipped as package data
+each alone and for all together. ``--write-probe`` rewrites the probe set shipped as package data
 (``qa/data/probe.json``) from the seeds and the public questions.
 """
 
@@ -131,7 +131,9 @@ def precision_check(candidates: list[str], times: int) -> None:
                   f"{f['cos_queries_min']:.5f} / {f['cos_queries_mean']:.5f} | {f['speedup']:.2f}x; "
                   f"{', '.join(f'{r:.2f}' for r in f['ratios'])} | {f['passages_per_s']} ({f['f32_passages_per_s']}) | "
                   f"{load:.1f} | {'adopt' if verdict[0] == name else 'f32'} |")
-        print(f"(run {run}: {took:.0f} s, {figures[candidates[0]].get('probe', '')})")
+        choice, why = precision.pick(figures)
+        print(f"(run {run}: {took:.0f} s, {figures[candidates[0]].get('probe', '')}; "
+              f"with all of them the rule adopts {choice}: {why})")
 
 
 if __name__ == "__main__":

@@ -173,6 +173,38 @@ def test_model_info_prints_the_decision_and_cpu_without_measuring(tmp_path, monk
     assert not (tmp_path / "cache" / "precision").exists()
 
 
+def test_qa_model_info_prints_a_stored_decision_with_its_figures(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from qa.cli import cli
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(EPYC_BF16)
+    monkeypatch.setattr(precision, "CPUINFO", cpuinfo)
+    monkeypatch.setenv("QA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("QA_BACKEND", "openvino")
+    monkeypatch.setenv("QA_PRECISION", "auto")
+    before = CliRunner().invoke(cli, ["model", "info"], catch_exceptions=False).output
+    assert "precision: f32 (not measured yet: the first model load measures bf16" in before
+    assert "cpu: AMD EPYC 9R14 96-Core Processor (avx2, avx512f, avx512_bf16, avx512_vnni, avx_vnni)" in before
+
+    import openvino as ov
+
+    from qa.embed import model_info
+
+    identity = model_info(Settings.load()).get("identity") or "?"  # not converted in an empty cache
+    found = precision.candidates(precision.read_cpu())[0]
+    precision.choose("auto", precision.read_cpu(), tmp_path / "cache", identity, ov.get_version(),
+                     lambda c: {name: figures(speedup=1.62) for name in c})
+    after = CliRunner().invoke(cli, ["model", "info"], catch_exceptions=False).output
+    assert "precision: bf16 (stored: 1.62x f32, min cosine 0.99999 passages / 0.99999 queries" in after
+    assert 'precision_figures[bf16]: {"cos_passages_min": 0.99999' in after
+    data = json.loads(CliRunner().invoke(cli, ["model", "info", "--json"], catch_exceptions=False).output)
+    assert data["precision_figures"]["bf16"]["speedup"] == 1.62 and data["precision"].startswith("bf16 (stored")
+    assert data["precision_file"] == str(precision.decision_path(tmp_path / "cache", precision.read_cpu(), identity,
+                                                                 ov.get_version(), found))
+
+
 def test_shipped_probe_is_the_repositorys_seeds_and_questions(seeds_dir, eval_dir):
     shipped = json.loads(Path(precision.__file__).with_name("data").joinpath("probe.json").read_text("utf-8"))
     assert shipped == precision.build_probe(seeds_dir, eval_dir / "questions.jsonl")
