@@ -46,6 +46,9 @@ class Settings:
     admin_password: str = ""  # QA_ADMIN_PASSWORD: empty disables upload/remove/rebuild
     max_upload_mb: int = 20  # QA_MAX_UPLOAD_MB
 
+    # ingestion
+    max_file_mb: int = 20  # QA_MAX_FILE_MB: larger files are skipped by `qa build` (0: no cap); see README
+
     @classmethod
     def load(cls, **overrides: Any) -> "Settings":
         """Build settings from ``QA_*`` variables, then apply non-None overrides (flags)."""
@@ -80,6 +83,8 @@ class Settings:
             raise UsageError(f"Unknown backend {self.backend!r}.", "Use auto, torch or openvino (QA_BACKEND).")
         if self.precision not in ("auto", "f32", "bf16", "int8"):
             raise UsageError(f"Unknown precision {self.precision!r}.", "Use auto, f32, bf16 or int8 (QA_PRECISION).")
+        if self.max_file_mb < 0:
+            raise UsageError(f"QA_MAX_FILE_MB cannot be negative ({self.max_file_mb}).", "Use 0 for no cap, or a size in MB.")
         if not 0 < self.port < 65536:
             raise UsageError(f"Port {self.port} is out of range.", "Use a port between 1 and 65535.")
 

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import answer, chunk, load, retrieve, text
+from .clean import safe_url
 from .config import Settings
 from .errors import IndexCorrupt, IndexMissing, UsageError
 from .followup import interpret
@@ -37,6 +38,7 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[load.Skipped] = field(default_factory=list)
+    notices: list[load.Notice] = field(default_factory=list)  # files that loaded with a caveat
     full_rebuild_reason: str | None = None
     embedded: int = 0  # passages actually run through the encoder (cache misses)
     passages: int = 0  # passages in the index after the build
@@ -50,8 +52,10 @@ class BuildReport:
             f"{len(self.unchanged)} unchanged; {self.embedded} passages embedded; "
             f"{self.passages} passages in the index."
         )
+        for notice in self.notices:
+            lines.append(f"Loaded {text.one_line(notice.path)}: {text.one_line(notice.message)}")
         for skip in self.skipped:
-            lines.append(f"Skipped {skip.path}: {skip.reason}")
+            lines.append(f"Skipped {text.one_line(skip.path)}: {text.one_line(skip.reason)}")
         return "\n".join(lines)
 
 
@@ -155,7 +159,7 @@ class Bot:
 
     def candidates(self, question: str, history: Sequence[str] = ()) -> Candidates:
         """Interpret the question and take candidates from both retrievers (the costly part)."""
-        question = (question or "").strip()
+        question = text.printable(question or "").strip()  # no control codes reach the answer or its echo
         if not question:
             raise UsageError("The question is empty.", "Type a question in Chinese, e.g. 蒙阴交警大队的党建品牌叫什么？")
         if self._query_encoder is None:  # first question: load jieba and the model while the index opens
@@ -228,12 +232,14 @@ class Bot:
         add_only: bool = False,
         full: bool = False,
         progress: Progress | None = None,
+        follow_links: bool = False,
     ) -> BuildReport:
         """Bring the index up to date with ``paths`` (default: the seeds folder).
 
         New and changed documents (by content hash) are embedded; documents
         whose files under ``paths`` are gone are removed unless ``add_only``;
         documents indexed from elsewhere (other folders, uploads) are kept.
+        ``follow_links`` indexes symbolic links that point outside the folders.
         """
         from .index import Builder
 
@@ -241,8 +247,9 @@ class Bot:
         for root in roots:
             if not root.exists():
                 raise UsageError(f"{root} does not exist.", "Give a file or folder of articles to index.")
-        docs, skipped = load.load_documents(roots)
-        report = BuildReport(skipped=list(skipped))
+        scan = load.load_collection(roots, self.settings.max_file_mb, follow_links)
+        docs = scan.documents
+        report = BuildReport(skipped=list(scan.skipped), notices=list(scan.notices))
         wanted = self.manifest()
         old, reason = self._old_index(wanted, full)
         with Builder(self.settings.index_dir, fresh=reason is not None, previous=old) as builder:
@@ -260,7 +267,7 @@ class Bot:
                 (report.updated if doc.doc_id in existing else report.added).append(doc.doc_id)
                 todo.append(doc)
             if not add_only:
-                for doc_id in self._vanished(builder, existing, loaded, roots):
+                for doc_id in self._vanished(builder, existing, loaded, roots, scan.files):
                     builder.remove_document(doc_id)
                     report.removed.append(doc_id)
             report.embedded = self._add(builder, todo, progress)
@@ -305,16 +312,25 @@ class Bot:
         return old, None
 
     @staticmethod
-    def _vanished(builder, existing: dict, loaded: set[str], roots: Sequence[Path]) -> list[str]:
-        """Indexed documents under the scanned roots whose files no longer exist."""
+    def _vanished(
+        builder, existing: dict, loaded: set[str], roots: Sequence[Path], found: Sequence[Path]
+    ) -> list[str]:
+        """Indexed documents under the scanned roots whose files this scan no longer found.
+
+        "Found" is what discovery listed, not what exists on disk: a symbolic
+        link that was deleted, or that now points outside the folder, is no
+        longer found even though its target still exists. A file that is still
+        there but failed to load keeps its previous version.
+        """
         resolved = [r.resolve() for r in roots]
+        present = {str(path) for path in found}
         gone = []
         for doc_id in existing:
             if doc_id in loaded:
                 continue
             path = Path(builder.document_path(doc_id))
             inside = any(path == r or r in path.parents for r in resolved)
-            if inside and not path.exists():
+            if inside and str(path) not in present:
                 gone.append(doc_id)
         return gone
 
@@ -375,7 +391,7 @@ def answer_to_json(result: Answer) -> dict:
                 "title": h.document.title,
                 "source": h.document.source,
                 "date": h.document.date,
-                "url": h.document.url,
+                "url": safe_url(h.document.url),  # an older index may hold a javascript: URL
                 "path": h.document.path,
                 "heading": h.passage.heading,
                 "text": h.passage.text,

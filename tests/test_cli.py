@@ -97,3 +97,21 @@ def test_a_damaged_index_says_how_to_recover(env):
     assert result.exit_code != 0 and "qa build --full" in result.stderr
     assert run("build", "--full").exit_code == 0
     assert run("ask", "交警").exit_code == 0
+
+
+@pytest.mark.parametrize("host, warned", [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_serve_on_a_non_loopback_address_says_what_is_reachable(env, monkeypatch, host, warned):
+    import gradio
+
+    launched = {}
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(env / "gradio-temp"))  # serve makes its own folder in here
+    monkeypatch.setenv("QA_ADMIN_PASSWORD", "s3cret")
+    monkeypatch.setattr(gradio.Blocks, "launch", lambda self, **kw: launched.update(kw))  # bind nothing
+    result = run("serve", "--host", host)
+    assert result.exit_code == 0, result.output
+    assert launched["server_name"] == host and launched["show_error"] is False
+    if warned:
+        assert f"listening on {host}:7860" in result.stderr and "ask questions" in result.stderr
+        assert "QA_ADMIN_PASSWORD" in result.stderr and "TLS" in result.stderr
+    else:
+        assert "Warning" not in result.stderr
