@@ -343,7 +343,8 @@ def measure_precisions(model: Any, xml: Path, candidates: list[str], threads: in
                 if name == "f32":
                     raise
                 figures[name] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
-        vectors, seconds = {}, {name: [] for name in runs}
+        vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
         for name, forward in runs.items():
             module.model = forward
             encode(passages[:2], p_prompt)  # warm-up: the first requests allocate
@@ -472,8 +473,8 @@ def load_encoder(settings: Settings, progress: Callable[[str], None] | None = No
     """The configured model, or the bundled one with a one-line notice when that fails."""
     notice = None
     backend = _choose_backend(settings.backend)
-    opts = {"cache_dir": settings.cache_dir, "progress": progress, "explicit": settings.backend == "openvino",
-            "precision_setting": settings.precision}
+    opts: dict[str, Any] = {"cache_dir": settings.cache_dir, "progress": progress,
+                            "explicit": settings.backend == "openvino", "precision_setting": settings.precision}
     if settings.model:
         try:
             path, name, identity = resolve.resolve(settings.model)
