@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import answer, chunk, load, retrieve, text
+from . import answer, chunk, load, question, retrieve, text
 from .clean import safe_url
 from .config import Settings
 from .errors import IndexCorrupt, IndexMissing, UsageError
@@ -25,6 +25,11 @@ from .followup import interpret
 from .types import Answer, Document, Passage
 
 MAX_QUESTION_CHARS = 500  # longer questions are cut here: the model reads ~512 tokens at most
+CUT_NOTICE = "问题超过 {limit} 个字符，只按前 {limit} 个字符检索。"
+# Passages encoded between two cache commits: a killed build loses at most one batch (about 15 s of encoding on
+# 2 cores), and the commit after it costs about 1 ms, under 0.1 % of that (benchmarks/cache_commit.py). 64 is also
+# the group encode_passages forms itself, so batching here changes none of its forward passes.
+EMBED_BATCH = 64
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -68,6 +73,7 @@ class Candidates:
     index: object
     dense: list[tuple[int, float]]
     keyword: list[tuple[int, float]]
+    cut: bool = False  # the question was longer than MAX_QUESTION_CHARS and was cut
 
 
 def index_text(doc: Document, passage: Passage) -> str:
@@ -178,7 +184,7 @@ class Bot:
         qvec = encoder.encode_queries([query])[0]
         dense = index.search_dense(qvec, retrieve.CANDIDATES)
         keyword = index.search_keyword(text.tokenize(query), retrieve.CANDIDATES)
-        return Candidates(question, query, index, dense, keyword)
+        return Candidates(question, query, index, dense, keyword, cut=len(question) > MAX_QUESTION_CHARS)
 
     def answer(
         self,
@@ -198,13 +204,22 @@ class Bot:
             fused = retrieve.fuse_rrf(ranked_dense, ranked_keyword)
         else:
             fused = retrieve.fuse_weighted(ranked_dense, ranked_keyword, weight)
-        hits = retrieve.rank(fused, dense, keyword, index.passages, k)
         words = text.keywords(found.query)
         weights = retrieve.idf_weights(words, index.doc_freq, index.passage_count())
+        hits = retrieve.rank(fused, dense, keyword, index.passages, k, self.settings.chunk_max, weights)
         cover = retrieve.coverage(words, weights, [index_text(h.document, h.passage) for h in hits[:3]])
         top_dense = retrieve.best_dense(dense)
-        abstained = retrieve.decide(cover, top_dense) or not hits
-        lead = [] if abstained else answer.lead(found.query, hits, weights)
+        asked = question.analyse(found.query)
+        articles = {h.document.doc_id: f"{h.document.title}\n{h.document.text}" for h in hits}
+        missing = retrieve.missing_names(asked.places, index.doc_freq, list(articles.values()))
+        evidenced = answer.has_evidence(asked, found.query, hits, weights)
+        abstained = (
+            not hits
+            or not text.tokenize(found.query)  # emoji, punctuation, symbols: nothing to search for
+            or retrieve.decide(cover, top_dense, missing=len(missing), evidenced=evidenced)
+        )
+        lead = [] if abstained else answer.lead(found.query, hits, weights, asked)
+        notices = [CUT_NOTICE.format(limit=MAX_QUESTION_CHARS)] if found.cut else []
         return Answer(
             question=found.question,
             query=found.query,
@@ -212,7 +227,13 @@ class Bot:
             hits=hits,
             lead=lead,
             encoder=self.query_encoder.name,
-            signals={"coverage": None if cover is None else round(cover, 3), "dense": round(top_dense, 3)},
+            signals={
+                "coverage": None if cover is None else round(cover, 3),
+                "dense": round(top_dense, 3),
+                "evidence": 1.0 if evidenced else 0.0,
+                "missing_names": float(len(missing)),
+            },
+            notices=notices,
         )
 
     # -- build -------------------------------------------------------------
@@ -336,8 +357,6 @@ class Bot:
 
     def _add(self, builder, docs: list[Document], progress: Progress | None) -> int:
         """Chunk, tokenise and embed ``docs`` (through the cache), then add them."""
-        from .index import EmbeddingCache
-
         s = self.settings
         plans = []
         for doc in docs:
@@ -345,22 +364,38 @@ class Bot:
             texts = [index_text(doc, p) for p in passages]
             plans.append((doc, passages, texts))
         all_texts = [t for _, _, texts in plans for t in texts]
-        cache = EmbeddingCache(s.index_dir)
-        identity = self.encoder.identity
-        cached = cache.get(identity, all_texts)
-        missing = [i for i, v in enumerate(cached) if v is None]
-        if missing:
-            report = (lambda done: progress("embed", done, len(missing))) if progress else None
-            fresh = self.encoder.encode_passages([all_texts[i] for i in missing], progress=report)
-            cache.put(identity, [all_texts[i] for i in missing], fresh)
-            for i, vector in zip(missing, fresh):
-                cached[i] = vector
+        cached, embedded = self._embed(all_texts, progress)
         offset = 0
         for doc, passages, texts in plans:  # add_document replaces an existing doc_id
             vectors = np.asarray(cached[offset : offset + len(texts)], dtype=np.float32).reshape(-1, self.encoder.dim)
             offset += len(texts)
             builder.add_document(doc, passages, vectors, [text.tokenize(t) for t in texts])
-        return len(missing)
+        return embedded
+
+    def _embed(self, texts: list[str], progress: Progress | None) -> tuple[list[np.ndarray], int]:
+        """One vector per text, and how many texts were encoded: from the cache, else encoded and cached batch
+        by batch.
+
+        Each batch is committed to ``cache.sqlite`` as soon as it is encoded, so
+        a build killed after N passages (even by SIGKILL) finds them there when
+        it is run again and encodes only the rest. Identical texts are encoded
+        once; texts go to the encoder longest first, as ``encode_passages``
+        would order them itself, so batching adds no padding.
+        """
+        from .index import EmbeddingCache
+
+        identity = self.encoder.identity
+        with EmbeddingCache(self.settings.index_dir) as cache:
+            found = cache.get(identity, texts)
+            todo = sorted({t for t, v in zip(texts, found, strict=True) if v is None}, key=lambda t: (-len(t), t))
+            vectors = {t: v for t, v in zip(texts, found, strict=True) if v is not None}
+            for start in range(0, len(todo), EMBED_BATCH):
+                batch = todo[start : start + EMBED_BATCH]
+                report = (lambda done, s=start: progress("embed", s + done, len(todo))) if progress else None
+                fresh = self.encoder.encode_passages(batch, progress=report)
+                cache.put(identity, batch, fresh)
+                vectors.update(zip(batch, fresh, strict=True))
+        return [vectors[t] for t in texts], len(todo)
 
 
 def _in_background(work: Callable, *args) -> None:
@@ -381,6 +416,7 @@ def answer_to_json(result: Answer) -> dict:
         "question": result.question,
         "query": result.query,
         "abstained": result.abstained,
+        "notices": list(result.notices),
         "signals": result.signals,
         "encoder": result.encoder,
         "lead": [asdict(s) for s in result.lead],

@@ -143,6 +143,7 @@ def render_answer(answer: Answer, words: Sequence[str]) -> str:
     parts = ['<div class="qa-reply">']
     if answer.query and answer.query != answer.question:
         parts.append(f'<div class="qa-query">按“{esc(answer.query)}”检索</div>')
+    parts.extend(f'<div class="qa-notice">{esc(notice)}</div>' for notice in answer.notices)
     if answer.abstained or not ranked:
         parts.append('<p class="qa-none">文档库中没有找到能回答这个问题的内容。</p>')
         if ranked:

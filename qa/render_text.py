@@ -39,6 +39,7 @@ def format_answer(answer: Answer, width: int = 100) -> str:
     lines = [f"问: {_line(answer.question)}"]
     if answer.query != answer.question:
         lines.append(f"理解为: {_line(answer.query)}")
+    lines.extend(f"注意: {_line(notice)}" for notice in answer.notices)
     if answer.abstained:
         lines.append("答: 资料库中没有找到能回答这个问题的内容。以下段落可能相关:")
     elif answer.lead:

@@ -68,3 +68,4 @@ class Answer:
     lead: list[LeadSentence] = field(default_factory=list)
     encoder: str = ""  # name of the embedding model that answered
     signals: dict[str, float] = field(default_factory=dict)  # what abstention was decided on
+    notices: list[str] = field(default_factory=list)  # said beside the answer, e.g. that the question was cut

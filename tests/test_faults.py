@@ -14,6 +14,7 @@ exactly as it would from ``kill -9``: no cleanup, no ``finally``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -93,21 +94,29 @@ module, owner, name = sys.argv[1:4]
 target = importlib.import_module(module)
 holder = getattr(target, owner) if owner != "-" else target
 original = getattr(holder, name)
+calls = []
 def die(*args, **kwargs):
     if name == "commit" and not args[0]._con.in_transaction:
         return original(*args, **kwargs)  # the build's own store only: it holds a transaction
+    calls.append(name)
+    if len(calls) < int(os.environ.get("KILL_ON_CALL", "1")):
+        return original(*args, **kwargs)
     print("KILLING", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 setattr(holder, name, die)
+if os.environ.get("EMBED_BATCH"):
+    import qa.pipeline
+    qa.pipeline.EMBED_BATCH = int(os.environ["EMBED_BATCH"])
 from qa.cli import main
 main(sys.argv[4:])
 """
 
 
-def killed_build(point: str, *args: str) -> subprocess.CompletedProcess:
+def killed_build(point: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``KILL_ON_CALL=n``: die at the n-th call instead of the first; ``EMBED_BATCH``: passages per cache commit."""
     module, owner, name = KILL_AT[point]
     cmd = [sys.executable, "-c", KILLER, module, owner or "-", name, "build", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=dict(os.environ), cwd=ROOT)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, **env}, cwd=ROOT)
 
 
 def ask_subprocess() -> dict:
@@ -144,6 +153,189 @@ def test_build_killed_at_any_point_leaves_the_previous_index_answering(built, po
     assert answers()["citations"]
     snapshots = sorted(p.name for p in (index_dir / "snapshots").iterdir())
     assert len(snapshots) <= 2, snapshots  # the dead build's partial snapshot was collected
+
+
+def cached_hashes(index_dir: Path) -> set[bytes]:
+    import sqlite3
+
+    con = sqlite3.connect(index_dir / "cache.sqlite")
+    try:
+        return {bytes(h) for (h,) in con.execute("SELECT hash FROM vectors")}
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_a_build_killed_mid_embedding_resumes_without_encoding_any_passage_twice(env):
+    import hashlib
+
+    from qa.config import Settings
+    from qa.embed import load_encoder
+    from qa.pipeline import Bot
+    from test_pipeline import Counting
+
+    index_dir = Path(os.environ["QA_INDEX_DIR"])
+    died = killed_build("embedding", KILL_ON_CALL="4", EMBED_BATCH="8")  # dies as it starts the 4th batch
+    assert died.returncode == -signal.SIGKILL, (died.returncode, died.stdout, died.stderr)
+    assert "KILLING" in died.stdout and not (index_dir / "CURRENT").exists()
+    done = cached_hashes(index_dir)
+    assert len(done) == 3 * 8  # every finished batch reached the cache, committed
+
+    settings = Settings.load()
+    bot = Bot(settings, encoder=Counting(load_encoder(settings)))
+    report = bot.build()  # the restart
+    encoded = {hashlib.sha256(t.encode("utf-8")).digest() for t in bot.encoder.passages}
+    assert not encoded & done  # none of the passages the killed build encoded is encoded again
+    assert report.embedded == len(bot.encoder.passages) == len(encoded) == report.passages - len(done) > 0
+    assert cached_hashes(index_dir) == done | encoded
+    assert answers()["citations"]
+
+
+# -- a fault at every step of the commit -----------------------------------------------------
+# Every call that writes, syncs, switches or deletes while Builder.commit runs. The injector counts
+# their calls and raises at the n-th point (a point is just before or just after a call), for
+# n = 1, 2, ... until a build runs through without reaching n: every step is hit, in order.
+COMMIT_STEPS = [
+    ("qa.vectors", "VectorIndex", "save"),  # vectors.faiss
+    ("qa.keyword", "KeywordIndex", "save"),  # bm25/
+    ("qa.durable", None, "write_file"),  # the reader pin, manifest.json, CURRENT.tmp (each written and fsynced)
+    ("qa.durable", None, "fsync"),  # each file and folder of the snapshot; the index folder after the rename
+    ("qa.store", "Store", "commit"),  # the store's COMMIT of the new generation's rows
+    ("os", None, "replace"),  # CURRENT.tmp -> CURRENT: the commit point
+    ("qa.durable", None, "remove_unpinned"),  # clean-up: an old snapshot
+    ("shutil", None, "rmtree"),  # the snapshot folder before it is written; parts of an old snapshot
+    ("qa.durable", None, "remove_store"),  # clean-up: a store no kept snapshot uses
+    ("qa.store", "Store", "collect"),  # clean-up: rows no kept snapshot sees
+    ("qa.store", "Store", "close"),
+]
+
+
+class FaultAt:
+    """Raises ``fault`` at the n-th point of the commit sequence and remembers whether CURRENT was renamed."""
+
+    def __init__(self, monkeypatch, n: int, fault: type[BaseException]) -> None:
+        import importlib
+
+        import qa.index
+
+        self.n, self.fault, self.points, self.fired, self.renamed, self.active = n, fault, 0, None, False, False
+        self.seen: set[str] = set()
+        for module, owner, name in COMMIT_STEPS:
+            holder = importlib.import_module(module)
+            holder = getattr(holder, owner) if owner else holder
+            monkeypatch.setattr(holder, name, self._wrap(f"{owner or module}.{name}", getattr(holder, name)))
+        commit = qa.index.Builder.commit
+
+        def counted_commit(builder, manifest):
+            self.active = True
+            try:
+                return commit(builder, manifest)
+            finally:
+                self.active = False
+
+        monkeypatch.setattr(qa.index.Builder, "commit", counted_commit)
+
+    def _wrap(self, label: str, original):
+        def step(*args, **kwargs):
+            if not self.active:
+                return original(*args, **kwargs)
+            self.seen.add(label)
+            self._point(f"before {label}")
+            result = original(*args, **kwargs)
+            if label == "os.replace" and str(args[1]).endswith("CURRENT"):
+                self.renamed = True
+            self._point(f"after {label}")
+            return result
+
+        return step
+
+    def _point(self, where: str) -> None:
+        self.points += 1
+        if self.points == self.n:
+            self.fired = where
+            raise self.fault(errno.EIO, f"injected at {where}") if self.fault is OSError else self.fault()
+
+
+def edit(corpus: Path, mark: str) -> Path:
+    """Give the build something to commit: one article gains a sentence."""
+    target = sorted(corpus.iterdir())[1]
+    added = f"\n\n补充说明第{mark}条：巡逻队开展了安全检查。\n"
+    target.write_text(target.read_text(encoding="utf-8") + added, encoding="utf-8")
+    return target
+
+
+def assert_answers_from_whole_snapshot(encoder) -> None:
+    """A fresh reader opens the index and answers with citations that are true slices of their documents."""
+    from qa.config import Settings
+    from qa.pipeline import Bot
+
+    bot = Bot(Settings.load(), encoder=encoder)
+    result = bot.ask(QUESTION, k=3)
+    assert result.hits and not result.abstained
+    for hit in result.hits:
+        assert bot.document(hit.document.doc_id).text[hit.passage.start : hit.passage.end] == hit.passage.text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["first", "incremental", "full"])
+@pytest.mark.parametrize("fault", [OSError, KeyboardInterrupt])
+def test_a_fault_at_any_step_of_the_commit_leaves_an_answering_index(env, monkeypatch, mode, fault):
+    from qa.clean import to_document
+    from qa.config import Settings
+    from qa.embed import load_encoder
+    from qa.errors import IndexMissing, IndexWriteError
+    from qa.index import current_version
+    from qa.load import read
+    from qa.pipeline import Bot
+
+    # what is tested is the order of the steps; what fsync itself buys shows only after a power cut
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    settings = Settings.load()
+    encoder = load_encoder(settings)
+    corpus, index_dir = settings.seeds_dir, settings.index_dir
+    fired: list[str] = []
+    steps: set[str] = set()
+    if mode != "first":
+        Bot(settings, encoder=encoder).build()
+    for n in range(1, 500):
+        if mode == "first":
+            shutil.rmtree(index_dir, ignore_errors=True)
+        target = edit(corpus, f"{n}")
+        before = current_version(index_dir)
+        with monkeypatch.context() as patches:
+            injector = FaultAt(patches, n, fault)
+            try:
+                Bot(settings, encoder=encoder).build(full=mode == "full")
+            except (IndexWriteError, KeyboardInterrupt) as error:
+                assert injector.fired, error  # only the injected fault fails a build
+                if isinstance(error, IndexWriteError):
+                    assert ("is live" if injector.renamed else "is unchanged") in str(error), (injector.fired, error)
+        steps |= injector.seen
+        if not injector.fired:
+            break  # n is past the last point: this build ran through
+        fired.append(injector.fired)
+        after = current_version(index_dir)
+        # committed exactly when the rename happened, whatever failed after it
+        assert after == (f"{int(before or 0) + 1:06d}" if injector.renamed else before), (injector.fired, after)
+        if after is None:
+            with pytest.raises(IndexMissing):
+                Bot(settings, encoder=encoder).index()
+        else:
+            assert_answers_from_whole_snapshot(encoder)
+        report = Bot(settings, encoder=encoder).build(full=mode == "full")  # the next build succeeds
+        assert report.passages > 0
+        assert_answers_from_whole_snapshot(encoder)
+        now = to_document(read(target))  # the index holds the article as it is now
+        assert Bot(settings, encoder=encoder).document(now.doc_id).content_hash == now.content_hash
+        assert len(list((index_dir / "snapshots").iterdir())) <= 2, injector.fired  # leftovers collected
+        assert len(list(index_dir.glob("store-*.sqlite"))) <= 2, injector.fired
+    else:
+        pytest.fail("the commit sequence never ran through")
+    assert steps >= {"os.replace", "qa.durable.fsync", "Store.commit", "qa.durable.write_file",
+                                          "VectorIndex.save", "KeywordIndex.save", "Store.collect"}
+    assert "after os.replace" in fired and "before qa.durable.fsync" in fired
+    assert len(fired) == n - 1 >= 40, fired
+    print(f"\n{mode} build, {fault.__name__}: {len(fired)} fault points, each followed by an answer and a build")
 
 
 # -- damaged index files ------------------------------------------------------------------
@@ -208,8 +400,8 @@ def test_a_document_changing_during_the_build_is_indexed_whole_and_caught_up_nex
     target.write_text(version_a, encoding="utf-8")
     real_read = qa.load.read
 
-    def read_then_change(path):
-        raw = real_read(path)
+    def read_then_change(path, *args, **kwargs):
+        raw = real_read(path, *args, **kwargs)
         if Path(path).resolve() == target.resolve():
             target.write_text(version_b, encoding="utf-8")  # the file changes after it was read
         return raw
