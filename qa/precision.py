@@ -38,7 +38,7 @@ SETTINGS = ("auto", *PRECISIONS)
 MIN_COSINE = 0.9995  # minimum over every probe text, passages and queries separately
 MIN_SPEEDUP = 1.15  # median of the interleaved rounds' f32-time / candidate-time
 ROUNDS = 5  # timing rounds per measurement (odd: the median is one round's ratio)
-CACHE_VERSION = 1  # bump when the rule or the probe changes, so stored decisions are redone
+CACHE_VERSION = 1  # bump when the rule changes, so stored decisions are redone (a new probe is in the key)
 # the flags a speed figure is meaningless without (printed by `qa model info`, `qa bench` and the benchmark)
 SHOWN_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 NATIVE = {  # precision -> any of these flags means the CPU runs it natively
@@ -97,6 +97,10 @@ def read_cpu(path: str | Path | None = None) -> CpuInfo:
         return CpuInfo("unknown CPU")
 
 
+def _probe_text() -> str:
+    return resources.files("qa").joinpath("data/probe.json").read_text(encoding="utf-8")
+
+
 def probe() -> dict[str, list[str]]:
     """The fixed probe set shipped with the package: seed passages and public questions.
 
@@ -104,8 +108,7 @@ def probe() -> dict[str, list[str]]:
     measure; ``tests/test_precision.py`` checks it equals what the repository's
     seeds and questions give (``benchmarks/fidelity.py --write-probe`` rewrites it).
     """
-    raw = resources.files("qa").joinpath("data/probe.json").read_text(encoding="utf-8")
-    data = json.loads(raw)
+    data = json.loads(_probe_text())
     return {"passages": list(data["passages"]), "queries": list(data["queries"])}
 
 
@@ -155,9 +158,11 @@ def _cpu_dict(cpu: CpuInfo) -> dict:
 
 
 def decision_path(cache_dir: Path, cpu: CpuInfo, identity: str, runtime: str, measured: list[str]) -> Path:
-    """Where the decision for this CPU, model, OpenVINO version and set of candidates is stored
-    (installing nncf adds int8 to the candidates, so it is measured then)."""
-    key = f"v{CACHE_VERSION}|{cpu.key()}|{identity}|{runtime}|{','.join(measured)}"
+    """Where the decision for this CPU, model, OpenVINO version, set of candidates and probe set
+    is stored (installing nncf adds int8 to the candidates, so it is measured then; a probe set
+    rewritten from changed seeds or questions is measured again too)."""
+    probe_hash = hashlib.sha256(_probe_text().encode()).hexdigest()[:12]
+    key = f"v{CACHE_VERSION}|{cpu.key()}|{identity}|{runtime}|{','.join(measured)}|{probe_hash}"
     tag = hashlib.sha256(key.encode()).hexdigest()[:16]
     return Path(cache_dir) / "precision" / f"{tag}.json"
 
