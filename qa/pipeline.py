@@ -131,6 +131,12 @@ def load_documents(paths: Iterable[Path]) -> tuple[list[Document], list[Skipped]
     return loaded.documents, loaded.skipped
 
 
+def indexed_texts(paths: Iterable[Path], settings: Settings) -> list[str]:
+    """Every passage of the documents under ``paths`` as the encoder and BM25 see it (``index_text``)."""
+    docs, _ = load_documents(paths)
+    return [t for _, _, texts in Indexer(settings).plan(docs) for t in texts]
+
+
 class Encoders:
     """The embedding model, loaded once and shared by the question and build paths.
 
