@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.store import EmbeddingCache
+from qa.index.store import EmbeddingCache
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 384

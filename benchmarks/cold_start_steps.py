@@ -43,8 +43,7 @@ def main() -> None:
     step("import qa modules")
 
     settings = Settings.load()
-    text.use_cache_dir(settings.cache_dir)
-    text.tokenize("交警")
+    text.prepare(settings.cache_dir)
     step("jieba start-up (from the JSON copy when cached)")
     source_hash = convert.file_sha256(convert.bundled_bin())
     folder = convert.bundled_dir(settings.cache_dir, source_hash)
@@ -54,7 +53,10 @@ def main() -> None:
     Tokenizer.from_file(str(folder / "tokenizer.json"))
     step("rebuild the 250,000-piece tokenizer")
     identity = convert.installed_identity(folder)
-    xml = embed._ir_dir(identity or "", settings.cache_dir, ov.get_version(), importlib.metadata.version("torch")) / "model.xml"
+    xml = (
+        embed._ir_dir(identity or "", settings.cache_dir, ov.get_version(), importlib.metadata.version("torch"))
+        / "model.xml"
+    )
     if identity is None or not xml.is_file():
         print("the converted model or its OpenVINO export is not cached yet: run qa build first", file=sys.stderr)
         return

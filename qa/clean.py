@@ -20,34 +20,47 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .errors import LoadError
-from .text import one_line, printable
-from .types import Document
-
-if TYPE_CHECKING:
-    from .load import RawText
+from .text import CJK, one_line, printable
+from .types import Document, RawText, text_hash
 
 _SENTENCE_END = "。！？!?；;…"
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _SPACES = re.compile(r"[ \t\xa0\u3000\u2002\u2003\u2009\u200b\ufeff]+")
 
 # Patterns that mark furniture. Each is checked together with line shape/position.
-_COPYRIGHT = re.compile(r"©|\(c\)\s*\d{4}|copyright|all rights reserved|版权所有|版權所有|版权声明|ICP[备證证]|公网安备|网安备|^\S.{0,40}\s主办(\s|$)", re.I)
-_CREDIT = re.compile(r"^[(（\[【]?\s*(责任编辑|責任編輯|责编|責編|编辑|編輯|主编|审核|审校|校对|终审|初审|监制|值班编辑|美编|编审)\s*([:：\s][^。!?！？]{0,30})?[)）\]】]?$")
-_TRAILING_CREDIT = re.compile(r"\s*[(（\[【]\s*(责任编辑|責任編輯|责编|責編|编辑|編輯)\s*[:：][^()（）\[\]【】]{0,20}[)）\]】]\s*$")
-_IMAGE = re.compile(r"^(\[?(图片|图|image|img|photo|pic)\s*\d*\]?|[\w\s\-.()（）]{0,60}\.(png|jpe?g|gif|bmp|webp|svg|tiff?))$", re.I)
-_SHARE = re.compile(r"二维码|扫一扫|扫码关注|扫描.{0,6}关注|分享到|长按.{0,8}识别|关注.{0,6}(公众号|官方微信|微信号|微博)|点击.{0,6}(关注|分享|收藏)|打印本页|关闭窗口|返回顶部|上一篇|下一篇")
-_DISCLAIMER = re.compile(r"温馨提示|免责声明|本站不承担|本网不承担|不代表本(站|网)|仅供参考|如有侵权|侵犯了?您?贵?[司方]?的?版权|转载请注明|版权归原作者|后果自负")
+_COPYRIGHT = re.compile(
+    r"©|\(c\)\s*\d{4}|copyright|all rights reserved|版权所有|版權所有|版权声明|ICP[备證证]|公网安备|网安备"
+    r"|^\S.{0,40}\s主办(\s|$)",
+    re.I,
+)
+_CREDIT = re.compile(
+    r"^[(（\[【]?\s*(责任编辑|責任編輯|责编|責編|编辑|編輯|主编|审核|审校|校对|终审|初审|监制|值班编辑|美编|编审)\s*([:：\s][^。!?！？]{0,30})?[)）\]】]?$"
+)
+_TRAILING_CREDIT = re.compile(
+    r"\s*[(（\[【]\s*(责任编辑|責任編輯|责编|責編|编辑|編輯)\s*[:：][^()（）\[\]【】]{0,20}[)）\]】]\s*$"
+)
+_IMAGE = re.compile(
+    r"^(\[?(图片|图|image|img|photo|pic)\s*\d*\]?|[\w\s\-.()（）]{0,60}\.(png|jpe?g|gif|bmp|webp|svg|tiff?))$", re.I
+)
+_SHARE = re.compile(
+    r"二维码|扫一扫|扫码关注|扫描.{0,6}关注|分享到|长按.{0,8}识别|关注.{0,6}(公众号|官方微信|微信号|微博)|点击.{0,6}(关注|分享|收藏)|打印本页|关闭窗口|返回顶部|上一篇|下一篇"
+)
+_DISCLAIMER = re.compile(
+    r"温馨提示|免责声明|本站不承担|本网不承担|不代表本(站|网)|仅供参考|如有侵权|侵犯了?您?贵?[司方]?的?版权|转载请注明|版权归原作者|后果自负"
+)
 _WELCOME = re.compile(r"欢迎.{0,4}(来到|访问|光临|登录|进入)|^welcome\b", re.I)
 _BREADCRUMB_SEP = re.compile(r"\s*(?:>|»|›|＞|→|>>)\s*")
 _LOCATION = re.compile(r"^(当前位置|您的位置|你的位置|所在位置|位置)\s*[:：]")
 _URL_LINE = re.compile(r"(原文地址|原文链接|本文链接|本文地址|原文网址|文章来源|来源网址).{0,200}?(https?://[^\s\"'<>，。）)]+)")
 _URL = re.compile(r"https?://[^\s\"'<>，。）)]+")
-_META_KEYS = re.compile(r"(来源|來源|来源于|稿源|出处|作者|记者|記者|通讯员|发布时间|發布時間|發佈時間|发布日期|发表时间|更新时间|时间|時間|日期|浏览|阅读|点击|字号|本站原创|原创)\s*[:：]|本站原创|浏览次数|阅读量|点击数|字号\s*[:：]?\s*[大中小]")
-_SOURCE = re.compile(r"(?:来源|來源|来源于|稿源|出处|文章来源)\s*[:：]\s*([^\s|｜:：,，()（）]+?)(?=\s|$|[|｜,，()（）]|作者|记者|記者|发布|發布|發佈|时间|時間|日期|编辑|編輯)")
+_META_KEYS = re.compile(
+    r"(来源|來源|来源于|稿源|出处|作者|记者|記者|通讯员|发布时间|發布時間|發佈時間|发布日期|发表时间|更新时间|时间|時間|日期|浏览|阅读|点击|字号|本站原创|原创)\s*[:：]|本站原创|浏览次数|阅读量|点击数|字号\s*[:：]?\s*[大中小]"
+)
+_SOURCE = re.compile(
+    r"(?:来源|來源|来源于|稿源|出处|文章来源)\s*[:：]\s*([^\s|｜:：,，()（）]+?)(?=\s|$|[|｜,，()（）]|作者|记者|記者|发布|發布|發佈|时间|時間|日期|编辑|編輯)"
+)
 _SUMMARY = re.compile(r"^(摘要|导读|内容提要|提要|核心提示)\s*[:：]\s*")
 _DATE_PATTERNS = (
     re.compile(r"(?<!\d)((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日"),
@@ -98,7 +111,9 @@ def to_document(raw: RawText) -> Document:
         if probe and probe not in body:
             body = summary + ("\n\n" + body if body else "")
     if not body.strip():
-        raise LoadError(f"{name}: no article text is left after removing page furniture.", "Check that the file holds an article.")
+        raise LoadError(
+            f"{name}: no article text is left after removing page furniture.", "Check that the file holds an article."
+        )
     if raw.date:
         date = normalise_date(raw.date) or date
     return Document(
@@ -106,7 +121,7 @@ def to_document(raw: RawText) -> Document:
         path=path,
         title=title or hint_title or _one_line_meta(Path(raw.path).stem) or "untitled",
         text=body,
-        content_hash=hashlib.sha256(body.encode("utf-8")).hexdigest(),
+        content_hash=text_hash(body),
         source=_one_line_meta(source),
         date=date,
         url=safe_url(raw.url) or safe_url(url),
@@ -174,7 +189,7 @@ def _normalise_line(line: str) -> str:
 
 
 def _cjk_count(line: str) -> int:
-    return len(_CJK.findall(line))
+    return len(CJK.findall(line))
 
 
 def _is_paragraph(line: str) -> bool:
@@ -192,7 +207,13 @@ def _body_bounds(lines: list[str]) -> tuple[int, int]:
 
 
 def _furniture_markers(line: str) -> bool:
-    return bool(_SUMMARY.match(line) or _DISCLAIMER.search(line) or _COPYRIGHT.search(line) or _URL_LINE.search(line) or _WELCOME.search(line))
+    return bool(
+        _SUMMARY.match(line)
+        or _DISCLAIMER.search(line)
+        or _COPYRIGHT.search(line)
+        or _URL_LINE.search(line)
+        or _WELCOME.search(line)
+    )
 
 
 def _is_sentence(line: str) -> bool:
@@ -231,7 +252,7 @@ def _is_menu(line: str) -> bool:
     items = [item for item in re.split(r"[\s|｜]+", line) if item]
     if len(items) < 4 or any(mark in line for mark in "。，,！？!?:：;；"):
         return False
-    if sum(bool(_CJK.search(item)) for item in items) < 0.6 * len(items):
+    if sum(bool(CJK.search(item)) for item in items) < 0.6 * len(items):
         return False  # Latin title case ("This Is Where I Came In") is not a menu; HTML menus go by tag
     lengths = [len(item) for item in items]
     return max(lengths) <= 8 and sum(lengths) / len(lengths) <= 5
@@ -250,7 +271,12 @@ def _is_meta(line: str) -> bool:
 
 
 def _title_like(line: str) -> bool:
-    return len(line) <= 80 and bool(re.search(r"\w", line)) and not any(mark in line for mark in "。；") and not line.endswith(("，", ","))
+    return (
+        len(line) <= 80
+        and bool(re.search(r"\w", line))
+        and not any(mark in line for mark in "。；")
+        and not line.endswith(("，", ","))
+    )
 
 
 def _title_block(lines: list[str], first: int, hint: str | None) -> tuple[str | None, int, set[int]]:
@@ -265,7 +291,9 @@ def _title_block(lines: list[str], first: int, hint: str | None) -> tuple[str | 
     if hint:
         hint_norm = _normalise_line(hint)
         for i in head:
-            if lines[i] == hint_norm or (len(hint_norm) >= 6 and hint_norm in lines[i] and not _is_breadcrumb(lines[i])):
+            if lines[i] == hint_norm or (
+                len(hint_norm) >= 6 and hint_norm in lines[i] and not _is_breadcrumb(lines[i])
+            ):
                 return hint_norm, i, meta
         return hint_norm, -1, meta
     candidates = [i for i in head if i not in meta and _title_like(lines[i]) and not _is_furniture(lines[i], True)]

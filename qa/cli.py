@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,9 +19,13 @@ from .config import Settings
 from .errors import QAError
 from .text import one_line, printable
 
+if TYPE_CHECKING:
+    from .pipeline import Bot
+    from .types import Progress
+
 
 class _Group(click.Group):
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except QAError as error:
@@ -45,27 +50,16 @@ def _settings(ctx: click.Context, **overrides) -> Settings:
     return Settings.load(**ctx.obj, **overrides)
 
 
-def _bot(settings: Settings):
+def _bot(settings: Settings) -> Bot:
     from .pipeline import Bot
 
     return Bot(settings)
 
 
-def _progress():
-    """A tqdm bar on stderr for the embedding step of long builds."""
-    from tqdm import tqdm
+def _progress() -> Progress:
+    from .render_text import progress_bars
 
-    bars: dict[str, tqdm] = {}
-
-    def report(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=f"{stage} passages", unit="p", file=sys.stderr, leave=False)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    return report
+    return progress_bars()
 
 
 @cli.command()
@@ -126,10 +120,8 @@ def docs(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"    {one_line(info.path)}")
 
 
-def _ensure_index(bot) -> None:
-    if not bot.has_index():
-        click.echo(f"No index yet in {bot.settings.index_dir}; building it from {bot.settings.seeds_dir} first.", err=True)
-        click.echo(bot.build(progress=_progress()).summary(), err=True)
+def _ensure_index(bot: Bot) -> None:
+    bot.ensure_index(_progress(), say=lambda line: click.echo(line, err=True))
 
 
 @cli.command()

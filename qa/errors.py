@@ -40,6 +40,10 @@ class IndexCorrupt(QAError):
     """The index on disk cannot be read."""
 
 
+class IndexMismatch(QAError):
+    """The index is intact but was built for another embedding model: it needs a rebuild, not a repair."""
+
+
 class IndexBusy(QAError):
     """Another build holds the index lock."""
 

@@ -52,7 +52,7 @@ def score(rows: Iterable[dict], results: Iterable[dict]) -> dict:
     per_kind: dict[str, list[dict]] = defaultdict(list)
     answerable, unanswerable, misses = [], [], []
     lengths: list[int] = []
-    for row, result in zip(rows, results):
+    for row, result in zip(rows, results, strict=True):
         lengths.extend(len(c["text"]) for c in result["citations"])
         if row.get("answer") is None:
             unanswerable.append(result["abstained"])
@@ -83,7 +83,9 @@ def score(rows: Iterable[dict], results: Iterable[dict]) -> dict:
         "abstention_precision": _ratio(abstained_rightly, abstained_rightly + abstained_wrongly),
         "abstention_recall": _ratio(abstained_rightly, len(unanswerable)),
         "citation_chars": _spread(lengths),
-        "kinds": {kind: {"n": len(items), **_means([i for i in items if "hit1" in i])} for kind, items in per_kind.items()},
+        "kinds": {
+            kind: {"n": len(items), **_means([i for i in items if "hit1" in i])} for kind, items in per_kind.items()
+        },
         "misses": misses,
     }
     return report

@@ -17,20 +17,20 @@ from __future__ import annotations
 import codecs
 import functools
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import LoadError
-from .text import one_line
-from .types import Document
+from .text import CJK, one_line
+from .types import RawText, Skipped
 
 SUPPORTED: frozenset[str] = frozenset({".txt", ".md", ".html", ".htm", ".docx", ".pdf"})
 
 _HTML_DROP = ("script", "style", "noscript", "template", "nav", "header", "footer", "aside", "form", "iframe", "svg")
 _HTML_DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search"}
 _HTML_DROP_CLASS = re.compile(
-    r"(^|[-_ ])(nav|navbar|menu|breadcrumbs?|crumbs?|footer|sidebar|share|social|copyright|comments?|related|advert|ads?)($|[-_ ])",
+    r"(^|[-_ ])(nav|navbar|menu|breadcrumbs?|crumbs?|footer|sidebar|share|social|copyright|comments?|related"
+    r"|advert|ads?)($|[-_ ])",
     re.I,
 )
 _HTML_BLOCKS = (
@@ -42,7 +42,6 @@ _HTML_DATE_META = (
     "publish_date", "publishtime", "date", "dc.date", "dc.date.issued", "dcterms.created",
 )  # fmt: skip
 _TITLE_SEPARATORS = re.compile(r"\s+[-|–—_]\s+|\s*[|｜_]\s*")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 # Zip-bomb limits for .docx, checked on the archive's directory before anything is inflated.
 # zipfile never inflates a part past the size its directory declares (and then fails its CRC
@@ -58,44 +57,6 @@ HTML_MAX_DEPTH = 1000
 # every non-ASCII byte is invalid UTF-8 there) or binary data, and the other decoders decide.
 UTF8_MAX_INVALID_SHARE = 0.01
 _ASCII = bytes(range(0x80))
-
-
-@dataclass
-class Skipped:
-    """A file that was not loaded, and why (shown to the user by name)."""
-
-    path: str
-    reason: str
-
-
-@dataclass
-class Notice:
-    """A file that loaded, with something its owner should know (e.g. bytes that were replaced)."""
-
-    path: str
-    message: str
-
-
-@dataclass
-class RawText:
-    """Text read from one file, plus hints its format gave (before cleaning)."""
-
-    path: str
-    text: str
-    title: str | None = None
-    url: str | None = None
-    date: str | None = None
-    replaced: int = 0  # undecodable bytes replaced by U+FFFD
-
-
-@dataclass
-class Loaded:
-    """What one scan of the given paths found and read."""
-
-    documents: list[Document]
-    skipped: list[Skipped]
-    notices: list[Notice]
-    files: list[Path]  # every supported file discovered, loaded or not: what the folders hold now
 
 
 def discover(paths: Iterable[Path], follow_links: bool = False) -> tuple[list[Path], list[Skipped]]:
@@ -213,46 +174,7 @@ def _over_cap(name: str, size: int, cap: int) -> str:
     )
 
 
-def load_documents(paths: Iterable[Path]) -> tuple[list[Document], list[Skipped]]:
-    """Discover, read and clean; a bad file is skipped with a reason, the rest load."""
-    loaded = load_collection(paths)
-    return loaded.documents, loaded.skipped
-
-
-def load_collection(paths: Iterable[Path], max_file_mb: int = 0, follow_links: bool = False) -> Loaded:
-    """Discover, read and clean every file; whatever goes wrong with one file skips that file only.
-
-    ``max_file_mb`` caps each file's size (0: no cap). A reason is always one
-    line (names and library messages are escaped), because the CLI prints
-    one ``Skipped <file>: <reason>`` line per file.
-    """
-    from .clean import to_document  # clean imports this module's types
-
-    files, skipped = discover(paths, follow_links)
-    loaded = Loaded([], skipped, [], files)
-    max_bytes = max_file_mb * 2**20 if max_file_mb else None
-    for file in files:
-        try:
-            raw = read(file, max_bytes)
-            loaded.documents.append(to_document(raw))
-        except LoadError as error:
-            skipped.append(Skipped(str(file), one_line(error.message)))
-            continue
-        except MemoryError:
-            skipped.append(Skipped(str(file), "too large to read in the memory available"))
-            continue
-        except RecursionError:
-            skipped.append(Skipped(str(file), "nested too deeply to read"))
-            continue
-        except Exception as error:  # noqa: BLE001 - a reader library failed on this file; the others still load
-            skipped.append(Skipped(str(file), f"could not be read ({_describe(error)})"))
-            continue
-        if raw.replaced:
-            loaded.notices.append(Notice(str(file), f"{raw.replaced} undecodable byte(s) replaced by \ufffd"))
-    return loaded
-
-
-def _describe(error: BaseException) -> str:
+def describe(error: BaseException) -> str:
     """A library exception in one short line: its type, and its message's first 160 characters."""
     message = one_line(str(error).strip())
     if len(message) > 160:
@@ -285,7 +207,9 @@ def decode_text(data: bytes, name: str = "file", declared: str | None = None) ->
             except UnicodeDecodeError:
                 break
     if b"\x00" in data:
-        raise LoadError(f"{name}: looks like a binary file, not text.", "Only text, HTML, docx and PDF files can be loaded.")
+        raise LoadError(
+            f"{name}: looks like a binary file, not text.", "Only text, HTML, docx and PDF files can be loaded."
+        )
     if declared and declared.replace("_", "-") not in ("utf-8", "utf8"):
         try:
             text = data.decode(declared)
@@ -350,7 +274,7 @@ def _plausibility(text: str) -> float:
         code = ord(char)
         if code < 0x80:
             good += char.isprintable()
-        elif _CJK.match(char):
+        elif CJK.match(char):
             good += _common_hanzi(char)
         elif 0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFFEF or 0x2010 <= code <= 0x206F:
             good += 1  # CJK and general punctuation, full-width forms
@@ -393,7 +317,10 @@ _MD_RULES = (
     (re.compile(r"!\[[^\]]*\]\([^)]*\)"), ""),  # images
     (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links keep their text
     (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),  # bold
-    (re.compile(r"^ {0,3}(```|~~~).*$|^ {0,3}([-*_] *){3,}$|^\|?[ \t:|-]*-[ \t:|-]*\|?$", re.M), ""),  # fences, rules, table rules
+    (
+        re.compile(r"^ {0,3}(```|~~~).*$|^ {0,3}([-*_] *){3,}$|^\|?[ \t:|-]*-[ \t:|-]*\|?$", re.M),
+        "",
+    ),  # fences, rules, table rules
     (re.compile(r"^ {0,3}> ?|^[ \t]*[-*+][ \t]+", re.M), ""),  # quote and bullet markers
 )
 
@@ -421,11 +348,12 @@ def _read_html(data: bytes, path: Path) -> RawText:
     title = _html_title(soup)
     url = _meta(soup, "og:url")
     canonical = soup.find("link", rel=lambda value: value and "canonical" in value)
-    if canonical and canonical.get("href", "").startswith("http"):
-        url = canonical["href"]
+    href = str(canonical.get("href") or "") if canonical else ""
+    if href.startswith("http"):
+        url = href
     date = next((value for name in _HTML_DATE_META if (value := _meta(soup, name))), None)
     if date is None and (time := soup.find("time", datetime=True)):
-        date = time["datetime"]
+        date = str(time["datetime"])
     depth = _measure(soup)[2]
     if depth > HTML_MAX_DEPTH:
         raise LoadError(
@@ -441,7 +369,8 @@ def _read_html(data: bytes, path: Path) -> RawText:
     for tag in soup.find_all(True):
         if _decomposed(tag) or tag.attrs is None or tag.name in ("body", "html", "main", "article"):
             continue
-        classes = " ".join(tag.get("class", [])) + " " + str(tag.get("id", ""))
+        names: str | list[str] = tag.get("class") or []
+        classes = " ".join(names if isinstance(names, list) else [names]) + " " + str(tag.get("id", ""))
         if tag.get("role") in _HTML_DROP_ROLES or _HTML_DROP_CLASS.search(classes):
             if not headed[id(tag)] and sizes[id(tag)] < 0.4 * total:
                 tag.decompose()  # a "nav-wrapper" around the whole page is not navigation
@@ -542,7 +471,9 @@ def _html_title(soup) -> str | None:
 
 
 def _meta(soup, name: str) -> str | None:
-    tag = soup.find("meta", attrs={"property": name}) or soup.find("meta", attrs={"name": re.compile(f"^{re.escape(name)}$", re.I)})
+    tag = soup.find("meta", attrs={"property": name}) or soup.find(
+        "meta", attrs={"name": re.compile(f"^{re.escape(name)}$", re.I)}
+    )
     content = tag.get("content", "").strip() if tag else ""
     return content or None
 
@@ -566,8 +497,8 @@ def _read_docx(data: bytes, path: Path) -> RawText:
         title = _useful_title(document.core_properties.title)
     except (LoadError, MemoryError, RecursionError):
         raise
-    except Exception as error:  # zipfile, python-docx and lxml raise many types for damaged files
-        why = _describe(error)
+    except Exception as error:  # noqa: BLE001 - zipfile, python-docx and lxml raise many types for damaged files
+        why = describe(error)
         raise LoadError(f"{name}: not a readable .docx file ({why}).", "Re-save it from Word as .docx.") from None
     # core_properties.created is when the file was made, not when the article appeared: not a date hint
     return RawText(str(path), "\n\n".join(line for line in lines if line), title=title)
@@ -609,7 +540,7 @@ def _read_pdf(data: bytes, path: Path) -> RawText:
         title = reader.metadata.title if reader.metadata else None
     except (LoadError, MemoryError, RecursionError):
         raise
-    except Exception as error:  # pypdf raises many types for damaged files
+    except Exception as error:  # noqa: BLE001 - pypdf raises many types for damaged files
         name = one_line(path.name)
         why = type(error).__name__
         raise LoadError(f"{name}: not a readable PDF ({why}).", "Re-export the PDF and add it again.") from None

@@ -1,11 +1,14 @@
 """The only module that knows the order of the stages.
 
-Build: load -> clean -> chunk -> embed (through the cache) -> index (atomic commit).
-Ask:   interpret follow-up -> embed query -> retrieve (BM25 + dense, fused) -> abstain? -> lead.
+Build (``Indexer``): load -> clean -> chunk -> embed (through the cache) -> index (atomic commit).
+Ask (``Asker``):     interpret follow-up -> embed query -> retrieve (BM25 + dense, fused) -> abstain? -> lead.
 
-``Bot`` is what the CLI and the web chat hold. Reads are thread-safe: each
-question takes the index that is current when it starts, and a build that
-commits meanwhile is picked up by the next question.
+The two paths are separate objects because they share nothing but the index
+and the model: asking only reads, building only writes. ``Bot`` is the thin
+facade the CLI and the web chat hold. Reads are thread-safe: each question
+takes the index that is live when it starts, and a build that commits
+meanwhile is picked up by the next question. Both talk to the index only
+through ``qa.index``'s interface, never to its files.
 """
 
 from __future__ import annotations
@@ -13,16 +16,16 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import answer, chunk, load, question, retrieve, text
-from .clean import safe_url
+from . import answer, chunk, clean, load, question, retrieve, text
 from .config import Settings
-from .errors import IndexCorrupt, IndexMissing, UsageError
+from .errors import IndexCorrupt, IndexMismatch, IndexMissing, LoadError, UsageError
 from .followup import interpret
-from .types import Answer, Document, Passage
+from .index import IndexBackend, IndexReader, IndexWriter, connect
+from .types import Answer, DocInfo, Document, Encoder, Notice, Passage, PassageEncoder, Progress, Skipped
 
 MAX_QUESTION_CHARS = 500  # longer questions are cut here: the model reads ~512 tokens at most
 CUT_NOTICE = "问题超过 {limit} 个字符，只按前 {limit} 个字符检索。"
@@ -30,8 +33,6 @@ CUT_NOTICE = "问题超过 {limit} 个字符，只按前 {limit} 个字符检索
 # 2 cores), and the commit after it costs about 1 ms, under 0.1 % of that (benchmarks/cache_commit.py). 64 is also
 # the group encode_passages forms itself, so batching here changes none of its forward passes.
 EMBED_BATCH = 64
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass
@@ -42,8 +43,8 @@ class BuildReport:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    skipped: list[load.Skipped] = field(default_factory=list)
-    notices: list[load.Notice] = field(default_factory=list)  # files that loaded with a caveat
+    skipped: list[Skipped] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)  # files that loaded with a caveat
     full_rebuild_reason: str | None = None
     embedded: int = 0  # passages actually run through the encoder (cache misses)
     passages: int = 0  # passages in the index after the build
@@ -66,11 +67,11 @@ class BuildReport:
 
 @dataclass(frozen=True)
 class Candidates:
-    """Both retrievers' candidates for one question, before fusion."""
+    """Both retrievers' candidates for one question, before fusion, and the index state they came from."""
 
     question: str
     query: str
-    index: object
+    index: IndexReader
     dense: list[tuple[int, float]]
     keyword: list[tuple[int, float]]
     cut: bool = False  # the question was longer than MAX_QUESTION_CHARS and was cut
@@ -83,40 +84,110 @@ def index_text(doc: Document, passage: Passage) -> str:
     return f"{doc.title}\n{passage.text}"
 
 
-class Bot:
-    def __init__(self, settings: Settings, encoder=None) -> None:
+@dataclass
+class Loaded:
+    """What one scan of the given paths found, read and cleaned."""
+
+    documents: list[Document]
+    skipped: list[Skipped]
+    notices: list[Notice]
+    files: list[Path]  # every supported file discovered, loaded or not: what the folders hold now
+
+
+def load_collection(paths: Iterable[Path], max_file_mb: int = 0, follow_links: bool = False) -> Loaded:
+    """Discover, read and clean every file; whatever goes wrong with one file skips that file only.
+
+    ``max_file_mb`` caps each file's size (0: no cap). A reason is always one
+    line (names and library messages are escaped), because the CLI prints
+    one ``Skipped <file>: <reason>`` line per file.
+    """
+    files, skipped = load.discover(paths, follow_links)
+    loaded = Loaded([], skipped, [], files)
+    max_bytes = max_file_mb * 2**20 if max_file_mb else None
+    for file in files:
+        try:
+            raw = load.read(file, max_bytes)
+            loaded.documents.append(clean.to_document(raw))
+        except LoadError as error:
+            skipped.append(Skipped(str(file), text.one_line(error.message)))
+            continue
+        except MemoryError:
+            skipped.append(Skipped(str(file), "too large to read in the memory available"))
+            continue
+        except RecursionError:
+            skipped.append(Skipped(str(file), "nested too deeply to read"))
+            continue
+        except Exception as error:  # noqa: BLE001 - a reader library failed on this file; the others still load
+            skipped.append(Skipped(str(file), f"could not be read ({load.describe(error)})"))
+            continue
+        if raw.replaced:
+            loaded.notices.append(Notice(str(file), f"{raw.replaced} undecodable byte(s) replaced by \ufffd"))
+    return loaded
+
+
+def load_documents(paths: Iterable[Path]) -> tuple[list[Document], list[Skipped]]:
+    """Discover, read and clean; a bad file is skipped with a reason, the rest load."""
+    loaded = load_collection(paths)
+    return loaded.documents, loaded.skipped
+
+
+def indexed_texts(paths: Iterable[Path], settings: Settings) -> list[str]:
+    """Every passage of the documents under ``paths`` as the encoder and BM25 see it (``index_text``)."""
+    docs, _ = load_documents(paths)
+    return [t for _, _, texts in Indexer(settings).plan(docs) for t in texts]
+
+
+class Encoders:
+    """The embedding model, loaded once and shared by the question and build paths.
+
+    Questions go through the light OpenVINO path when it applies (no torch
+    import, seconds faster to start), else through the full encoder; both
+    give the same vectors. When the full encoder is loaded already (given, or
+    a build ran first), questions use it rather than load a second copy.
+    """
+
+    def __init__(self, settings: Settings, encoder: PassageEncoder | None = None) -> None:
         self.settings = settings
-        text.use_cache_dir(settings.cache_dir)
-        self._encoder = encoder
-        self._index = None
-        self._index_version: str | None = None
+        self._full = encoder
+        self._query: Encoder | None = None
         self._lock = threading.Lock()
-        self._query_encoder = None
         self._query_lock = threading.Lock()
 
-    # -- model -------------------------------------------------------------
-    @property
-    def encoder(self):
-        if self._encoder is None:
+    def full(self) -> PassageEncoder:
+        if self._full is None:
             with self._lock:
-                if self._encoder is None:
+                if self._full is None:
                     from .embed import load_encoder
 
-                    self._encoder = load_encoder(self.settings)
-        return self._encoder
+                    self._full = load_encoder(self.settings)
+        return self._full
 
-    @property
-    def query_encoder(self):
-        """What encodes questions: the light OpenVINO path when it applies (no torch import,
-        seconds faster to start), else the full encoder. Both give the same vectors."""
-        if self._query_encoder is None:
+    def query(self) -> Encoder:
+        if self._query is None:
             with self._query_lock:
-                if self._query_encoder is None:
+                if self._query is None:
                     from .embed import load_query_encoder
 
-                    light = None if self._encoder is not None else load_query_encoder(self.settings)
-                    self._query_encoder = light or self.encoder
-        return self._query_encoder
+                    light = None if self._full is not None else load_query_encoder(self.settings)
+                    self._query = light or self.full()
+        return self._query
+
+    @property
+    def query_loaded(self) -> bool:
+        return self._query is not None
+
+
+class Asker:
+    """The question path. Only reads the index; safe to call from several threads."""
+
+    def __init__(self, settings: Settings, index: IndexBackend | None = None, encoders: Encoders | None = None) -> None:
+        self.settings = settings
+        self.backend = index or connect(settings)
+        self.encoders = encoders or Encoders(settings)
+
+    @property
+    def query_encoder(self) -> Encoder:
+        return self.encoders.query()
 
     @property
     def encoder_name(self) -> str:
@@ -126,30 +197,19 @@ class Bot:
     def encoder_notice(self) -> str | None:
         return self.query_encoder.notice
 
-    # -- index -------------------------------------------------------------
-    def index(self):
-        """The current index, reopened when a build has switched it."""
-        from .index import current_version, open_index
-
-        version = current_version(self.settings.index_dir)
-        with self._lock:
-            if self._index is None or version != self._index_version:
-                self._index = open_index(self.settings.index_dir)
-                self._index_version = version
-            return self._index
+    def index(self) -> IndexReader:
+        """The live index, reopened when a build has switched it."""
+        return self.backend.live()
 
     def has_index(self) -> bool:
-        from .index import current_version
+        return self.backend.live_version() is not None
 
-        return current_version(self.settings.index_dir) is not None
-
-    def documents(self):
+    def documents(self) -> list[DocInfo]:
         return self.index().documents()
 
     def document(self, doc_id: str) -> Document:
         return self.index().document(doc_id)
 
-    # -- ask ---------------------------------------------------------------
     def ask(
         self,
         question: str,
@@ -163,25 +223,34 @@ class Bot:
         (weighted | rrf) exist so ``qa eval`` can compare the alternatives."""
         return self.answer(self.candidates(question, history), k, mode, fusion, weight)
 
-    def candidates(self, question: str, history: Sequence[str] = ()) -> Candidates:
-        """Interpret the question and take candidates from both retrievers (the costly part)."""
+    def candidates(self, question: str, history: Sequence[str] = (), qvec: np.ndarray | None = None) -> Candidates:
+        """Interpret the question and take candidates from both retrievers (the costly part).
+
+        ``qvec``: the query's vector when the caller has it already (``qa bench``
+        times retrieval apart from encoding); it must be the vector of the
+        interpreted query.
+        """
         question = text.printable(question or "").strip()  # no control codes reach the answer or its echo
         if not question:
-            raise UsageError("The question is empty.", "Type a question in Chinese, e.g. 蒙阴交警大队的党建品牌叫什么？")
-        if self._query_encoder is None:  # first question: load jieba and the model while the index opens
-            _in_background(text.tokenize, "")
-            _in_background(lambda: self.query_encoder)
+            raise UsageError(
+                "The question is empty.", "Type a question in Chinese, e.g. 蒙阴交警大队的党建品牌叫什么？"
+            )
+        if not self.encoders.query_loaded:  # first question: load jieba and the model while the index opens
+            _in_background(text.prepare, self.settings.cache_dir)
+            _in_background(self.encoders.query)
         query = interpret(question[:MAX_QUESTION_CHARS], [h[:MAX_QUESTION_CHARS] for h in history])
         index = self.index()
         encoder = self.query_encoder
         built_with = index.manifest.get("encoder")
         if built_with != encoder.identity:
-            raise IndexCorrupt(
+            raise IndexMismatch(
                 f"The index was built with another embedding model ({index.manifest.get('encoder_name', built_with)}),"
                 f" but {encoder.name} is active.",
                 "Run: qa build (it re-embeds everything for the active model).",
             )
-        qvec = encoder.encode_queries([query])[0]
+        if qvec is None:
+            qvec = encoder.encode_queries([query])[0]
+        text.prepare(self.settings.cache_dir)
         dense = index.search_dense(qvec, retrieve.CANDIDATES)
         keyword = index.search_keyword(text.tokenize(query), retrieve.CANDIDATES)
         return Candidates(question, query, index, dense, keyword, cut=len(question) > MAX_QUESTION_CHARS)
@@ -196,7 +265,9 @@ class Bot:
     ) -> Answer:
         """Fuse, merge, decide abstention and pick the lead (cheap; no model call)."""
         if mode not in ("hybrid", "bm25", "dense") or fusion not in ("weighted", "rrf"):
-            raise UsageError(f"Unknown mode {mode!r} or fusion {fusion!r}.", "Use hybrid, bm25 or dense; weighted or rrf.")
+            raise UsageError(
+                f"Unknown mode {mode!r} or fusion {fusion!r}.", "Use hybrid, bm25 or dense; weighted or rrf."
+            )
         k = k or self.settings.top_k
         index, dense, keyword = found.index, found.dense, found.keyword
         ranked_dense, ranked_keyword = (dense if mode != "bm25" else []), (keyword if mode != "dense" else [])
@@ -236,8 +307,20 @@ class Bot:
             notices=notices,
         )
 
-    # -- build -------------------------------------------------------------
-    def manifest(self) -> dict:
+
+class Indexer:
+    """The build path: brings the index up to date with folders of articles. One build at a time."""
+
+    def __init__(self, settings: Settings, index: IndexBackend | None = None, encoders: Encoders | None = None) -> None:
+        self.settings = settings
+        self.backend = index or connect(settings)
+        self.encoders = encoders or Encoders(settings)
+
+    @property
+    def encoder(self) -> PassageEncoder:
+        return self.encoders.full()
+
+    def manifest(self) -> dict[str, Any]:
         s = self.settings
         return {
             "encoder": self.encoder.identity,
@@ -262,20 +345,19 @@ class Bot:
         documents indexed from elsewhere (other folders, uploads) are kept.
         ``follow_links`` indexes symbolic links that point outside the folders.
         """
-        from .index import Builder
-
         roots = [Path(p) for p in (paths or [self.settings.seeds_dir])]
         for root in roots:
             if not root.exists():
                 raise UsageError(f"{root} does not exist.", "Give a file or folder of articles to index.")
-        scan = load.load_collection(roots, self.settings.max_file_mb, follow_links)
+        text.prepare(self.settings.cache_dir)
+        scan = load_collection(roots, self.settings.max_file_mb, follow_links)
         docs = scan.documents
         report = BuildReport(skipped=list(scan.skipped), notices=list(scan.notices))
         wanted = self.manifest()
-        old, reason = self._old_index(wanted, full)
-        with Builder(self.settings.index_dir, fresh=reason is not None, previous=old) as builder:
-            report.full_rebuild_reason = reason if old is not None or full else None
-            existing = builder.existing()
+        old, reason, shown = self._old_index(wanted, full)
+        with self.backend.writer(fresh=reason is not None, previous=old) as writer:
+            report.full_rebuild_reason = reason if shown else None
+            existing = writer.existing()
             loaded = {d.doc_id for d in docs}
             if reason is not None and old is not None:
                 # carry over documents indexed from elsewhere: re-chunk their stored text
@@ -288,53 +370,50 @@ class Bot:
                 (report.updated if doc.doc_id in existing else report.added).append(doc.doc_id)
                 todo.append(doc)
             if not add_only:
-                for doc_id in self._vanished(builder, existing, loaded, roots, scan.files):
-                    builder.remove_document(doc_id)
+                for doc_id in self._vanished(writer, existing, loaded, roots, scan.files):
+                    writer.remove_document(doc_id)
                     report.removed.append(doc_id)
-            report.embedded = self._add(builder, todo, progress)
-            report.passages = builder.passage_count()
-            builder.commit(wanted)
+            report.embedded = self._add(writer, todo, progress)
+            report.passages = writer.passage_count()
+            writer.commit(wanted)
         return report
 
     def remove(self, doc_ids: Sequence[str]) -> BuildReport:
-        from .index import Builder
-
         report = BuildReport()
-        self.index()  # a clear IndexMissing before taking the lock
-        with Builder(self.settings.index_dir) as builder:
-            existing = builder.existing()
+        manifest = self.backend.live().manifest  # a clear IndexMissing before taking the lock
+        with self.backend.writer() as writer:
+            existing = writer.existing()
             unknown = [d for d in doc_ids if d not in existing]
             if unknown:
                 raise UsageError(f"No document with id {', '.join(unknown)}.", "List the ids with: qa docs")
             for doc_id in doc_ids:
-                builder.remove_document(doc_id)
+                writer.remove_document(doc_id)
                 report.removed.append(doc_id)
-            report.passages = builder.passage_count()
-            builder.commit(self.index().manifest)
+            report.passages = writer.passage_count()
+            writer.commit(manifest)
         return report
 
-    def _old_index(self, wanted: dict, full: bool):
-        """The index being replaced, and why a full rebuild is needed (None: incremental)."""
-        from .index import open_index
-
+    def _old_index(self, wanted: dict[str, Any], full: bool) -> tuple[IndexReader | None, str | None, bool]:
+        """The index being replaced, why a full rebuild is needed (None: incremental), and
+        whether that reason is news to the user (a first build is not)."""
         try:
-            old = open_index(self.settings.index_dir)
+            old = self.backend.open()
         except IndexMissing:
-            return None, "there is no index yet"
+            return None, "there is no index yet", False
         except IndexCorrupt as error:
-            return None, f"the index could not be read ({error.message})"
+            return None, f"the index could not be read ({error.message})", True
         have = old.manifest
         if full:
-            return old, "--full was asked for"
+            return old, "--full was asked for", True
         if have.get("encoder") != wanted["encoder"]:
-            return old, f"the embedding model changed ({have.get('encoder_name')} -> {wanted['encoder_name']})"
+            return old, f"the embedding model changed ({have.get('encoder_name')} -> {wanted['encoder_name']})", True
         if have.get("chunking") != wanted["chunking"] or have.get("index_text") != wanted["index_text"]:
-            return old, f"the chunking settings changed ({have.get('chunking')} -> {wanted['chunking']})"
-        return old, None
+            return old, f"the chunking settings changed ({have.get('chunking')} -> {wanted['chunking']})", True
+        return old, None, False
 
     @staticmethod
     def _vanished(
-        builder, existing: dict, loaded: set[str], roots: Sequence[Path], found: Sequence[Path]
+        writer: IndexWriter, existing: dict[str, str], loaded: set[str], roots: Sequence[Path], found: Sequence[Path]
     ) -> list[str]:
         """Indexed documents under the scanned roots whose files this scan no longer found.
 
@@ -349,43 +428,50 @@ class Bot:
         for doc_id in existing:
             if doc_id in loaded:
                 continue
-            path = Path(builder.document_path(doc_id))
+            where = writer.document_path(doc_id)
+            if where is None:
+                continue
+            path = Path(where)
             inside = any(path == r or r in path.parents for r in resolved)
             if inside and str(path) not in present:
                 gone.append(doc_id)
         return gone
 
-    def _add(self, builder, docs: list[Document], progress: Progress | None) -> int:
-        """Chunk, tokenise and embed ``docs`` (through the cache), then add them."""
+    def plan(self, docs: Sequence[Document]) -> list[tuple[Document, list[Passage], list[str]]]:
+        """Each document with its passages and what the encoder and BM25 see of each."""
         s = self.settings
         plans = []
         for doc in docs:
             passages = chunk.chunk_document(doc, size=s.chunk_size, max_size=s.chunk_max, overlap=s.chunk_overlap)
-            texts = [index_text(doc, p) for p in passages]
-            plans.append((doc, passages, texts))
+            plans.append((doc, passages, [index_text(doc, p) for p in passages]))
+        return plans
+
+    def _add(self, writer: IndexWriter, docs: list[Document], progress: Progress | None) -> int:
+        """Chunk, tokenise and embed ``docs`` (through the cache), then add them."""
+        plans = self.plan(docs)
         all_texts = [t for _, _, texts in plans for t in texts]
         cached, embedded = self._embed(all_texts, progress)
         offset = 0
-        for doc, passages, texts in plans:  # add_document replaces an existing doc_id
+        for done, (doc, passages, texts) in enumerate(plans, start=1):  # add_document replaces an existing doc_id
             vectors = np.asarray(cached[offset : offset + len(texts)], dtype=np.float32).reshape(-1, self.encoder.dim)
             offset += len(texts)
-            builder.add_document(doc, passages, vectors, [text.tokenize(t) for t in texts])
+            writer.add_document(doc, passages, vectors, [text.tokenize(t) for t in texts])
+            if progress is not None:
+                progress("index", done, len(plans))
         return embedded
 
     def _embed(self, texts: list[str], progress: Progress | None) -> tuple[list[np.ndarray], int]:
         """One vector per text, and how many texts were encoded: from the cache, else encoded and cached batch
         by batch.
 
-        Each batch is committed to ``cache.sqlite`` as soon as it is encoded, so
-        a build killed after N passages (even by SIGKILL) finds them there when
+        Each batch is committed to the cache as soon as it is encoded, so a
+        build killed after N passages (even by SIGKILL) finds them there when
         it is run again and encodes only the rest. Identical texts are encoded
         once; texts go to the encoder longest first, as ``encode_passages``
         would order them itself, so batching adds no padding.
         """
-        from .index import EmbeddingCache
-
         identity = self.encoder.identity
-        with EmbeddingCache(self.settings.index_dir) as cache:
+        with self.backend.vector_cache() as cache:
             found = cache.get(identity, texts)
             todo = sorted({t for t, v in zip(texts, found, strict=True) if v is None}, key=lambda t: (-len(t), t))
             vectors = {t: v for t, v in zip(texts, found, strict=True) if v is not None}
@@ -398,7 +484,53 @@ class Bot:
         return [vectors[t] for t in texts], len(todo)
 
 
-def _in_background(work: Callable, *args) -> None:
+class Bot:
+    """What the CLI and the web chat hold: one ``Asker`` and one ``Indexer`` on one index and model."""
+
+    def __init__(self, settings: Settings, encoder: PassageEncoder | None = None) -> None:
+        self.settings = settings
+        backend = connect(settings)
+        encoders = Encoders(settings, encoder)
+        self.asker = Asker(settings, backend, encoders)
+        self.indexer = Indexer(settings, backend, encoders)
+        self.ask = self.asker.ask
+        self.candidates = self.asker.candidates
+        self.answer = self.asker.answer
+        self.index = self.asker.index
+        self.has_index = self.asker.has_index
+        self.documents = self.asker.documents
+        self.document = self.asker.document
+        self.build = self.indexer.build
+        self.remove = self.indexer.remove
+        self.manifest = self.indexer.manifest
+
+    @property
+    def encoder(self) -> PassageEncoder:
+        return self.indexer.encoder
+
+    @property
+    def query_encoder(self) -> Encoder:
+        return self.asker.query_encoder
+
+    @property
+    def encoder_name(self) -> str:
+        return self.asker.encoder_name
+
+    @property
+    def encoder_notice(self) -> str | None:
+        return self.asker.encoder_notice
+
+    def ensure_index(self, progress: Progress | None = None, say: Callable[[str], None] = print) -> BuildReport | None:
+        """First use: build the index from the seeds folder, saying so; None when there is one."""
+        if self.has_index():
+            return None
+        say(f"No index yet in {self.settings.index_dir}; building it from {self.settings.seeds_dir} first.")
+        report = self.build([Path(self.settings.seeds_dir)], progress=progress)
+        say(report.summary())
+        return report
+
+
+def _in_background(work: Callable[..., object], *args: object) -> None:
     """Start slow set-up early; a failure is left for the main thread to meet and report."""
 
     def run() -> None:
@@ -410,7 +542,7 @@ def _in_background(work: Callable, *args) -> None:
     threading.Thread(target=run, daemon=True).start()
 
 
-def answer_to_json(result: Answer) -> dict:
+def answer_to_json(result: Answer) -> dict[str, Any]:
     """The shape of ``qa ask --json`` and of the web API."""
     return {
         "question": result.question,
@@ -427,7 +559,7 @@ def answer_to_json(result: Answer) -> dict:
                 "title": h.document.title,
                 "source": h.document.source,
                 "date": h.document.date,
-                "url": safe_url(h.document.url),  # an older index may hold a javascript: URL
+                "url": clean.safe_url(h.document.url),  # an older index may hold a javascript: URL
                 "path": h.document.path,
                 "heading": h.passage.heading,
                 "text": h.passage.text,
@@ -438,4 +570,3 @@ def answer_to_json(result: Answer) -> dict:
             for rank, h in enumerate(result.hits, start=1)
         ],
     }
-

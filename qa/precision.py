@@ -112,18 +112,10 @@ def probe() -> dict[str, list[str]]:
     return {"passages": list(data["passages"]), "queries": list(data["queries"])}
 
 
-def build_probe(seeds_dir: Path, questions: Path) -> dict:
-    """The probe set from the repository: every seed passage as the index embeds it (title,
-    heading, text; default chunking) and every public question."""
-    from .chunk import chunk_document
-    from .config import Settings
-    from .load import load_documents
-    from .pipeline import index_text
-
-    defaults = Settings()
-    docs, _ = load_documents([Path(seeds_dir)])
-    passages = [index_text(d, p) for d in docs
-                for p in chunk_document(d, defaults.chunk_size, defaults.chunk_max, defaults.chunk_overlap)]
+def build_probe(passages: list[str], questions: Path) -> dict:
+    """The probe set from the repository: every seed passage as the index embeds it
+    (``pipeline.indexed_texts`` of the seeds at the default chunking; the caller makes them,
+    so this module needs nothing of the pipeline) and every public question."""
     rows = [json.loads(line) for line in Path(questions).read_text(encoding="utf-8").splitlines() if line.strip()]
     return {"about": "qa precision probe: seed passages (as indexed) and the public questions; "
                      "written by benchmarks/fidelity.py --write-probe",

@@ -52,12 +52,12 @@ _DATE = re.compile(
     r"|[今去前明]年|上半年|下半年|年初|年底|春节|元旦|清明|端午|中秋|国庆|[0-9]{1,2}[:：][0-9]{2}|[上下]午|凌晨|傍晚"
 )
 _PLACE_SUFFIX = re.compile(
-    r"[\u4e00-\u9fff]{1,8}(?:村|镇|乡|县|市|省|区|州|街道|社区|路|街|站|院|厅|馆|堂|所|广场|大厦)"
+    rf"[{text.CJK_RANGES}]{{1,8}}(?:村|镇|乡|县|市|省|区|州|街道|社区|路|街|站|院|厅|馆|堂|所|广场|大厦)"
 )
 _PHONE = re.compile(r"(?:[0-9]{3,4}[-－—])?[0-9]{7,8}|1[3-9][0-9]{9}|[0-9]{3}[-－ ][0-9]{4}[-－ ][0-9]{4}|\w+@\w+\.\w+")
 _ROLE_NAME = re.compile(
     r"(?:民警|辅警|交警|女警|警官|队长|站长|所长|局长|科长|主任|书记|政委|支队长|大队长|中队长|指导员|教导员|老人|老党员|同志"
-    r"|先生|女士|村民|群众)([\u4e00-\u9fff]{2,3}?)(?=[,，、。；;：:\s“”的在为和与等]|$)"
+    rf"|先生|女士|村民|群众)([{text.CJK_RANGES}]{{2,3}}?)(?=[,，、。；;：:\s“”的在为和与等]|$)"
 )
 # The 254 commonest surnames: a two-character ``nr`` word is only a
 # name when it starts with one (jieba tags 盖上, 立功 as names too).
@@ -115,7 +115,7 @@ def analyse(question: str) -> Asked:
 
 def _asks_person(q: str) -> bool:
     """哪个民警… / …的老人叫什么: a question word bound to a person noun."""
-    m = re.search(r"哪个([\u4e00-\u9fff]{1,4})", q)
+    m = re.search(rf"哪个([{text.CJK_RANGES}]{{1,4}})", q)
     if m and _PERSON_HEAD.search(m.group(1)[:2]) and not re.search(r"队|单位|部门|机构|组织", m.group(1)[:3]):
         return True
     named = _ASK_NAME.search(q)

@@ -18,8 +18,9 @@ from typing import Any, Sequence
 from urllib.parse import quote, unquote
 
 from .clean import safe_url
+from .render_text import position_label
 from .text import one_line, printable
-from .types import Answer, Document, Hit, Passage
+from .types import Answer, Document, Hit
 
 CITE_PREFIX = "#qa-cite:"  # href of a citation link; the page script turns a click into "open article"
 CITED_ID = "qa-cited"  # id of the <mark> around the cited span in the article viewer
@@ -69,12 +70,6 @@ def mark_spans(text: str, spans: Sequence[tuple[int, int]], css: str = "qa-kw") 
 def highlight(text: str, words: Sequence[str]) -> str:
     """Escaped ``text`` with the question's keywords marked."""
     return mark_spans(text, _spans(text, words))
-
-
-def position_label(passage: Passage) -> str:
-    """Where a passage sits, as ``qa ask`` says it: section, passage number, character range."""
-    where = f"第{passage.ordinal + 1}段 · 字符 {passage.start}–{passage.end}"
-    return f"{passage.heading} · {where}" if passage.heading else where
 
 
 def cite_href(doc_id: str, start: int, end: int) -> str:
@@ -179,7 +174,9 @@ def render_article(doc: Document, start: int, end: int, words: Sequence[str]) ->
         body = f'{clip(0, start)}<mark id="{CITED_ID}" class="qa-cited">{clip(start, end)}</mark>{clip(end, len(text))}'
     else:
         body = clip(0, len(text))
-    header = f'<div class="qa-art-title">{esc(doc.title)}</div><div class="qa-meta">{" · ".join(esc(m) for m in meta)}</div>'
+    header = (
+        f'<div class="qa-art-title">{esc(doc.title)}</div><div class="qa-meta">{" · ".join(esc(m) for m in meta)}</div>'
+    )
     if url := safe_url(doc.url):  # an index from before ingestion checked URLs may hold javascript: ones
         header += f'<div class="qa-meta qa-url">{esc(url)}</div>'
     return f'<div class="qa-article"><div class="qa-art-head">{header}</div><div class="qa-art-body">{body}</div></div>'
@@ -211,7 +208,8 @@ def example_questions(titles: Sequence[str], limit: int = 3) -> list[str]:
 
 def render_header(model: str, notice: str | None) -> str:
     """Title bar: what this is, and which embedding model answers."""
-    line = f'<div class="qa-head"><span class="qa-brand">文档问答</span><span class="qa-model">嵌入模型：{esc(model)}</span></div>'
+    line = (f'<div class="qa-head"><span class="qa-brand">文档问答</span>'
+            f'<span class="qa-model">嵌入模型：{esc(model)}</span></div>')
     if notice:
         line += f'<div class="qa-notice">{esc(notice)}</div>'
     return line
@@ -305,14 +303,16 @@ CSS = """
 #qa-header .qa-head { display: flex; align-items: baseline; gap: 14px; padding: 4px 2px; }
 .qa-brand { font-size: 1.35rem; font-weight: 650; }
 .qa-model { font-size: .82rem; color: var(--body-text-color-subdued); }
-.qa-notice { margin-top: 4px; padding: 6px 10px; border-radius: 8px; background: #fff7e0; color: #7a5200; font-size: .85rem; }
+.qa-notice { margin-top: 4px; padding: 6px 10px; border-radius: 8px; background: #fff7e0; color: #7a5200;
+  font-size: .85rem; }
 #qa-chat { font-size: 15px; line-height: 1.7; }
 .qa-reply { display: flex; flex-direction: column; gap: 6px; }
 .qa-query { font-size: .8rem; color: var(--body-text-color-subdued); }
 .qa-lead { margin: 0 0 4px 0 !important; font-size: 1rem; }
 .qa-none { margin: 0 !important; font-weight: 600; }
 .qa-related { font-size: .8rem; color: var(--body-text-color-subdued); margin-top: 2px; }
-.qa-src { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 6px 10px; background: var(--background-fill-secondary); }
+.qa-src { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 6px 10px;
+  background: var(--background-fill-secondary); }
 .qa-src-head { font-size: .88rem; font-weight: 600; }
 .qa-meta { font-size: .75rem; color: var(--body-text-color-subdued); }
 .qa-passage { font-size: .86rem; line-height: 1.6; margin-top: 2px; display: -webkit-box; -webkit-line-clamp: 2;

@@ -1,4 +1,4 @@
-"""Plain-text rendering of an answer for the terminal (``qa ask``).
+"""Plain text for the terminal: an answer (``qa ask``) and build progress (``qa build``, first start).
 
 Every piece of text shown comes from a question or a file, so each passes
 through ``printable`` (and ``one_line`` where it must stay on one line):
@@ -8,10 +8,20 @@ question, can then never send escape codes to the user's terminal.
 
 from __future__ import annotations
 
+import sys
 import textwrap
+from typing import Any, Mapping
 
 from .text import one_line, printable
-from .types import Answer, Hit
+from .types import Answer, Hit, Passage, Progress
+
+STAGES = {"embed": "embedding passages", "index": "indexing documents"}
+
+
+def position_label(passage: Passage) -> str:
+    """Where a passage sits, in the terminal and the web chat alike: section, passage number, character range."""
+    where = f"第{passage.ordinal + 1}段 · 字符 {passage.start}–{passage.end}"
+    return f"{passage.heading} · {where}" if passage.heading else where
 
 
 def _line(text: str | None) -> str:
@@ -20,9 +30,25 @@ def _line(text: str | None) -> str:
 
 def location(hit: Hit) -> str:
     """Where the passage sits: its section and character range in the cleaned article."""
-    p = hit.passage
-    where = f"第{p.ordinal + 1}段, 字符 {p.start}–{p.end}"
-    return f"{_line(p.heading)} · {where}" if p.heading else where
+    return _line(position_label(hit.passage))
+
+
+def progress_bars(labels: Mapping[str, str] = STAGES) -> Progress:
+    """A ``Progress`` that draws one tqdm bar per stage on stderr, closed when the stage is done."""
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=labels.get(stage, stage), unit="", file=sys.stderr, leave=False)
+        bar.total = total
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return report
 
 
 def citation_line(rank: int, hit: Hit) -> str:

@@ -23,7 +23,17 @@ from .errors import ModelError
 
 PROBE_TIMEOUT = 2.5  # seconds for the one reachability probe of the hub
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_SKIP_DOWNLOAD = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot", "tf_model*", "flax_model*", "rust_model*"]
+_SKIP_DOWNLOAD = [
+    "onnx/*",
+    "openvino/*",
+    "*.onnx",
+    "*.h5",
+    "*.msgpack",
+    "*.ot",
+    "tf_model*",
+    "flax_model*",
+    "rust_model*",
+]
 
 
 def _dir_digest(path: Path) -> str:
@@ -101,7 +111,7 @@ def cached_snapshot(repo_id: str) -> Path | None:
 
     try:
         return Path(snapshot_download(repo_id, cache_dir=_hf_cache(), local_files_only=True))
-    except Exception:  # any "not in cache" flavour: not found, incomplete, bad id
+    except Exception:  # noqa: BLE001 - any "not in cache" flavour: not found, incomplete, bad id
         return None
 
 
@@ -123,6 +133,7 @@ def resolve(spec: str) -> tuple[Path, str, str]:
     Raises ``ModelError`` with the reason when it cannot be had; the caller
     falls back to the bundled model.
     """
+    path: Path | None
     if is_local(spec):
         path = Path(spec).expanduser()
         if not path.is_dir():
@@ -138,6 +149,6 @@ def resolve(spec: str) -> tuple[Path, str, str]:
             raise ModelError(f"{spec} is not in the local Hugging Face cache and {host} cannot be reached")
         try:
             path = _download(spec)
-        except Exception as exc:  # network, auth, missing repo: all mean "not available"
+        except Exception as exc:  # noqa: BLE001 - network, auth, missing repo: all mean "not available"
             raise ModelError(f"downloading {spec} failed ({type(exc).__name__})") from None
     return path, spec, f"{spec}@{path.name}+prompts:{_prompts_tag(path)}"

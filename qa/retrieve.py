@@ -30,6 +30,7 @@ from dataclasses import replace
 from typing import Callable, Sequence
 
 from .chunk import split_sentences
+from .text import CJK_RANGES
 from .types import Document, Hit, Passage
 
 # Abstention thresholds; higher = stricter. Chosen with
@@ -40,7 +41,7 @@ MIN_COVERAGE = 0.25
 WEAK_COVERAGE = 0.6
 MIN_DENSE = 0.82
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_CJK_WORD = re.compile(f"[{CJK_RANGES}]+")
 
 DENSE_WEIGHT = 0.5  # share of the dense score in the fused score
 CANDIDATES = 50  # candidates taken from each retriever before fusion
@@ -230,7 +231,7 @@ def coverage(words: Sequence[str], weights: dict[str, float], texts: Sequence[st
 def _found(word: str, text: str) -> float:
     if word in text:
         return 1.0
-    if len(word) < 3 or not _CJK.fullmatch(word):
+    if len(word) < 3 or not _CJK_WORD.fullmatch(word):
         return 0.0  # only Chinese words are mis-cut this way; Latin letter pairs match anything
     pairs = [word[i : i + 2] for i in range(len(word) - 1)]
     return sum(pair in text for pair in pairs) / len(pairs)
@@ -284,7 +285,7 @@ def rank(
     rows = lookup(order)
     hits = [
         Hit(passage=p, document=d, score=float(fused[pid]), dense=dense_of.get(pid), keyword=keyword_of.get(pid))
-        for pid, (p, d) in zip(order, rows)
+        for pid, (p, d) in zip(order, rows, strict=True)
     ]
     return merge_overlaps(hits, MAX_PER_DOC, join_limit, weights)[:k]
 

@@ -45,20 +45,28 @@ STOP_WORDS: frozenset[str] = frozenset(
     """.split()
 )
 
+# CJK ideographs: Extension A, the unified block and the compatibility block. The one
+# definition of "a Chinese character" for reading, cleaning, chunking and retrieval.
+CJK_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK = re.compile(f"[{CJK_RANGES}]")
+
 _lock = threading.Lock()
 _jieba = None
-_cache_dir: Path | None = None
 _WORD = re.compile(r"[\w]", re.UNICODE)
-_CJK_CHAR = re.compile(r"^[\u3400-\u9fff\uf900-\ufaff]$")
 
 
-def use_cache_dir(cache_dir: Path | str | None) -> None:
-    """Keep jieba's dictionary in ``cache_dir`` (see the module docstring); None turns that off."""
-    global _cache_dir
-    _cache_dir = Path(cache_dir) if cache_dir else None
+def prepare(cache_dir: Path | str | None = None) -> None:
+    """Initialise jieba now, reading its dictionary from ``cache_dir`` (see the module docstring).
+
+    jieba's dictionary is process-wide by jieba's design, so this only matters
+    before the first segmentation: later calls return at once whatever folder
+    they name. Segmenting without calling this first still works, from
+    jieba's own (slower) start-up.
+    """
+    _segmenter(Path(cache_dir) if cache_dir else None)
 
 
-def _segmenter():
+def _segmenter(cache_dir: Path | None = None):
     """The jieba module, initialised once and without its stderr chatter."""
     global _jieba
     if _jieba is None:
@@ -69,7 +77,7 @@ def _segmenter():
                 import jieba
 
                 jieba.setLogLevel(logging.WARNING)
-                cache = _dictionary_cache(jieba)
+                cache = _dictionary_cache(jieba, cache_dir)
                 if cache is None or not _load_dictionary(jieba.dt, cache):
                     jieba.initialize()
                     if cache is not None:
@@ -78,14 +86,14 @@ def _segmenter():
     return _jieba
 
 
-def _dictionary_cache(jieba) -> Path | None:
-    if _cache_dir is None or jieba.dt.dictionary is not None:  # only jieba's default dictionary
+def _dictionary_cache(jieba, cache_dir: Path | None) -> Path | None:
+    if cache_dir is None or jieba.dt.dictionary is not None:  # only jieba's default dictionary
         return None
     try:
         size = (Path(jieba.__file__).parent / "dict.txt").stat().st_size
     except OSError:
         return None
-    return _cache_dir / "jieba" / f"dict-{jieba.__version__}-{size}.json"
+    return cache_dir / "jieba" / f"dict-{jieba.__version__}-{size}.json"
 
 
 def _load_dictionary(dt, path: Path) -> bool:
@@ -138,7 +146,7 @@ def keywords(text: str) -> list[str]:
     seen: dict[str, None] = {}
     for word in _segmenter().cut(text):
         word = _normalise(word)
-        if _content(word) and not _CJK_CHAR.match(word):
+        if _content(word) and not (len(word) == 1 and CJK.match(word)):
             seen.setdefault(word, None)
     return list(seen)
 
@@ -165,7 +173,7 @@ def predicate(question: str) -> str:
     the predicate keeps 的党建品牌. Empty when there is no verb after a
     subject, so the caller can fall back to joining the questions.
     """
-    import jieba.posseg as posseg  # noqa: F401  (initialised through _segmenter)
+    import jieba.posseg as posseg  # initialised through _segmenter
 
     _segmenter()
     position = 0

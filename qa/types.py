@@ -5,11 +5,53 @@ stage can be tested alone and the order of stages lives in ``pipeline.py``.
 Offsets are always character offsets into ``Document.text`` (the *cleaned*
 text), which is what the web chat shows when a citation is opened; a
 citation is only valid if ``document.text[start:end] == passage.text``.
+The two ``Protocol`` classes at the end are the seam to the embedding model:
+the pipeline types its encoders by them, never by the concrete classes.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total): how long work reports how far it got
+
+
+def text_hash(text: str) -> str:
+    """sha256 of the UTF-8 text, hex: what ``Document.content_hash`` holds and caches are keyed by."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class RawText:
+    """Text read from one file, plus hints its format gave (before cleaning)."""
+
+    path: str
+    text: str
+    title: str | None = None
+    url: str | None = None
+    date: str | None = None
+    replaced: int = 0  # undecodable bytes replaced by U+FFFD
+
+
+@dataclass
+class Skipped:
+    """A file that was not loaded, and why (shown to the user by name)."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Notice:
+    """A file that loaded, with something its owner should know (e.g. bytes that were replaced)."""
+
+    path: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -67,5 +109,53 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     lead: list[LeadSentence] = field(default_factory=list)
     encoder: str = ""  # name of the embedding model that answered
-    signals: dict[str, float] = field(default_factory=dict)  # what abstention was decided on
+    signals: dict[str, float | None] = field(default_factory=dict)  # what abstention was decided on (None: no words)
     notices: list[str] = field(default_factory=list)  # said beside the answer, e.g. that the question was cut
+
+
+@dataclass(frozen=True)
+class DocInfo:
+    """One indexed document as listed by ``qa docs`` (no body text)."""
+
+    doc_id: str
+    title: str
+    source: str | None
+    date: str | None
+    url: str | None
+    path: str
+    passages: int
+    content_hash: str
+
+
+class Encoder(Protocol):
+    """What the question path needs from an embedding model (the light query encoder is one)."""
+
+    @property
+    def name(self) -> str:
+        """Shown to the user."""
+        ...
+
+    @property
+    def identity(self) -> str:
+        """Changes whenever the vectors would: an index built with another identity must be rebuilt."""
+        ...
+
+    @property
+    def notice(self) -> str | None:
+        """One line when the configured model could not be used and another answers."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors (n, dim) for questions."""
+        ...
+
+
+class PassageEncoder(Encoder, Protocol):
+    """What a build needs in addition: passages, with progress for long runs."""
+
+    def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Unit vectors (n, dim) for passages, in the order given; ``progress(done)`` now and then."""
+        ...

@@ -23,13 +23,17 @@ import tempfile
 import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Iterator, Sequence
 
 from . import render
 from .config import Settings
 from .errors import IndexMissing, QAError, UsageError
 from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, discard, hide_paths, inside, same_secret
 from .text import keywords
+from .types import Answer
+
+if TYPE_CHECKING:
+    from .pipeline import Bot
 
 CONCURRENCY = 4  # questions answered at once; the Bot is thread-safe for reads
 STAGES = {"embed": "嵌入段落", "load": "读取文档", "chunk": "切分段落", "index": "写入索引"}
@@ -45,7 +49,7 @@ def admin_ok(settings: Settings, password: str | None) -> bool:
     return bool(expected) and same_secret(password or "", expected)
 
 
-def safe_name(name: str, suffixes: Sequence[str]) -> str:
+def safe_name(name: str, suffixes: Collection[str]) -> str:
     """A file name safe to create in the uploads folder, from whatever the browser sent.
 
     Only the last path component survives; anything but letters, digits, CJK,
@@ -64,7 +68,7 @@ def safe_name(name: str, suffixes: Sequence[str]) -> str:
     return stem + suffix
 
 
-def public_json(answer: Any) -> dict:
+def public_json(answer: Answer) -> dict:
     """`qa ask --json` for the web: the same keys, but no server file paths.
 
     A path is the server's business, and gradio_client would take any dict
@@ -130,9 +134,9 @@ class Chat:
     password throttle charges; tests pass any string.
     """
 
-    def __init__(self, bot: Any, settings: Settings, temp_folder: Path | None = None) -> None:
+    def __init__(self, bot: Bot, settings: Settings, temp_folder: Path | None = None) -> None:
         self.bot, self.settings = bot, settings
-        self.uploads = Path(settings.index_dir) / "uploads"
+        self.uploads = settings.uploads_dir
         self._temp = temp_folder
         self.throttle = Throttle()
 
@@ -425,7 +429,7 @@ def _loopback(host: str) -> bool:
         return False  # a name: it may resolve to anything
 
 
-def build_app(bot: Any, settings: Settings) -> Any:
+def build_app(bot: Bot, settings: Settings) -> Any:
     """The Blocks app: a chat tab (with the article panel) and a documents tab."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import gradio as gr
@@ -459,14 +463,24 @@ def build_app(bot: Any, settings: Settings) -> Any:
         with gr.Tab("文档", id="docs") as docs_tab:
             docs_html, choices = chat.doc_view()
             with gr.Row():
-                password = gr.Textbox(label="管理员密码", type="password", scale=3, interactive=admin,
-                                      placeholder="输入后才能上传、删除、重建" if admin else "未设置 QA_ADMIN_PASSWORD，管理功能已关闭")
+                password = gr.Textbox(
+                    label="管理员密码",
+                    type="password",
+                    scale=3,
+                    interactive=admin,
+                    placeholder="输入后才能上传、删除、重建" if admin else "未设置 QA_ADMIN_PASSWORD，管理功能已关闭",
+                )
                 unlock = gr.Button("解锁", scale=1, interactive=admin)
             status = gr.Textbox(label="操作结果", interactive=False, lines=3, elem_id="qa-report")
             with gr.Row():
                 with gr.Column():
-                    files = gr.File(label=f"上传文档（{'、'.join(_suffixes())}，每个不超过 {settings.max_upload_mb} MB）",
-                                    file_count="multiple", file_types=_suffixes(), type="filepath", elem_id="qa-upload")
+                    files = gr.File(
+                        label=f"上传文档（{'、'.join(_suffixes())}，每个不超过 {settings.max_upload_mb} MB）",
+                        file_count="multiple",
+                        file_types=_suffixes(),
+                        type="filepath",
+                        elem_id="qa-upload",
+                    )
                     up = gr.Button("上传并加入索引", variant="primary", interactive=False, elem_id="qa-upload-btn")
                 with gr.Column():
                     # custom values: an id is checked by the handler against the index as it is now, not
@@ -564,40 +578,37 @@ def launch_options(settings: Settings) -> dict:
     theme = gr.themes.Soft(primary_hue="teal", neutral_hue="slate", font=fonts,
                            font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
     return dict(
-        server_name=settings.host, server_port=settings.port, share=False, theme=theme, css=render.CSS, head=render.HEAD,
-        max_file_size=f"{settings.max_upload_mb}mb", footer_links=["api"], enable_monitoring=False,
-        mcp_server=False, ssr_mode=False, pwa=False, run_history=False, show_error=False,
-        app_kwargs={"middleware": [Middleware(RequestGuard, folder=upload_folder(), max_age=TEMP_MAX_AGE,
-                                              max_file_bytes=settings.max_upload_mb * 1024 * 1024)]},
+        server_name=settings.host,
+        server_port=settings.port,
+        share=False,
+        theme=theme,
+        css=render.CSS,
+        head=render.HEAD,
+        max_file_size=f"{settings.max_upload_mb}mb",
+        footer_links=["api"],
+        enable_monitoring=False,
+        mcp_server=False,
+        ssr_mode=False,
+        pwa=False,
+        run_history=False,
+        show_error=False,
+        app_kwargs={
+            "middleware": [
+                Middleware(
+                    RequestGuard,
+                    folder=upload_folder(),
+                    max_age=TEMP_MAX_AGE,
+                    max_file_bytes=settings.max_upload_mb * 1024 * 1024,
+                )
+            ]
+        },
     )
-
-
-def ensure_index(bot: Any, settings: Settings) -> None:
-    """First start: build the index from the seeds folder, with progress in the terminal."""
-    try:
-        bot.documents()
-        return
-    except IndexMissing:
-        pass
-    from tqdm import tqdm
-
-    print(f"没有找到索引（{settings.index_dir}），正在从 {settings.seeds_dir} 建立……", file=sys.stderr)
-    bars: dict[str, Any] = {}
-
-    def step(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=STAGES.get(stage, stage), file=sys.stderr))
-        bar.total = total
-        bar.update(done - bar.n)
-
-    report = bot.build([Path(settings.seeds_dir)], progress=step)
-    for bar in bars.values():
-        bar.close()
-    print(report.summary(), file=sys.stderr)
 
 
 def serve(settings: Settings) -> None:
     """`qa serve` / `python app.py`: build the index if there is none, then run the chat."""
     from .pipeline import Bot
+    from .render_text import progress_bars
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     warning = exposure_warning(settings)
@@ -605,7 +616,7 @@ def serve(settings: Settings) -> None:
         print(warning, file=sys.stderr)
     private_upload_folder()
     bot = Bot(settings)
-    ensure_index(bot, settings)
+    bot.ensure_index(progress_bars(STAGES), say=lambda line: print(line, file=sys.stderr))
     print(f"嵌入模型：{bot.encoder_name}", file=sys.stderr)
     if bot.encoder_notice:
         print(bot.encoder_notice, file=sys.stderr)

@@ -31,6 +31,7 @@ def client(app):
 
 def check_shape(data: dict) -> None:
     assert set(data) >= {"question", "query", "abstained", "encoder", "lead", "citations"}
+    assert data["citations"]  # answered, or shown as possibly related: never nothing
     for c in data["citations"]:
         assert set(c) >= {"rank", "doc_id", "title", "source", "date", "url", "path", "text", "start", "end", "score"}
     for s in data["lead"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from qa.chunk import chunk_document, split_sentences
 from qa.clean import make_doc_id
-from qa.load import load_documents
+from qa.pipeline import load_documents
 from qa.types import Document
 
 from test_clean import FURNITURE  # the furniture issue 3 lists for the seeds (tests/ is on sys.path)
@@ -39,7 +40,10 @@ def _sentences(text: str) -> list[str]:
         ("守护城市的安宁……他们肩负使命。", ["守护城市的安宁……", "他们肩负使命。"]),
         ("悄悄地离开了...所有人都哭了。", ["悄悄地离开了...", "所有人都哭了。"]),
         ("谢谢…!再见。", ["谢谢…!", "再见。"]),
-        ("It costs 3.5 dollars. See https://a.cn/x?id=3 now! Ok", ["It costs 3.5 dollars.", "See https://a.cn/x?id=3 now!", "Ok"]),
+        (
+            "It costs 3.5 dollars. See https://a.cn/x?id=3 now! Ok",
+            ["It costs 3.5 dollars.", "See https://a.cn/x?id=3 now!", "Ok"],
+        ),
         ("在“走好安全。你我他”观摩会上发言。", ["在“走好安全。你我他”观摩会上发言。"]),
         ("标题\n\n正文一句。\n  第二段。  ", ["标题", "正文一句。", "第二段。"]),
         ("(通讯员:刘小满)", ["(通讯员:刘小满)"]),
@@ -105,12 +109,12 @@ def test_packing_respects_size_and_overlaps_whole_sentences() -> None:
     doc = _doc("".join(sentence.replace("一个", f"第{i}个") for i in range(40)))
     passages = chunk_document(doc, size=100, max_size=150, overlap=1)
     assert len(passages) > 5
-    for a, b in zip(passages, passages[1:]):
+    for a, b in itertools.pairwise(passages):
         assert len(a.text) <= 150
         last = _sentences(a.text)[-1]
         assert b.text.startswith(last), "the next passage repeats the last whole sentence"
     no_overlap = chunk_document(doc, size=100, max_size=150, overlap=0)
-    assert all(a.end <= b.start for a, b in zip(no_overlap, no_overlap[1:]))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(no_overlap))
     assert "".join(p.text for p in no_overlap) == doc.text
 
 

@@ -10,7 +10,9 @@ import pytest
 
 from qa.clean import make_doc_id, normalise_date, to_document
 from qa.errors import LoadError
-from qa.load import RawText, load_documents, read
+from qa.load import read
+from qa.pipeline import load_documents
+from qa.types import RawText
 
 # What the articles say (the check, not the rule: clean.py knows none of these strings).
 EXPECTED = {
@@ -79,7 +81,11 @@ def test_every_body_sentence_survives(seeds_dir: Path, seed_docs) -> None:
         raw = (seeds_dir / name).read_text(encoding="utf-8")
         for line in raw.splitlines():
             line = line.strip()  # body lines are kept verbatim
-            if len(CJK.findall(line)) >= 20 and line[-1] in "。!?！？;；…)”" and not line.startswith(("温馨提示", "摘要")):
+            if (
+                len(CJK.findall(line)) >= 20
+                and line[-1] in "。!?！？;；…)”"
+                and not line.startswith(("温馨提示", "摘要"))
+            ):
                 assert line in doc.text, f"{name}: lost body line {line[:40]!r}"
 
 
@@ -172,7 +178,9 @@ def test_content_hash_follows_cleaned_text(tmp_path: Path) -> None:
 
 def test_nothing_left_raises_load_error(tmp_path: Path) -> None:
     with pytest.raises(LoadError, match="menu.txt"):
-        to_document(RawText(str(tmp_path / "menu.txt"), "首页 新闻 关于我们 联系我们\n\nCopyright 2020 All Rights Reserved"))
+        to_document(
+            RawText(str(tmp_path / "menu.txt"), "首页 新闻 关于我们 联系我们\n\nCopyright 2020 All Rights Reserved")
+        )
 
 
 @pytest.mark.parametrize(

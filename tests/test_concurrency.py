@@ -22,7 +22,7 @@ from unittest import mock
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import served_app  # noqa: E402
+import served_app
 
 CLIENTS = 20
 ROUNDS = 10

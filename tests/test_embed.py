@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import time
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,9 @@ def paragraphs(seeds_dir: Path, min_chars: int = 80) -> list[str]:
     """Body paragraphs of the seeds (lines long enough to be prose, not page furniture)."""
     out = []
     for path in sorted(seeds_dir.glob("*.txt")):
-        out += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if len(line.strip()) >= min_chars]
+        out += [
+            line.strip() for line in path.read_text(encoding="utf-8").splitlines() if len(line.strip()) >= min_chars
+        ]
     return out
 
 
@@ -125,18 +127,27 @@ def test_local_directory_model_loads_through_the_same_resolution(tmp_path):
     assert changed.identity != enc.identity  # a changed model forces re-embedding
 
 
-def test_unreachable_hub_falls_back_within_seconds(bundled, tmp_path, monkeypatch, capsys):
+def closed_port() -> int:
+    """A local port nothing listens on: connecting is refused at once, on any machine."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_hub_falls_back_to_the_bundled_model(bundled, tmp_path, monkeypatch, capsys):
+    """The hub is a closed local port, so this holds with or without a route to the internet.
+    How long the fallback takes when the hub does not answer at all: benchmarks/hub_fallback.py."""
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HF_ENDPOINT"):
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    started = time.monotonic()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
     enc = load_encoder(Settings.load().with_(model="BAAI/bge-small-zh-v1.5"))
-    elapsed = time.monotonic() - started
-    assert elapsed < 10, elapsed
     assert enc.name == "multilingual-e5-small" and enc.identity == bundled.identity
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0] == f"qa: {enc.notice}"
     assert "BAAI/bge-small-zh-v1.5" in enc.notice and "multilingual-e5-small answers instead" in enc.notice
+    assert "127.0.0.1 cannot be reached" in enc.notice  # the probe asked the closed port
     assert "Traceback" not in err[0]
 
 

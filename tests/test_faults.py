@@ -81,11 +81,11 @@ KILL_AT = {
     # during embedding: the encoder has started on the changed documents
     "embedding": ("qa.embed", "Encoder", "encode_passages"),
     # during the index write: vectors.faiss is written, the BM25 files are not
-    "index-write": ("qa.keyword", "KeywordIndex", "save"),
+    "index-write": ("qa.index.keyword", "KeywordIndex", "save"),
     # during the store commit: the snapshot is complete, the store transaction is not committed
-    "store-commit": ("qa.store", "Store", "commit"),
+    "store-commit": ("qa.index.store", "Store", "commit"),
     # after the store commit, before CURRENT names the new snapshot
-    "switch": ("qa.durable", None, "replace_current"),
+    "switch": ("qa.index.durable", None, "replace_current"),
 }
 
 KILLER = """
@@ -134,7 +134,9 @@ def test_build_killed_at_any_point_leaves_the_previous_index_answering(built, po
     current = (index_dir / "CURRENT").read_text()
     corpus = Path(os.environ["QA_SEEDS_DIR"])
     changed = sorted(corpus.iterdir())[0]
-    changed.write_text(changed.read_text(encoding="utf-8") + "\n\n本段为新增内容，说明构建被中断后的恢复。\n", encoding="utf-8")
+    changed.write_text(
+        changed.read_text(encoding="utf-8") + "\n\n本段为新增内容，说明构建被中断后的恢复。\n", encoding="utf-8"
+    )
     (corpus / "new.txt").write_text("新增文章\n\n交警大队开展夜间巡逻，守护群众平安出行。", encoding="utf-8")
 
     died = killed_build(point)
@@ -196,17 +198,17 @@ def test_a_build_killed_mid_embedding_resumes_without_encoding_any_passage_twice
 # their calls and raises at the n-th point (a point is just before or just after a call), for
 # n = 1, 2, ... until a build runs through without reaching n: every step is hit, in order.
 COMMIT_STEPS = [
-    ("qa.vectors", "VectorIndex", "save"),  # vectors.faiss
-    ("qa.keyword", "KeywordIndex", "save"),  # bm25/
-    ("qa.durable", None, "write_file"),  # the reader pin, manifest.json, CURRENT.tmp (each written and fsynced)
-    ("qa.durable", None, "fsync"),  # each file and folder of the snapshot; the index folder after the rename
-    ("qa.store", "Store", "commit"),  # the store's COMMIT of the new generation's rows
+    ("qa.index.vectors", "VectorIndex", "save"),  # vectors.faiss
+    ("qa.index.keyword", "KeywordIndex", "save"),  # bm25/
+    ("qa.index.durable", None, "write_file"),  # the reader pin, manifest.json, CURRENT.tmp (each written and fsynced)
+    ("qa.index.durable", None, "fsync"),  # each file and folder of the snapshot; the index folder after the rename
+    ("qa.index.store", "Store", "commit"),  # the store's COMMIT of the new generation's rows
     ("os", None, "replace"),  # CURRENT.tmp -> CURRENT: the commit point
-    ("qa.durable", None, "remove_unpinned"),  # clean-up: an old snapshot
+    ("qa.index.durable", None, "remove_unpinned"),  # clean-up: an old snapshot
     ("shutil", None, "rmtree"),  # the snapshot folder before it is written; parts of an old snapshot
-    ("qa.durable", None, "remove_store"),  # clean-up: a store no kept snapshot uses
-    ("qa.store", "Store", "collect"),  # clean-up: rows no kept snapshot sees
-    ("qa.store", "Store", "close"),
+    ("qa.index.durable", None, "remove_store"),  # clean-up: a store no kept snapshot uses
+    ("qa.index.store", "Store", "collect"),  # clean-up: rows no kept snapshot sees
+    ("qa.index.store", "Store", "close"),
 ]
 
 
@@ -216,7 +218,7 @@ class FaultAt:
     def __init__(self, monkeypatch, n: int, fault: type[BaseException]) -> None:
         import importlib
 
-        import qa.index
+        import qa.index.local
 
         self.n, self.fault, self.points, self.fired, self.renamed, self.active = n, fault, 0, None, False, False
         self.seen: set[str] = set()
@@ -224,7 +226,7 @@ class FaultAt:
             holder = importlib.import_module(module)
             holder = getattr(holder, owner) if owner else holder
             monkeypatch.setattr(holder, name, self._wrap(f"{owner or module}.{name}", getattr(holder, name)))
-        commit = qa.index.Builder.commit
+        commit = qa.index.local.Builder.commit
 
         def counted_commit(builder, manifest):
             self.active = True
@@ -233,7 +235,7 @@ class FaultAt:
             finally:
                 self.active = False
 
-        monkeypatch.setattr(qa.index.Builder, "commit", counted_commit)
+        monkeypatch.setattr(qa.index.local.Builder, "commit", counted_commit)
 
     def _wrap(self, label: str, original):
         def step(*args, **kwargs):
@@ -284,7 +286,7 @@ def test_a_fault_at_any_step_of_the_commit_leaves_an_answering_index(env, monkey
     from qa.config import Settings
     from qa.embed import load_encoder
     from qa.errors import IndexMissing, IndexWriteError
-    from qa.index import current_version
+    from qa.index.local import current_version
     from qa.load import read
     from qa.pipeline import Bot
 
@@ -331,9 +333,9 @@ def test_a_fault_at_any_step_of_the_commit_leaves_an_answering_index(env, monkey
         assert len(list(index_dir.glob("store-*.sqlite"))) <= 2, injector.fired
     else:
         pytest.fail("the commit sequence never ran through")
-    assert steps >= {"os.replace", "qa.durable.fsync", "Store.commit", "qa.durable.write_file",
+    assert steps >= {"os.replace", "qa.index.durable.fsync", "Store.commit", "qa.index.durable.write_file",
                                           "VectorIndex.save", "KeywordIndex.save", "Store.collect"}
-    assert "after os.replace" in fired and "before qa.durable.fsync" in fired
+    assert "after os.replace" in fired and "before qa.index.durable.fsync" in fired
     assert len(fired) == n - 1 >= 40, fired
     print(f"\n{mode} build, {fault.__name__}: {len(fired)} fault points, each followed by an answer and a build")
 
@@ -416,6 +418,7 @@ def test_a_document_changing_during_the_build_is_indexed_whole_and_caught_up_nex
     docs = {d["doc_id"]: d for d in json.loads(run("docs", "--json").stdout)}
     assert docs[expected_a.doc_id]["content_hash"] == expected_a.content_hash  # version A, whole
     hit = answers("巡逻队共有多少名队员？")
+    assert hit["citations"]
     for c in hit["citations"]:
         assert "二十名" not in c["text"] or "十二名" not in c["text"]  # never both versions in one passage
 
@@ -443,7 +446,9 @@ def test_odd_files_load_or_are_skipped_with_a_reason_and_nothing_is_lost(built, 
     before = doc_ids()
     odd = tmp_path / "odd"
     odd.mkdir()
-    seed_text = sorted(Path(os.environ["QA_SEEDS_DIR"]).iterdir())[0].read_text(encoding="utf-8")[400:]  # body, no site furniture
+    seed_text = sorted(Path(os.environ["QA_SEEDS_DIR"]).iterdir())[0].read_text(encoding="utf-8")[
+        400:
+    ]  # body, no site furniture
     (odd / "empty.txt").write_bytes(b"")
     (odd / "blank.md").write_text(" \n\t\n", encoding="utf-8")
     (odd / "binary.txt").write_bytes(bytes(range(256)) * 64)
@@ -457,12 +462,13 @@ def test_odd_files_load_or_are_skipped_with_a_reason_and_nothing_is_lost(built, 
     result = run("build", "--add", str(odd))
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
-    for name in ("empty.txt", "blank.md", "binary.txt", "fake.pdf", "fake.docx"):
-        assert f"{name}:" in result.stdout or f"Skipped {odd / name}" in result.stdout, (name, result.stdout)
+    for name in ("empty.txt", "blank.md", "binary.txt", "fake.pdf", "fake.docx", "mojibake.txt"):
+        assert f"Skipped {odd / name}: {name}:" in result.stdout, (name, result.stdout)
+    assert "mojibake.txt: the text encoding could not be recognised" in result.stdout
     added = set(doc_ids()) - set(before)
     titles = {d["title"] for d in json.loads(run("docs", "--json").stdout)}
     assert {"国标编码的文章", "空格与中文名", "短横线开头", "很长的文件名"} <= titles
-    assert len(added) in (4, 5)  # the mojibake file: loaded as best it can be, or skipped with a reason
+    assert len(added) == 4
     dash = run("build", "--add", "--", str(odd / "-leading-dash.txt"))  # a name that looks like a flag
     assert dash.exit_code == 0 and "1 unchanged" in dash.stdout, dash.output
     assert set(before) <= set(doc_ids())
@@ -482,7 +488,7 @@ def test_a_ten_megabyte_file_loads_or_is_refused_in_bounded_time(built, tmp_path
     print(f"\n10 MB file: exit {result.exit_code} in {elapsed:.0f} s: {result.stdout.strip()[:200]}")
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
     assert elapsed < 600
-    assert "1 added" in result.stdout or "huge.txt" in result.stdout  # loaded, or skipped with its reason
+    assert "1 added" in result.stdout  # no size cap for qa build: it loads, it just takes a while
     assert answers()["citations"]
 
 
@@ -520,17 +526,33 @@ ODD_QUESTIONS = {
 }
 
 
+# What each odd question must get. With the tiny test model every cosine lies far below
+# retrieve.MIN_DENSE, so a question whose words the collection lacks, or that has no
+# words at all, abstains; one made of the collection's own words is answered.
+ODD_OUTCOMES = {
+    "empty": "error",
+    "whitespace": "error",
+    "10,000 characters": "answered",  # cut to MAX_QUESTION_CHARS, all of it collection words
+    "emoji only": "abstained",  # no words: the dense score decides
+    "English": "abstained",  # words, none of them in the collection
+    "punctuation only": "abstained",
+    "control characters": "answered",  # the codes are stripped on the way in: 交警大队 is left
+}
+
+
 @pytest.mark.parametrize("kind", list(ODD_QUESTIONS))
 def test_odd_questions_get_an_answer_or_one_clear_line(built, kind):
     before = doc_ids()
     question = ODD_QUESTIONS[kind]
     result = run("ask", "--json", question)
-    if result.exit_code == 0:
-        data = json.loads(result.stdout)
-        assert isinstance(data["abstained"], bool)
-        assert data["abstained"] or data["citations"]
+    if ODD_OUTCOMES[kind] == "error":
+        assert "question is empty" in one_clear_line(result)
     else:
-        assert "question" in one_clear_line(result).lower()
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["abstained"] is (ODD_OUTCOMES[kind] == "abstained"), data["signals"]
+        assert data["citations"]  # answered, or shown as possibly related
+        assert bool(data["lead"]) is not data["abstained"]
     assert doc_ids() == before
 
 

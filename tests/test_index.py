@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from qa.errors import IndexBusy, IndexCorrupt, IndexMissing, QAError, UsageError
-from qa.index import Builder, current_version, open_index
+from qa.index.local import Builder, current_version, open_index
 from qa.types import Document, Passage
 
 DIM = 16
@@ -143,17 +143,17 @@ def test_a_reader_keeps_its_passages_across_any_number_of_builds_and_lets_go_on_
 @pytest.mark.parametrize("fresh", [False, True], ids=["incremental", "fresh store"])
 @pytest.mark.parametrize("fault", ["folder fsync fails", "Ctrl-C as the rename returns"])
 def test_a_fault_once_current_is_renamed_leaves_the_new_index_live(index_dir, monkeypatch, fault, fresh):
-    import qa.durable
+    import qa.index.durable
 
     if fault == "folder fsync fails":
-        real_fsync = qa.durable.fsync
+        real_fsync = qa.index.durable.fsync
 
         def fsync(path: str) -> None:
             if Path(path) == index_dir:  # the fsync that makes the rename durable
                 raise OSError(errno.EIO, "Input/output error")
             real_fsync(path)
 
-        monkeypatch.setattr(qa.durable, "fsync", fsync)
+        monkeypatch.setattr(qa.index.durable, "fsync", fsync)
     else:
         real_replace = os.replace
 
@@ -206,7 +206,8 @@ def test_two_builders_at_once(index_dir):
 
 
 def test_builder_in_another_process_holds_the_lock(index_dir):
-    code = f"import sys, time; from qa.index import Builder\nwith Builder({str(index_dir)!r}):\n print('locked', flush=True); time.sleep(30)"
+    code = (f"import sys, time; from qa.index.local import Builder\nwith Builder({str(index_dir)!r}):\n"
+            " print('locked', flush=True); time.sleep(30)")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "locked"
@@ -222,7 +223,7 @@ KILL_SCRIPT = """
 import os, signal, sys
 sys.path.insert(0, {tests!r})
 import numpy as np
-import qa.index, qa.keyword, qa.vectors
+import qa.index.durable, qa.index.local, qa.index.vectors
 from test_index import ARTICLES, MANIFEST, article
 
 point = {point!r}
@@ -230,18 +231,18 @@ def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
 if point == "mid-write":  # half of vectors.faiss is on disk, then the process dies
-    real_save = qa.vectors.VectorIndex.save
+    real_save = qa.index.vectors.VectorIndex.save
     def save(self, path):
         real_save(self, path)
         data = open(path, "rb").read()
         open(path, "wb").write(data[: len(data) // 2])
         die()
-    qa.vectors.VectorIndex.save = save
+    qa.index.vectors.VectorIndex.save = save
 elif point == "before-switch":  # files fsynced and store committed; CURRENT not yet replaced
-    qa.durable.replace_current = die
+    qa.index.durable.replace_current = die
 elif point == "after-switch":  # CURRENT replaced; garbage collection not yet run
-    qa.index.Builder._collect = die
-with qa.index.Builder({index_dir!r}) as builder:
+    qa.index.local.Builder._collect = die
+with qa.index.local.Builder({index_dir!r}) as builder:
     builder.remove_document("trains")
     builder.add_document(*article("police", ARTICLES["police"]))
     if point == "before-commit":

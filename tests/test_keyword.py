@@ -5,7 +5,7 @@ from __future__ import annotations
 import bm25s
 import numpy as np
 
-from qa.keyword import KeywordIndex
+from qa.index.keyword import KeywordIndex
 
 CORPUS = [
     ["蒙阴", "交警", "大队", "党建", "品牌"],
@@ -63,7 +63,7 @@ def test_update_equals_rebuild_from_scratch(tmp_path):
     extra = random_corpus(25, seed=2) + [["全新", "词0"]]
     extra_ids = list(range(5000, 5000 + len(extra)))
     updated = loaded.updated(removed, extra_ids, extra)
-    kept = [(i, t) for i, t in zip(ids, corpus) if i not in removed]
+    kept = [(i, t) for i, t in zip(ids, corpus, strict=True) if i not in removed]
     rebuilt = KeywordIndex.build([i for i, _ in kept] + extra_ids, [t for _, t in kept] + extra)
     for query in (["词0"], ["词3", "词40"], ["全新"]):
         a, b = scores_of(updated, query), scores_of(rebuilt, query)

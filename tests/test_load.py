@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from qa.errors import LoadError
-from qa.load import SUPPORTED, RawText, Skipped, decode_bytes, discover, load_documents, read
+from qa.load import SUPPORTED, decode_bytes, discover, read
+from qa.pipeline import load_documents
+from qa.types import RawText, Skipped
 
 SIMPLIFIED = "交警大队党总支现有党员54人,其中民警47人。"
 TRADITIONAL = "交警大隊黨總支現有黨員54人,其中民警47人。"
@@ -167,7 +169,15 @@ def test_folder_loads_good_files_and_skips_bad_ones_by_name(tmp_path: Path) -> N
     docs, skipped = load_documents([tmp_path])
     assert sorted(Path(d.path).name for d in docs) == ["good.txt", "more.md"]
     reasons = {Path(s.path).name: s.reason for s in skipped}
-    assert set(reasons) == {"empty.txt", "blank.md", "binary.txt", "fake.pdf", "fake.docx", "image.png", "furniture.txt"}
+    assert set(reasons) == {
+        "empty.txt",
+        "blank.md",
+        "binary.txt",
+        "fake.pdf",
+        "fake.docx",
+        "image.png",
+        "furniture.txt",
+    }
     assert "empty" in reasons["empty.txt"] and "empty" in reasons["blank.md"]
     assert "binary" in reasons["binary.txt"]
     assert "PDF" in reasons["fake.pdf"] and "docx" in reasons["fake.docx"]
@@ -203,7 +213,8 @@ def test_markdown_markup_is_removed_and_front_matter_gives_hints(tmp_path: Path)
     path = tmp_path / "note.md"
     path.write_text(
         "---\ntitle: 交警大队开展党建活动\ndate: 2023-08-15\n---\n# 交警大队开展党建活动\n\n![现场](photo.jpg)\n\n"
-        "## 活动情况\n\n- 今年以来,**交警大队**累计开展[主题党日](https://x.cn/a)活动24次。\n- 参与党员民警300余人次。\n",
+        "## 活动情况\n\n- 今年以来,**交警大队**累计开展[主题党日](https://x.cn/a)活动24次。\n"
+        "- 参与党员民警300余人次。\n",
         encoding="utf-8",
     )
     doc = load_documents([path])[0][0]
@@ -283,6 +294,7 @@ def test_a_docx_with_broken_xml_skips_only_that_file(tmp_path: Path) -> None:
 def test_any_reader_failure_becomes_a_skip(tmp_path: Path, monkeypatch) -> None:
     """Whatever a reader library raises (here MemoryError and RecursionError) costs one file only."""
     import qa.load as load
+    from qa.pipeline import load_collection
 
     for name in ("a.html", "b.html", "c.html"):
         (tmp_path / name).write_text(f"<p>{ARTICLE}</p>", encoding="utf-8")
@@ -293,7 +305,7 @@ def test_any_reader_failure_becomes_a_skip(tmp_path: Path, monkeypatch) -> None:
         raise next(failures)
 
     monkeypatch.setattr(load, "_read_html", broken)
-    loaded = load.load_collection([tmp_path])
+    loaded = load_collection([tmp_path])
     assert [Path(d.path).name for d in loaded.documents] == ["good.txt"]
     reasons = {Path(s.path).name: s.reason for s in loaded.skipped}
     assert "memory" in reasons["a.html"] and "nested too deeply" in reasons["b.html"]
@@ -333,7 +345,7 @@ def test_a_normal_docx_passes_the_bomb_checks(tmp_path: Path) -> None:
 
 def test_files_over_the_size_cap_are_skipped_before_reading(tmp_path: Path, monkeypatch) -> None:
     from qa.config import Settings
-    from qa.load import load_collection
+    from qa.pipeline import load_collection
 
     big = tmp_path / "big.txt"
     big.write_text(ARTICLE * (2 * 2**20 // len(ARTICLE.encode())), encoding="utf-8")
@@ -349,7 +361,8 @@ def test_files_over_the_size_cap_are_skipped_before_reading(tmp_path: Path, monk
 
 
 def test_utf8_with_a_few_stray_bytes_loads_and_says_how_many(tmp_path: Path) -> None:
-    from qa.load import decode_text, load_collection
+    from qa.load import decode_text
+    from qa.pipeline import load_collection
 
     data = ARTICLE.encode("utf-8")
     middle = len(data) // 2 + 1
@@ -377,7 +390,7 @@ def test_too_many_invalid_utf8_bytes_mean_another_encoding_not_repair() -> None:
 
 
 def test_skip_lines_stay_one_line_whatever_the_file_name(tmp_path: Path) -> None:
-    from qa.load import load_collection
+    from qa.pipeline import load_collection
     from qa.pipeline import BuildReport
 
     (tmp_path / "two\nlines.txt").write_bytes(b"")

@@ -207,7 +207,10 @@ def test_qa_model_info_prints_a_stored_decision_with_its_figures(tmp_path, monke
 
 def test_shipped_probe_is_the_repositorys_seeds_and_questions(seeds_dir, eval_dir):
     shipped = json.loads(Path(precision.__file__).with_name("data").joinpath("probe.json").read_text("utf-8"))
-    assert shipped == precision.build_probe(seeds_dir, eval_dir / "questions.jsonl")
+    from qa.config import Settings
+    from qa.pipeline import indexed_texts
+
+    assert shipped == precision.build_probe(indexed_texts([seeds_dir], Settings()), eval_dir / "questions.jsonl")
     loaded = precision.probe()
     assert len(loaded["passages"]) >= 50 and len(loaded["queries"]) >= 50
 

@@ -35,7 +35,7 @@ def test_public_questions(seeds_bot, eval_dir):
     assert report["kinds"]["paraphrase"]["hit@1"] >= 0.90, report
     assert report["lead"] >= 0.93, report
     # the first four unanswerable rows (another domain, a city no article names) always abstain
-    first_four = [res["abstained"] for row, res in zip(rows, results) if row["answer"] is None][:4]
+    first_four = [res["abstained"] for row, res in zip(rows, results, strict=True) if row["answer"] is None][:4]
     assert all(first_four), report
     assert report["abstained_unanswerable"] >= 10 and report["abstained_answerable"] <= 1, report
     # a citation is a passage: at most QA_CHUNK_MAX plus the sentence two neighbours share

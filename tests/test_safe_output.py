@@ -12,7 +12,9 @@ from click.testing import CliRunner
 
 from qa.clean import to_document
 from qa.cli import cli
-from qa.load import RawText, discover, load_documents
+from qa.load import discover
+from qa.pipeline import load_documents
+from qa.types import RawText
 from qa.render import esc, render_answer, render_article
 from qa.render_text import format_answer
 from qa.types import Answer, Document, Hit, LeadSentence, Passage

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.store import EmbeddingCache, Store
+from qa.index.store import EmbeddingCache, Store
 from qa.types import Document, Passage
 
 
@@ -105,3 +105,33 @@ def test_damaged_cache_is_replaced_not_fatal(tmp_path):
     assert cache.get("m", ["x"]) == [None]
     cache.put("m", ["x"], np.ones((1, 2), dtype=np.float32))
     assert cache.get("m", ["x"])[0].tolist() == [1.0, 1.0]
+
+
+def old_schema() -> str:
+    from qa.index.store import SCHEMA
+
+    return SCHEMA.replace("heading TEXT,", "heading TEXT,\n    text_hash TEXT NOT NULL,")
+
+
+def test_a_store_of_the_previous_version_drops_its_unread_text_hash_and_takes_new_rows(tmp_path):
+    """Stores written before kept a sha256 per passage (NOT NULL) that nothing read."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(old_schema())
+    con.execute("INSERT INTO documents (doc_id, added, path, title, text, content_hash)"
+                " VALUES ('old', 1, '/docs/old.txt', '旧文', '旧文。', 'h')")
+    con.execute("INSERT INTO passages (doc_key, ordinal, start, end, text_hash, tokens, vector)"
+                " VALUES (1, 0, 0, 3, 'sha', '旧文', x'0000803f')")
+    con.commit()
+    con.close()
+    reader = Store(path, readonly=True)  # readers never selected the column: an old store still reads
+    assert reader.passage_count(1) == 1 and reader.passages([1])[0][0].text == "旧文。"
+    reader.close()
+    store = Store(path)
+    columns = [row[1] for row in store._con.execute("PRAGMA table_info(passages)")]
+    assert "text_hash" not in columns
+    assert len(add(store, "a", ["第一句。", "第二句。"], gen=2)) == 2
+    assert store.passage_count(2) == 3 and store.passages([1])[0][0].text == "旧文。"
+    store.close()

@@ -61,7 +61,7 @@ def test_import_is_lazy_and_loading_is_quiet() -> None:
 _SEGMENT = """
 import json, sys
 from qa import text
-text.use_cache_dir(sys.argv[1] if sys.argv[1] != "-" else None)
+text.prepare(sys.argv[1] if sys.argv[1] != "-" else None)
 sample = "滨州经济技术开发区交警大队党支部有多少名党员民警？海陵巡特警大队党总支现有党员54人。"
 print(json.dumps([text.tokenize(sample), text.keywords(sample)], ensure_ascii=False))
 """

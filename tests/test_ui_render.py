@@ -12,6 +12,7 @@ from qa import render
 from qa.types import Answer, Document, Hit, LeadSentence, Passage
 from qa.ui import admin_ok, safe_name
 from qa.config import Settings
+from qa.errors import UsageError
 
 XSS = '<script>window.__pwned=1</script>蒙阴大队<img src=x onerror="window.__pwned=2">党建品牌 & "情满崮乡"'
 
@@ -52,7 +53,9 @@ def test_highlight_never_creates_markup_from_document_text():
 
 
 def test_reply_has_lead_with_citation_then_sources():
-    doc = make_doc("第一句话。蒙阴大队打造“情满崮乡”党建品牌。第三句。", title="蒙阴交警", source="人民视点", date="2023-08-15")
+    doc = make_doc(
+        "第一句话。蒙阴大队打造“情满崮乡”党建品牌。第三句。", title="蒙阴交警", source="人民视点", date="2023-08-15"
+    )
     hit = hit_for(doc, "蒙阴大队打造“情满崮乡”党建品牌。", ordinal=1)
     answer = Answer("蒙阴交警大队的党建品牌叫什么？", "蒙阴交警大队的党建品牌叫什么？", False, [hit],
                     [LeadSentence("蒙阴大队打造“情满崮乡”党建品牌。", 1)], "e5")
@@ -136,14 +139,27 @@ def test_report_text_names_documents_by_title():
         SimpleNamespace(path="/x/bad.pdf", reason="no text")], full_rebuild_reason=None, embedded=4, passages=60)
     out = render.report_text(report, {"d1": "新文章", "d2": "旧文章"})
     assert "新增 1 篇：《新文章》" in out and "删除 1 篇：《旧文章》" in out
-    assert "本次嵌入 4 段；索引共 60 段" in out and "未变 1 篇" in out and "跳过 bad.pdf：no text" in out and "更新" not in out
+    assert (
+        "本次嵌入 4 段；索引共 60 段" in out
+        and "未变 1 篇" in out
+        and "跳过 bad.pdf：no text" in out
+        and "更新" not in out
+    )
 
 
 def test_example_questions_come_from_the_collection():
-    titles = ["党建工作在路上 人民群众放心上 — 记滨州经济技术开发区交警大队党支部", "", "山东临沂蒙阴交警大队:多彩党建文化",
-              "常德公安交警直属一大队开展文明单位创建工作成效显著", "第四篇"]
+    titles = [
+        "党建工作在路上 人民群众放心上 — 记滨州经济技术开发区交警大队党支部",
+        "",
+        "山东临沂蒙阴交警大队:多彩党建文化",
+        "常德公安交警直属一大队开展文明单位创建工作成效显著",
+        "第四篇",
+    ]
     assert render.example_questions(titles) == [
-        "介绍一下滨州经济技术开发区交警大队党支部", "介绍一下山东临沂蒙阴交警大队", "介绍一下常德公安交警直属一大队开展文明单位创建工作成效显著"]
+        "介绍一下滨州经济技术开发区交警大队党支部",
+        "介绍一下山东临沂蒙阴交警大队",
+        "介绍一下常德公安交警直属一大队开展文明单位创建工作成效显著",
+    ]
 
 
 def test_safe_name_keeps_only_a_harmless_last_component():
@@ -152,9 +168,9 @@ def test_safe_name_keeps_only_a_harmless_last_component():
     assert safe_name("C:\\Users\\x\\报告 2024.TXT", allowed) == "报告_2024.txt"
     assert safe_name("..txt", allowed) == "upload.txt"
     assert safe_name("<script>.html", allowed) == "script.html"
-    with pytest.raises(Exception):
+    with pytest.raises(UsageError, match="格式不受支持"):
         safe_name("evil.sh", allowed)
-    with pytest.raises(Exception):
+    with pytest.raises(UsageError, match="格式不受支持"):
         safe_name("noext", allowed)
 
 

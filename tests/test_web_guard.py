@@ -61,6 +61,19 @@ def test_a_server_file_is_refused_before_anything_is_copied(chat, tmp_path):
     assert all("紫藤" not in d["title"] for d in chat.documents())
 
 
+def test_an_upload_whose_name_climbs_out_is_saved_inside_the_uploads_folder(chat, tmp_path):
+    """The browser's file name never becomes a path: whatever it climbs through, only its
+    last part names the copy in uploads/ (the same bytes again are not saved twice)."""
+    for digest, hostile in (("h1", "../../escaped.txt"), ("h2", "..\\..\\escaped.txt"), ("h3", "/etc/escaped.txt")):
+        item = uploaded(chat, "x.txt", "攀爬的文件名\n\n" + FACT, digest)
+        item["orig_name"] = hostile
+        report, _, _ = chat.upload([item], PASSWORD, client="t")
+        assert ("新增 1 篇" if digest == "h1" else "未变 1 篇") in report, report
+    assert stored(chat) == ["escaped.txt"]
+    assert [p for p in tmp_path.rglob("escaped.txt") if chat.uploads not in p.parents] == []
+    assert not Path("/etc/escaped.txt").exists()
+
+
 def test_a_batch_with_one_bad_file_saves_nothing(chat):
     before = {d["doc_id"] for d in chat.documents()}
     batch = [uploaded(chat, "good.txt", f"书法班\n\n{FACT}", "h1"), uploaded(chat, "run.sh", "echo hi", "h2")]

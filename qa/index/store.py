@@ -17,16 +17,14 @@ from the store alone.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from .types import Document, Passage
+from ..types import DocInfo, Document, Passage, text_hash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -50,7 +48,6 @@ CREATE TABLE IF NOT EXISTS passages (
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
     heading TEXT,
-    text_hash TEXT NOT NULL,
     tokens TEXT NOT NULL,
     vector BLOB NOT NULL
 );
@@ -58,23 +55,10 @@ CREATE INDEX IF NOT EXISTS passages_doc_key ON passages(doc_key);
 """
 
 VISIBLE = "d.added <= :g AND (d.removed IS NULL OR d.removed > :g)"
+_VISIBLE_PASSAGES = f"JOIN documents d ON d.doc_key = p.doc_key WHERE {VISIBLE}"
 TOKEN_SEP = "\x1f"  # unit separator: never part of a jieba token of cleaned text
 _DOC_COLUMNS = "d.doc_key, d.doc_id, d.path, d.title, d.text, d.content_hash, d.source, d.date, d.url"
 _BATCH = 500  # SQLite's default host-parameter limit is 999 on old builds
-
-
-@dataclass(frozen=True)
-class DocInfo:
-    """One indexed document as listed by ``qa docs`` (no body text)."""
-
-    doc_id: str
-    title: str
-    source: str | None
-    date: str | None
-    url: str | None
-    path: str
-    passages: int
-    content_hash: str
 
 
 class Store:
@@ -94,6 +78,7 @@ class Store:
         else:
             self._con.execute("PRAGMA journal_mode = WAL")
             self._con.executescript(SCHEMA)
+            _drop_text_hash(self._con)
         self._con.execute("PRAGMA foreign_keys = OFF")
 
     def close(self) -> None:
@@ -162,7 +147,7 @@ class Store:
 
     def vectors(self, gen: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """All (ids, vectors) visible at ``gen``: what a FAISS rebuild needs."""
-        sql = f"SELECT p.id, p.vector FROM passages p JOIN documents d ON d.doc_key = p.doc_key WHERE {VISIBLE} ORDER BY p.id"
+        sql = f"SELECT p.id, p.vector FROM passages p {_VISIBLE_PASSAGES} ORDER BY p.id"
         with self._lock:
             rows = self._con.execute(sql, {"g": gen}).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -171,7 +156,7 @@ class Store:
 
     def tokens(self, gen: int) -> Iterator[tuple[int, list[str]]]:
         """All (id, tokens) visible at ``gen``: what a BM25 rebuild needs."""
-        sql = f"SELECT p.id, p.tokens FROM passages p JOIN documents d ON d.doc_key = p.doc_key WHERE {VISIBLE} ORDER BY p.id"
+        sql = f"SELECT p.id, p.tokens FROM passages p {_VISIBLE_PASSAGES} ORDER BY p.id"
         with self._lock:
             rows = self._con.execute(sql, {"g": gen}).fetchall()
         for pid, joined in rows:
@@ -224,15 +209,17 @@ class Store:
             )
             key = cur.lastrowid
             ids = []
-            for p, vec, toks in zip(passages, vectors, tokens):
+            for p, vec, toks in zip(passages, vectors, tokens, strict=True):
                 cur = self._con.execute(
-                    "INSERT INTO passages (doc_key, ordinal, start, end, heading, text_hash, tokens, vector)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key, p.ordinal, p.start, p.end, p.heading, text_hash(p.text),
+                    "INSERT INTO passages (doc_key, ordinal, start, end, heading, tokens, vector)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key, p.ordinal, p.start, p.end, p.heading,
                      TOKEN_SEP.join(t.replace(TOKEN_SEP, "") for t in toks),
                      np.ascontiguousarray(vec, dtype=np.float32).tobytes()),
                 )
-                ids.append(int(cur.lastrowid))
+                rowid = cur.lastrowid
+                assert rowid is not None  # an INSERT always sets it
+                ids.append(rowid)
             return ids
 
     def discard_after(self, gen: int) -> None:
@@ -279,8 +266,19 @@ class Store:
         return doc
 
 
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def _drop_text_hash(con: sqlite3.Connection) -> None:
+    """Stores written before this version kept a sha256 per passage that nothing read.
+
+    It is dropped once, by the first build that opens such a store, because its
+    NOT NULL constraint would refuse the rows this version writes. Readers never
+    selected it, so snapshots of the old version keep answering.
+    """
+    if any(row[1] == "text_hash" for row in con.execute("PRAGMA table_info(passages)")):
+        con.execute("ALTER TABLE passages DROP COLUMN text_hash")
+
+
+def _cache_key(text: str) -> bytes:
+    return bytes.fromhex(text_hash(text))
 
 
 def _chunks(items: list, size: int = _BATCH) -> Iterator[list]:
@@ -325,7 +323,7 @@ class EmbeddingCache:
 
     def get(self, identity: str, texts: Sequence[str]) -> list[np.ndarray | None]:
         """One vector per text (a copy), or None where this encoder has not seen the text."""
-        keys = [hashlib.sha256(t.encode("utf-8")).digest() for t in texts]
+        keys = [_cache_key(t) for t in texts]
         found: dict[bytes, bytes] = {}
         with self._lock:
             for chunk in _chunks(list(set(keys))):
@@ -336,8 +334,8 @@ class EmbeddingCache:
 
     def put(self, identity: str, texts: Sequence[str], vectors: np.ndarray | Sequence[np.ndarray]) -> None:
         rows = [
-            (identity, hashlib.sha256(t.encode("utf-8")).digest(), np.ascontiguousarray(v, dtype=np.float32).tobytes())
-            for t, v in zip(texts, vectors)
+            (identity, _cache_key(t), np.ascontiguousarray(v, dtype=np.float32).tobytes())
+            for t, v in zip(texts, vectors, strict=True)
         ]
         with self._lock:
             self._con.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
@@ -350,5 +348,5 @@ class EmbeddingCache:
     def __enter__(self) -> "EmbeddingCache":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -18,7 +18,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from .config import Settings
+from ..config import Settings
 from .synthetic import stats
 
 TIMEOUT = 300  # seconds any child may take
@@ -79,7 +79,9 @@ def ask(settings: Settings, index_dir: Path, questions: list[str], repeats: int)
             try:
                 json.loads(out.read().decode("utf-8").strip().splitlines()[-1])
             except (ValueError, IndexError):
-                errors.append(f"exit {code}: {(err.read().decode('utf-8', 'replace').strip().splitlines() or ['?'])[-1]}")
+                errors.append(
+                    f"exit {code}: {(err.read().decode('utf-8', 'replace').strip().splitlines() or ['?'])[-1]}"
+                )
     return {"wall": stats(walls), "rss_mib": round(max(rss) / 1024), "errors": errors}
 
 
@@ -107,7 +109,7 @@ def serve(settings: Settings, index_dir: Path, question: str) -> dict:
             while time.perf_counter() - start < TIMEOUT and proc.poll() is None:
                 try:
                     client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
-                except Exception:  # not listening yet
+                except Exception:  # noqa: BLE001 - any failure to connect means not listening yet
                     time.sleep(0.25)
                     continue
                 result["ready_s"] = round(time.perf_counter() - start, 2)

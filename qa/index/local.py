@@ -1,4 +1,8 @@
-"""The on-disk index: snapshots, manifest, build lock and the atomic switch.
+"""The index in one folder: snapshots, manifest, build lock and the atomic switch.
+
+``LocalBackend`` is the implementation of ``interface.IndexBackend`` that
+``qa.index.connect`` returns today; this package is the only code that knows
+the folder's layout.
 
 Layout of ``index_dir``::
 
@@ -37,27 +41,62 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from . import durable
-from .errors import IndexCorrupt, IndexMissing, IndexWriteError, UsageError
+from ..errors import IndexCorrupt, IndexMissing, IndexWriteError, UsageError
 from .keyword import KeywordIndex
 from .keyword import library_version as keyword_lib
-from .store import DocInfo, EmbeddingCache, Store
-from .types import Document, Passage
+from .store import EmbeddingCache, Store
+from ..types import DocInfo, Document, Passage
+from .interface import IndexReader
 from .vectors import VectorIndex, kind_for
 from .vectors import library_version as vector_lib
 
-__all__ = ["Builder", "DocInfo", "EmbeddingCache", "Index", "current_version", "open_index"]
+__all__ = ["Builder", "EmbeddingCache", "Index", "LocalBackend", "current_version", "open_index"]
 
 FORMAT = 1
 REBUILD = "Run: qa build --full to rebuild it."
 _READ_ERRORS = (OSError, ValueError, RuntimeError, KeyError, EOFError, TypeError, sqlite3.DatabaseError)
+
+
+class LocalBackend:
+    """``IndexBackend`` over one folder (``QA_INDEX_DIR``)."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = Path(index_dir)
+        self._lock = threading.Lock()
+        self._live: Index | None = None
+
+    @property
+    def location(self) -> str:
+        return str(self.index_dir)
+
+    def live_version(self) -> str | None:
+        return current_version(self.index_dir)
+
+    def live(self) -> "Index":
+        version = current_version(self.index_dir)
+        with self._lock:
+            if self._live is None or version != self._live.version:
+                # the replaced snapshot is not closed: questions that took it may still be reading
+                self._live = open_index(self.index_dir)
+            return self._live
+
+    def open(self) -> "Index":
+        return open_index(self.index_dir)
+
+    def writer(self, fresh: bool = False, previous: IndexReader | None = None) -> "Builder":
+        return Builder(self.index_dir, fresh=fresh, previous=previous if isinstance(previous, Index) else None)
+
+    def vector_cache(self) -> EmbeddingCache:
+        return EmbeddingCache(self.index_dir)
 
 
 def current_version(index_dir: Path) -> str | None:
@@ -133,7 +172,7 @@ class Index:
         """(passage id, cosine similarity), best first."""
         return self._vectors.search(qvec, k)
 
-    def search_keyword(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
+    def search_keyword(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
         """(passage id, BM25 score), best first; passages sharing no token are left out."""
         return self._keyword.search(tokens, k)
 
@@ -143,6 +182,10 @@ class Index:
 
     def passage_count(self) -> int:
         return int(self.manifest["passages"])
+
+    def describe(self) -> dict[str, Any]:
+        return {"engine": "FAISS + bm25s + SQLite", "dense": self.manifest["vectors"]["kind"],
+                "passages": self.passage_count(), "location": str(self.index_dir)}
 
     def passages(self, ids: Sequence[int]) -> list[tuple[Passage, Document]]:
         """(passage, its document) for each id, in the order given."""
@@ -235,7 +278,9 @@ class Builder:
             self._store.discard_after(self.previous)
             self._store.begin()
         except sqlite3.DatabaseError as error:
-            raise IndexCorrupt(f"Index store {self.index_dir / self.store_name} cannot be read ({error}).", REBUILD) from None
+            raise IndexCorrupt(
+                f"Index store {self.index_dir / self.store_name} cannot be read ({error}).", REBUILD
+            ) from None
         self.dim: int | None = self._base["vectors"]["dim"] if self._base else None
         self._removed: set[int] = set()  # ids of the live snapshot that go
         self._added: dict[int, tuple[np.ndarray, list[str]]] = {}  # only kept for an incremental commit
@@ -272,11 +317,8 @@ class Builder:
         """doc_id -> content_hash of what the new snapshot holds so far."""
         return self._store.existing(self.gen)
 
-    def document_path(self, doc_id: str) -> str:
-        path = self._store.document_path(doc_id, self.gen)
-        if path is None:
-            raise KeyError(doc_id)
-        return path
+    def document_path(self, doc_id: str) -> str | None:
+        return self._store.document_path(doc_id, self.gen)
 
     def passage_count(self) -> int:
         return self._store.passage_count(self.gen)
@@ -292,7 +334,9 @@ class Builder:
         """Add (or replace) ``doc`` with its passages, their vectors and jieba tokens."""
         vectors = np.asarray(vectors, dtype=np.float32)
         if not (len(passages) == len(vectors) == len(tokens)):
-            raise ValueError(f"{doc.doc_id}: {len(passages)} passages, {len(vectors)} vectors, {len(tokens)} token lists")
+            raise ValueError(
+                f"{doc.doc_id}: {len(passages)} passages, {len(vectors)} vectors, {len(tokens)} token lists"
+            )
         if vectors.ndim != 2 or (self.dim is not None and vectors.shape[1] != self.dim and len(vectors)):
             raise ValueError(f"{doc.doc_id}: vectors of shape {vectors.shape}, the index holds dimension {self.dim}")
         for p in passages:
@@ -303,10 +347,10 @@ class Builder:
         self.remove_document(doc.doc_id)
         ids = self._store.add_document(doc, passages, vectors, tokens, self.gen)
         if self._base:
-            for pid, vec, toks in zip(ids, vectors, tokens):
+            for pid, vec, toks in zip(ids, vectors, tokens, strict=True):
                 self._added[pid] = (vec, list(toks))
 
-    def commit(self, manifest: dict) -> None:
+    def commit(self, manifest: Mapping[str, Any]) -> None:
         """Write the snapshot, make it durable, then switch CURRENT to it.
 
         Steps, in order: snapshot files (vectors, BM25, reader pin, manifest),
@@ -342,7 +386,7 @@ class Builder:
         self._committed = True
         self._collect()
 
-    def _write_snapshot(self, manifest: dict, dim: int) -> None:
+    def _write_snapshot(self, manifest: Mapping[str, Any], dim: int) -> None:
         n = self._store.passage_count(self.gen)
         shutil.rmtree(self._snap, ignore_errors=True)
         self._snap.mkdir(parents=True)
@@ -358,7 +402,9 @@ class Builder:
             documents=self._store.check(self.gen), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             vectors={"kind": vectors.kind, "dim": dim},
             libraries={"faiss": vector_lib(), "bm25s": keyword_lib(), "numpy": np.__version__},
-            files={str(p.relative_to(self._snap)): p.stat().st_size for p in sorted(self._snap.rglob("*")) if p.is_file()},
+            files={
+                str(p.relative_to(self._snap)): p.stat().st_size for p in sorted(self._snap.rglob("*")) if p.is_file()
+            },
         )
         durable.write_file(self._snap / durable.PIN, b"")  # readers flock it; not listed: it is not index data
         durable.write_file(self._snap / "manifest.json", json.dumps(full, ensure_ascii=False, indent=1).encode("utf-8"))
@@ -373,7 +419,9 @@ class Builder:
                     vectors = self._reused("_vectors") or VectorIndex.load(self._prev / "vectors.faiss", kind)
                     vectors.remove(np.fromiter(self._removed, dtype=np.int64))
                     if self._added:
-                        vectors.add(np.fromiter(self._added, dtype=np.int64), np.stack([v for v, _ in self._added.values()]))
+                        vectors.add(
+                            np.fromiter(self._added, dtype=np.int64), np.stack([v for v, _ in self._added.values()])
+                        )
                     if len(vectors) == n:
                         return vectors
                 except _READ_ERRORS:
@@ -428,8 +476,12 @@ class Builder:
 def _read_manifest(path: Path) -> dict:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        for key in ("generation", "store", "passages", "documents", "files", "vectors"):
-            manifest[key]  # noqa: B018 - presence check
+        if not isinstance(manifest, dict):
+            raise TypeError("not a JSON object")
+        missing = [key for key in ("generation", "store", "passages", "documents", "files", "vectors")
+                   if key not in manifest]
+        if missing:
+            raise KeyError(missing[0])
     except FileNotFoundError:
         raise IndexCorrupt(f"Index file {path} is missing.", REBUILD) from None
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -453,3 +505,4 @@ def _snapshot_dirs(index_dir: Path) -> list[Path]:
 
 def _short(error: BaseException) -> str:
     return ((str(error).strip().splitlines() or [type(error).__name__])[-1])[:200]
+

@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .errors import IndexBusy
+from ..errors import IndexBusy
 
 PIN = "READERS"  # inside each snapshot folder; deleted last when the snapshot goes
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,24 +29,36 @@ IVF_NPROBE = 32  # lists probed per query
 IVF_TRAIN_MIN = 64 * 1024  # vectors sampled to train the coarse quantiser (at least 40 per list)
 
 
-def _faiss():
+def _faiss() -> Any:
     import faiss  # heavy: imported only when an index is touched
 
-    # One thread per query: with OpenMP's two threads a single-query search on
-    # this 2-core machine ran 3-5x slower (and far worse when the other core
-    # is busy with encoding or another request). Bulk work raises it (_bulk).
-    faiss.omp_set_num_threads(1)
     return faiss
 
 
+def _threads(n: int) -> None:
+    """OpenMP threads for FAISS calls made *by the calling thread* from now on.
+
+    One thread per query: with OpenMP's two threads a single-query search on
+    this 2-core machine ran 3-5x slower (and far worse when the other core is
+    busy with encoding or another request); bulk work uses every core
+    (``_bulk``). Why this is per call and not process-wide: the OpenMP runtime
+    faiss-cpu ships (libgomp) keeps this setting per thread, so a build raising
+    it in its own thread leaves the questions answered in other threads at one
+    (tests/test_vectors.py checks that on the installed runtime). So every
+    search sets it for its own thread; a thread that never did would run
+    with the runtime's default, all cores.
+    """
+    _faiss().omp_set_num_threads(n)
+
+
 class _bulk:
-    """All cores for training and bulk adds, then back to one for queries."""
+    """All cores for training and bulk adds in this thread, then back to one."""
 
-    def __enter__(self):
-        _faiss().omp_set_num_threads(os.cpu_count() or 1)
+    def __enter__(self) -> None:
+        _threads(os.cpu_count() or 1)
 
-    def __exit__(self, *exc):
-        _faiss().omp_set_num_threads(1)
+    def __exit__(self, *exc: object) -> None:
+        _threads(1)
 
 
 def nlist_for(n: int) -> int:
@@ -136,8 +149,9 @@ class VectorIndex:
         if k <= 0:
             return []
         q = _normalised(np.asarray(query, dtype=np.float32).reshape(1, -1), self.dim)
+        _threads(1)
         scores, ids = self._index.search(q, k)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 
 def _normalised(vectors: np.ndarray, dim: int) -> np.ndarray:

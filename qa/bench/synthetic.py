@@ -18,7 +18,6 @@ every store, FAISS, BM25 and fusion step runs for real. Two generators:
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .types import Document, Passage
+from ..types import Document, Passage, text_hash
 
 PER_DOC = 10  # passages per generated document
 VERSION = 1  # bump when the seed generator changes: cached indexes are keyed by it
@@ -42,7 +41,7 @@ def make_doc(doc_id: str, texts: Sequence[str], title: str | None = None) -> tup
     """A document whose passages are ``texts`` in order (offsets are exact)."""
     text = "".join(texts)
     doc = Document(doc_id=doc_id, path=f"/generated/{doc_id}.txt", title=title or doc_id, text=text,
-                   content_hash=hashlib.sha256(text.encode()).hexdigest(), source="generated")
+                   content_hash=text_hash(text), source="generated")
     passages, pos = [], 0
     for i, t in enumerate(texts):
         passages.append(Passage(doc_id, i, t, pos, pos + len(t)))
@@ -65,11 +64,11 @@ class SentencePool:
 def sentence_pool(docs: Sequence[Document], passages: Sequence[Passage], variants: int = 32,
                   seed: int = 0) -> SentencePool:
     """``variants`` versions of every seed sentence, tokenised once (jieba runs here only)."""
-    from .chunk import split_sentences
-    from .text import tokenize
+    from ..chunk import split_sentences
+    from ..text import tokenize
 
     rng = np.random.default_rng(seed)
-    owner = {}
+    owner: dict[tuple[str, int], int] = {}
     for i, p in enumerate(passages):
         for pos in range(p.start, p.end):
             owner.setdefault((p.doc_id, pos), i)
@@ -83,7 +82,7 @@ def sentence_pool(docs: Sequence[Document], passages: Sequence[Passage], variant
     base_tokens = [tokenize(s) for s in sentences]
     words = sorted({t for toks in base_tokens for t in toks if len(t) >= 2 and not t.isdigit()})
     texts, tokens, source = [], [], []
-    for sentence, toks, src in zip(sentences, base_tokens, sources):
+    for sentence, toks, src in zip(sentences, base_tokens, sources, strict=True):
         swappable = sorted({t for t in toks if len(t) >= 2 and not t.isdigit()})
         for v in range(variants):
             text = sentence
@@ -134,7 +133,9 @@ def queries(pool: SentencePool, count: int = 40, seed: int = 1) -> list[str]:
 
 
 # -- no text model: the storage layer alone -----------------------------------------
-def clustered_corpus(n: int, dim: int = 384, seed: int = 0) -> tuple[list[tuple[Document, list[Passage]]], np.ndarray, list[list[str]]]:
+def clustered_corpus(
+    n: int, dim: int = 384, seed: int = 0
+) -> tuple[list[tuple[Document, list[Passage]]], np.ndarray, list[list[str]]]:
     """(documents with passages, vectors, tokens): Zipf words, clustered vectors."""
     rng = np.random.default_rng(seed)
     chars = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]

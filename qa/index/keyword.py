@@ -46,16 +46,18 @@ class KeywordIndex:
 
     # -- construction ---------------------------------------------------------
     @classmethod
-    def build(cls, ids: Sequence[int], tokens: Iterable[Sequence[str]]) -> "KeywordIndex":
+    def build(cls, ids: Sequence[int] | np.ndarray, tokens: Iterable[Sequence[str]]) -> "KeywordIndex":
         """From scratch; ``tokens`` may be a generator, in the order of ``ids``."""
         vocab: dict[str, int] = {}
-        ids = np.asarray(ids, dtype=np.int64)
+        id_array = np.asarray(ids, dtype=np.int64)
         rows = _rows(tokens, vocab)
-        if len(rows[0]) != len(ids) + 1:
-            raise ValueError(f"{len(ids)} ids but {len(rows[0]) - 1} token lists")
-        return cls._from_rows(ids, vocab, *rows)
+        if len(rows[0]) != len(id_array) + 1:
+            raise ValueError(f"{len(id_array)} ids but {len(rows[0]) - 1} token lists")
+        return cls._from_rows(id_array, vocab, *rows)
 
-    def updated(self, remove: Sequence[int], add_ids: Sequence[int], add_tokens: Sequence[Sequence[str]]) -> "KeywordIndex":
+    def updated(
+        self, remove: Iterable[int], add_ids: Sequence[int], add_tokens: Sequence[Sequence[str]]
+    ) -> "KeywordIndex":
         """A new index: this one without ``remove`` and with the added passages."""
         indptr, terms, counts = self._rows()
         keep = ~np.isin(self.ids, np.asarray(list(remove), dtype=np.int64))
@@ -115,7 +117,7 @@ class KeywordIndex:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         indptr, terms, counts = self._rows()
-        for name, values in zip(_TF_FILES, (self.ids, indptr, terms, counts)):
+        for name, values in zip(_TF_FILES, (self.ids, indptr, terms, counts), strict=True):
             np.save(directory / f"{name}.npy", values, allow_pickle=False)
         if self._retriever is not None:
             self._retriever.save(str(directory), show_progress=False)
@@ -178,8 +180,8 @@ class KeywordIndex:
 def _rows(tokens: Iterable[Sequence[str]], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Doc-major CSR of term counts for ``tokens`` (consumed once, so a generator
     keeps only one passage's list alive); new tokens are added to ``vocab``."""
-    flat = array("l")
-    lengths = array("l")
+    flat = array("q")  # 64-bit on every platform: "l" is 32-bit on Windows
+    lengths = array("q")
     for toks in tokens:
         lengths.append(len(toks))
         for t in toks:

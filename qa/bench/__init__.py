@@ -11,24 +11,31 @@ every BM25, FAISS, store and fusion step runs for real. It is built once
 into ``<cache>/bench/`` and reused while N, the model and the chunking stay
 the same. Subprocess figures (cold start, web start) re-run the real
 commands. ``report`` is plain JSON-able data; ``format_report`` prints it.
+
+Only public interfaces are used: the pipeline's ``Asker`` and ``Indexer``
+and the index interface (``qa.index``). The plain baselines are built from
+the generated vectors and tokens themselves, never from the index's files.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import resource
-import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import coldstart, retrieve, synthetic, text
-from .config import Settings
+from .. import retrieve, text
+from ..config import Settings
+from ..index import connect
+from ..index.keyword import KeywordIndex
+from ..index.vectors import VectorIndex
+from ..types import Document, PassageEncoder, text_hash
+from . import coldstart, synthetic
 from .synthetic import stats, timed
 
 Log = Callable[[str], None]
@@ -38,43 +45,45 @@ ASKS = 30  # end-to-end questions per collection
 
 def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
     """All figures as a dict (see ``format_report`` for their meaning)."""
-    from .chunk import chunk_document
-    from .load import load_documents
-    from .pipeline import Bot, index_text
+    from ..pipeline import Encoders, Indexer, load_documents
 
     started = time.perf_counter()
-    from .precision import read_cpu
+    from ..precision import read_cpu
 
     cpu = read_cpu()
     report: dict = {"n": n_passages, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
                     "cpu": {"model": cpu.model, "flags": cpu.shown(), "native": cpu.native()}}
-    bot = Bot(settings)
+    encoders = Encoders(settings)
+    indexer = Indexer(settings, encoders=encoders)  # for the manifest: which model, which chunking
     log("loading the embedding model")
     t = time.perf_counter()
-    encoder = bot.encoder
+    encoder = encoders.full()
     report["model"] = {"name": encoder.name, "dim": encoder.dim, "backend": getattr(encoder, "backend", "?"),
                        "load_s": round(time.perf_counter() - t, 2)}
     docs, _ = load_documents([Path(settings.seeds_dir)])
-    pairs = [(d, p) for d in docs for p in chunk_document(d, settings.chunk_size, settings.chunk_max, settings.chunk_overlap)]
-    texts = [index_text(d, p) for d, p in pairs]
+    plans = indexer.plan(docs)
+    texts = [t for _, _, doc_texts in plans for t in doc_texts]
     log(f"encoder throughput on {len(texts)} seed passages")
     report["encoder"], seed_vectors = _encoder(encoder, texts, settings)
-    pool = synthetic.sentence_pool(docs, [p for _, p in pairs])
+    pool = synthetic.sentence_pool(docs, [p for _, passages, _ in plans for p in passages])
     questions = synthetic.queries(pool)
     report["encoder"]["query"] = stats(timed(lambda i: encoder.encode_queries([questions[i % len(questions)]]), 30))
     qvecs = encoder.encode_queries(questions)
 
     root = Path(settings.cache_dir) / "bench"
-    seeds_dir = _seed_index(bot, root, texts, seed_vectors, settings)
+    seeds = _seed_index(indexer, root, texts, seed_vectors)
     log(f"retrieval at the seeds' size ({len(texts)} passages)")
-    report["seeds"] = _collection(Bot(settings.with_(index_dir=seeds_dir), encoder=encoder), questions, qvecs)
+    plain = _plain(seed_vectors, [text.tokenize(t) for t in texts])
+    report["seeds"] = _collection(_asker(seeds, encoder), questions, qvecs, plain)
     log(f"collection of {n_passages} generated passages")
-    big_dir, report["generate"] = _big_index(bot, root, pool, seed_vectors, n_passages, log)
-    big = Bot(settings.with_(index_dir=big_dir), encoder=encoder)
+    big, report["generate"] = _big_index(indexer, root, pool, seed_vectors, n_passages, log)
     log(f"retrieval at {n_passages} passages")
-    report["big"] = _collection(big, questions, qvecs)
+    plain = _plain_generated(pool, seed_vectors, n_passages)
+    report["big"] = _collection(_asker(big, encoder), questions, qvecs, plain)
+    del plain
     log("adding one document")
-    report["add"] = _add_one(big, settings, docs)
+    report["add"] = _add_one(big, encoder, docs)
+    seeds_dir, big_dir = seeds.index_dir, big.index_dir
     log("cold starts (qa ask in a new process)")
     report["cold"] = {"seeds": coldstart.ask(settings, seeds_dir, questions, 5),
                       "big": coldstart.ask(settings, big_dir, questions, 3)}
@@ -100,8 +109,10 @@ def _encoder(encoder, texts: list[str], settings: Settings, rounds: int = 3) -> 
     The rows are timed in interleaved rounds (order reversed every other round) and the ratio
     is the median of per-round ratios, so a noisy machine slows every row alike.
     """
-    from .embed import _load_st, load_encoder
-    from .precision import candidates, read_cpu
+    from sentence_transformers import SentenceTransformer
+
+    from ..embed import load_encoder
+    from ..precision import candidates, read_cpu
 
     chosen = f"ours, {getattr(encoder, 'precision', 'f32')} (chosen)"
     encoders = {chosen: encoder}
@@ -109,7 +120,7 @@ def _encoder(encoder, texts: list[str], settings: Settings, rounds: int = 3) -> 
         for name in ("f32", *candidates(read_cpu())[0]):
             if name != encoder.precision:
                 encoders[f"ours, {name}"] = load_encoder(settings.with_(precision=name))
-    plain_model, _ = _load_st(Path(encoder.location), encoder.identity, "torch")
+    plain_model = SentenceTransformer(str(encoder.location), device="cpu", local_files_only=True)
     prompt = getattr(encoder, "passage_prompt", None)
     runs: dict[str, Callable[[list[str]], np.ndarray]] = {label: e.encode_passages for label, e in encoders.items()}
     runs[PLAIN] = lambda ts: plain_model.encode(ts, prompt_name=prompt, normalize_embeddings=True,
@@ -144,59 +155,92 @@ def _rates(count: int, seconds: list[float]) -> dict:
 
 # -- indexes ---------------------------------------------------------------------------
 def _key(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return text_hash(json.dumps(parts, sort_keys=True, default=str))[:12]
 
 
-def _seed_index(bot, root: Path, texts: list[str], vectors: np.ndarray, settings: Settings) -> Path:
+def _asker(settings: Settings, encoder: PassageEncoder) -> Any:
+    from ..pipeline import Asker, Encoders
+
+    return Asker(settings, encoders=Encoders(settings, encoder))
+
+
+def _seed_index(indexer: Any, root: Path, texts: list[str], vectors: np.ndarray) -> Settings:
     """The seeds indexed with the active model (their vectors are already known: no second encoding)."""
-    from .index import EmbeddingCache
-    from .pipeline import Bot
+    from ..pipeline import Indexer
 
-    index_dir = root / f"seeds-{_key(bot.manifest())}"
-    EmbeddingCache(index_dir).put(bot.encoder.identity, texts, vectors)
-    Bot(settings.with_(index_dir=index_dir), encoder=bot.encoder).build([Path(settings.seeds_dir)])
-    return index_dir
+    seeds = Path(indexer.settings.seeds_dir).resolve()
+    # keyed by the seeds' own folder too: the same articles from another checkout have other
+    # document ids, and a shared index would keep both copies (documents from elsewhere are kept)
+    settings = indexer.settings.with_(index_dir=root / f"seeds-{_key(indexer.manifest(), str(seeds))}")
+    backend = connect(settings)
+    with backend.vector_cache() as cache:
+        cache.put(indexer.encoder.identity, texts, vectors)
+    Indexer(settings, backend, indexer.encoders).build([seeds])
+    return settings
 
 
-def _big_index(bot, root: Path, pool, seed_vectors: np.ndarray, n: int, log: Log) -> tuple[Path, dict]:
-    """The generated collection, built through ``Builder`` once and reused while its key holds."""
-    from .errors import QAError
-    from .index import Builder, open_index
+def _big_index(indexer: Any, root: Path, pool: synthetic.SentencePool, seed_vectors: np.ndarray, n: int,
+               log: Log) -> tuple[Settings, dict]:
+    """The generated collection, written through the index interface once and reused while its key holds."""
+    from ..errors import QAError
 
-    index_dir = root / f"n{n}-{_key(bot.manifest(), n, synthetic.VERSION)}"
+    settings = indexer.settings.with_(index_dir=root / f"n{n}-{_key(indexer.manifest(), n, synthetic.VERSION)}")
+    backend = connect(settings)
     try:
-        with open_index(index_dir) as index:
-            if index.passage_count() == n:
-                return index_dir, {"cached": True, "kind": index.manifest["vectors"]["kind"]}
+        reader = backend.open()
+        try:
+            if reader.passage_count() == n:
+                return settings, {"cached": True, "kind": reader.describe()["dense"]}
+        finally:
+            reader.close()
     except QAError:
         pass
-    shutil.rmtree(index_dir, ignore_errors=True)
     start = time.perf_counter()
-    with Builder(index_dir, fresh=True) as builder:
+    with backend.writer(fresh=True) as writer:
         for d, (doc, passages, vectors, tokens) in enumerate(synthetic.seed_collection(pool, seed_vectors, n)):
-            builder.add_document(doc, passages, vectors, tokens)
+            writer.add_document(doc, passages, vectors, tokens)
             if d and d % max(1, n // synthetic.PER_DOC // 5) == 0:
                 log(f"  {d * synthetic.PER_DOC} passages stored")
         stored = time.perf_counter()
-        log("  writing FAISS and BM25 indexes")
-        builder.commit(bot.manifest())
+        log("  writing the dense and keyword indexes")
+        writer.commit(indexer.manifest())
     done = time.perf_counter()
-    with open_index(index_dir) as index:
-        kind = index.manifest["vectors"]["kind"]
-    return index_dir, {"cached": False, "store_s": round(stored - start, 1), "commit_s": round(done - stored, 1), "kind": kind}
+    reader = backend.open()
+    kind = reader.describe()["dense"]
+    reader.close()
+    return settings, {"cached": False, "store_s": round(stored - start, 1), "commit_s": round(done - stored, 1),
+                      "kind": kind}
 
 
 # -- retrieval -------------------------------------------------------------------------
-def _collection(bot, questions: list[str], qvecs: np.ndarray) -> dict:
-    """Retrieval with the query already encoded (the path of ``Bot.answer``), the plain
-    alternatives over the same passages, and ``Bot.ask`` end to end."""
-    from .followup import interpret
-    from .keyword import KeywordIndex
-    from .pipeline import MAX_QUESTION_CHARS, Candidates
-    from .store import Store
-    from .vectors import VectorIndex
+Plain = tuple[VectorIndex, KeywordIndex]
 
-    index = bot.index()
+
+def _plain(vectors: np.ndarray, tokens: Iterable[Sequence[str]]) -> Plain:
+    """Exact FAISS (IndexFlatIP) and BM25 over the same vectors and tokens, without the hybrid's layers."""
+    ids = np.arange(len(vectors), dtype=np.int64)
+    return VectorIndex.build(ids, vectors, vectors.shape[1], kind="flat"), KeywordIndex.build(ids, tokens)
+
+
+def _plain_generated(pool: synthetic.SentencePool, seed_vectors: np.ndarray, n: int) -> Plain:
+    """``_plain`` over the generated collection, generated again (it is deterministic) in one pass."""
+    vectors = np.empty((n, seed_vectors.shape[1]), np.float32)
+
+    def tokens() -> Iterator[list[str]]:
+        row = 0
+        for _, _, vecs, toks in synthetic.seed_collection(pool, seed_vectors, n):
+            vectors[row : row + len(vecs)] = vecs
+            row += len(vecs)
+            yield from toks
+
+    keyword = KeywordIndex.build(np.arange(n, dtype=np.int64), tokens())  # fills ``vectors`` on the way
+    return VectorIndex.build(np.arange(n, dtype=np.int64), vectors, vectors.shape[1], kind="flat"), keyword
+
+
+def _collection(asker: Any, questions: list[str], qvecs: np.ndarray, plain: Plain) -> dict:
+    """Retrieval with the query already encoded (``Asker.candidates`` then ``Asker.answer``),
+    its two searches alone, the plain alternatives, and ``Asker.ask`` end to end."""
+    index = asker.index()
     q = len(questions)
     parts: dict[str, list[float]] = {"dense": [], "keyword": [], "fusion": [], "total": []}
     abstained = 0
@@ -205,33 +249,27 @@ def _collection(bot, questions: list[str], qvecs: np.ndarray) -> dict:
         nonlocal abstained
         question = questions[i % q]
         t0 = time.perf_counter()
-        query = interpret(question[:MAX_QUESTION_CHARS], [])
-        dense = index.search_dense(qvecs[i % q], retrieve.CANDIDATES)
+        found = asker.candidates(question, qvec=qvecs[i % q])
         t1 = time.perf_counter()
-        keyword = index.search_keyword(text.tokenize(query), retrieve.CANDIDATES)
+        abstained += asker.answer(found).abstained
         t2 = time.perf_counter()
-        abstained += bot.answer(Candidates(question, query, index, dense, keyword)).abstained
+        index.search_dense(qvecs[i % q], retrieve.CANDIDATES)
         t3 = time.perf_counter()
-        for name, seconds in (("dense", t1 - t0), ("keyword", t2 - t1), ("fusion", t3 - t2), ("total", t3 - t0)):
+        index.search_keyword(text.tokenize(found.query), retrieve.CANDIDATES)
+        t4 = time.perf_counter()
+        for name, seconds in (("dense", t3 - t2), ("keyword", t4 - t3), ("fusion", t2 - t1), ("total", t2 - t0)):
             parts[name].append(seconds)
 
     timed(retrieval, 20)  # warm-up: pages of the mmapped BM25 matrix, store caches
     parts = {k: [] for k in parts}
     abstained = 0
     timed(retrieval, ROUNDS)
-    dim = int(index.manifest["vectors"]["dim"])
-    store = Store(index.index_dir / index.manifest["store"], readonly=True)
-    ids, vectors = store.vectors(index.generation, dim)
-    store.close()
-    flat = VectorIndex.build(ids, vectors, dim, kind="flat")
-    del vectors
-    plain_bm25 = KeywordIndex.load(index.index_dir / "snapshots" / index.version / "bm25", mmap=False)
+    flat, plain_bm25 = plain
     faiss_times = timed(lambda i: flat.search(qvecs[i % q], retrieve.CANDIDATES), ROUNDS)
     bm25_times = timed(lambda i: plain_bm25.search(text.tokenize(questions[i % q]), retrieve.CANDIDATES), ROUNDS)
-    del flat, plain_bm25
-    asks = timed(lambda i: bot.ask(questions[i % q]), ASKS)
-    out = {name: stats(seconds) for name, seconds in parts.items()}
-    out.update(passages=index.passage_count(), kind=index.manifest["vectors"]["kind"],
+    asks = timed(lambda i: asker.ask(questions[i % q]), ASKS)
+    out: dict[str, Any] = {name: stats(seconds) for name, seconds in parts.items()}
+    out.update(passages=index.passage_count(), kind=index.describe()["dense"],
                abstained=round(abstained / ROUNDS, 2), plain_faiss=stats(faiss_times), plain_bm25=stats(bm25_times),
                ask=stats(asks))
     out["ratio"] = round(out["total"]["p50"] / (out["plain_faiss"]["p50"] + out["plain_bm25"]["p50"]), 2)
@@ -241,14 +279,14 @@ def _collection(bot, questions: list[str], qvecs: np.ndarray) -> dict:
 class _TimedEncoder:
     """Delegates to the real encoder and adds up the time spent encoding passages."""
 
-    def __init__(self, encoder) -> None:
+    def __init__(self, encoder: PassageEncoder) -> None:
         self._encoder = encoder
         self.seconds = 0.0
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._encoder, name)
 
-    def encode_passages(self, texts, progress=None):
+    def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         start = time.perf_counter()
         try:
             return self._encoder.encode_passages(texts, progress=progress)
@@ -256,26 +294,27 @@ class _TimedEncoder:
             self.seconds += time.perf_counter() - start
 
 
-def _add_one(big, settings: Settings, docs, rounds: int = 3) -> dict:
-    """``Bot.build --add`` of one new article into the N index, then its removal."""
-    from .pipeline import Bot
+def _add_one(big: Settings, encoder: PassageEncoder, docs: Sequence[Document], rounds: int = 3) -> dict:
+    """``Indexer.build --add`` of one new article into the N index, then its removal."""
+    from ..pipeline import Encoders, Indexer
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="qa-bench-") as tmp:
         for r in range(rounds):
-            encoder = _TimedEncoder(big.encoder)
-            bot = Bot(big.settings, encoder=encoder)
+            timed_encoder = _TimedEncoder(encoder)
+            indexer = Indexer(big, encoders=Encoders(big, timed_encoder))
             stamp = time.time_ns()
             src = docs[r % len(docs)]
             path = Path(tmp) / f"added-{r}.txt"
-            path.write_text(f"{src.title}（补充材料 {stamp}）\n\n本文为补充材料，编号{stamp}。\n\n{src.text}\n", encoding="utf-8")
+            path.write_text(f"{src.title}（补充材料 {stamp}）\n\n本文为补充材料，编号{stamp}。\n\n{src.text}\n",
+                            encoding="utf-8")
             start = time.perf_counter()
-            report = bot.build([path], add_only=True)
+            report = indexer.build([path], add_only=True)
             total = time.perf_counter() - start
             start = time.perf_counter()
-            bot.remove(report.added)
-            rows.append({"total_s": round(total, 2), "encode_s": round(encoder.seconds, 2),
-                         "rest_s": round(total - encoder.seconds, 2), "embedded": report.embedded,
+            indexer.remove(report.added)
+            rows.append({"total_s": round(total, 2), "encode_s": round(timed_encoder.seconds, 2),
+                         "rest_s": round(total - timed_encoder.seconds, 2), "embedded": report.embedded,
                          "remove_s": round(time.perf_counter() - start, 2)})
     return {"rounds": rows, "rest_s": round(float(np.median([r["rest_s"] for r in rows])), 2)}
 
@@ -294,8 +333,10 @@ def targets(report: dict) -> list[dict]:
         ("qa ask cold start at the seeds' size, p50", "<= 4 s", cold / 1000 if cold else None, 4, "s"),
         (f"peak RSS of qa ask at {n}", "<= 2048 MiB", report.get("rss_mib", {}).get("ask_big"), 2048, "MiB"),
     ]
-    out = [{"name": name, "target": target, "value": value, "unit": unit, "ok": None if value is None else value <= limit}
-           for name, target, value, limit, unit in rows]
+    out = [
+        {"name": name, "target": target, "value": value, "unit": unit, "ok": None if value is None else value <= limit}
+        for name, target, value, limit, unit in rows
+    ]
     ratio = enc.get("ratio")
     out.append({"name": "encoder throughput vs sentence-transformers alone", "target": ">= 0.8x", "value": ratio,
                 "unit": "x", "ok": None if ratio is None else ratio >= 0.8})
@@ -311,8 +352,10 @@ def format_report(report: dict) -> str:
     row = lambda name, value: lines.append(f"  {name:<52} {value}")  # noqa: E731
     ms = lambda s: f"{s['p50']:.2f} / {s['p95']:.2f} ms"  # noqa: E731
     m, enc = report["model"], report["encoder"]
-    lines.append(f"qa bench: {m['name']} (dim {m['dim']}, {m['backend']}), {report['cpus']} CPUs, "
-                 f"load average {report['load_before']:.1f} -> {report['load_after']:.1f}, {report['seconds']:.0f} s in all")
+    lines.append(
+        f"qa bench: {m['name']} (dim {m['dim']}, {m['backend']}), {report['cpus']} CPUs, "
+        f"load average {report['load_before']:.1f} -> {report['load_after']:.1f}, {report['seconds']:.0f} s in all"
+    )
     cpu = report.get("cpu", {})
     lines.append(f"CPU: {cpu.get('model', '?')}; flags: {', '.join(cpu.get('flags', [])) or 'none that matter'}")
     lines.append("Timings are p50 / p95 over repeated calls.")
@@ -329,7 +372,11 @@ def format_report(report: dict) -> str:
         c = report[key]
         lines.append(f"\nRetrieval at {label} ({c['passages']} passages, FAISS {c['kind']}):")
         if key == "big":
-            how = "reused from the cache" if gen["cached"] else f"built: store {gen['store_s']} s + commit {gen['commit_s']} s"
+            how = (
+                "reused from the cache"
+                if gen["cached"]
+                else f"built: store {gen['store_s']} s + commit {gen['commit_s']} s"
+            )
             lines.append(f"  generated from the seeds' sentences; vectors generated ({m['dim']} dims), {how}")
         row("hybrid retrieval, query already encoded", ms(c["total"]))
         row("  of which FAISS (Index.search_dense)", ms(c["dense"]))

@@ -1,0 +1,43 @@
+"""``qa bench`` end to end on a small generated collection: every step runs, every figure is there.
+
+A smoke run, not a measurement: the figures of a 2,000-passage collection on a
+shared CI machine say nothing about speed, so only their presence and sanity
+are checked (the README's figures come from ``qa bench --passages 100000``).
+The tiny test model keeps it short; the bench's cache goes to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from qa.cli import cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_runs_every_step_on_2000_passages(tmp_path, seeds_dir, tiny_model_dir, monkeypatch):
+    seeds = tmp_path / "seeds"
+    shutil.copytree(seeds_dir, seeds)
+    for key, value in {"QA_INDEX_DIR": tmp_path / "index", "QA_SEEDS_DIR": seeds, "QA_MODEL": tiny_model_dir,
+                       "QA_CACHE_DIR": tmp_path / "cache", "HF_HUB_OFFLINE": "1"}.items():
+        monkeypatch.setenv(key, str(value))
+    result = CliRunner().invoke(cli, ["bench", "--passages", "2000", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == 2000 and report["model"]["name"] == "tiny-chars"
+    assert report["seeds"]["passages"] == report["encoder"]["passages"] > 0  # the seeds, once
+    assert report["big"]["passages"] == 2000
+    assert report["big"]["kind"] == "flat" and not report["generate"]["cached"]
+    for key in ("seeds", "big"):
+        figures = report[key]
+        for part in ("dense", "keyword", "fusion", "total", "plain_faiss", "plain_bm25", "ask"):
+            assert 0 < figures[part]["p50"] <= figures[part]["p95"], (key, part, figures[part])
+    assert len(report["add"]["rounds"]) == 3 and all(r["embedded"] > 0 for r in report["add"]["rounds"])
+    assert not report["cold"]["seeds"]["errors"] and not report["cold"]["big"]["errors"]
+    assert report["web"].get("cited") is True, report["web"]
+    assert {t["name"] for t in report["targets"]} and all(t["value"] is not None for t in report["targets"])
+    assert not list((tmp_path / "index").glob("*"))  # the bench builds under its cache, never in the index folder
