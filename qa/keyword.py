@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-K1, B = 1.5, 0.75  # bm25s defaults (Lucene variant)
+K1, B = 0.9, 0.4  # Anserini's defaults; README "Retrieval" (bm25s' own, 1.5 / 0.75, favoured short passages)
 _TF_FILES = ("ids", "tf_indptr", "tf_terms", "tf_counts")
 
 
