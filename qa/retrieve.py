@@ -159,7 +159,9 @@ def _best_window(
 ) -> tuple[int, int]:
     """The run of whole sentences in ``text[start:end]`` within ``limit`` that covers the most question weight.
 
-    Ties go to the run that shares most with ``prefer`` (the passage that ranked).
+    Among runs holding the same words, the one that mentions them most wins (IDF x log(1 + count)):
+    an article's opening names its subject again and again, a later stretch once. Then the run that
+    shares most with ``prefer`` (the passage that ranked).
     """
     spans = [(start + s, start + e) for s, e in split_sentences(text[start:end])]
     best: tuple[float, float, int, tuple[int, int]] = (-1.0, -1.0, -1, prefer)

@@ -62,6 +62,21 @@ def test_a_short_tail_does_not_outrank_the_passage_that_names_the_subject_twice(
     assert [pid for pid, _ in hits] == [1, 2]
 
 
+def test_an_index_saved_with_other_bm25_parameters_loads_with_the_current_ones(tmp_path, monkeypatch):
+    import qa.keyword as keyword
+
+    corpus = random_corpus(60, seed=3)
+    current = KeywordIndex.build(list(range(60)), corpus)
+    monkeypatch.setattr(keyword, "K1", 1.5)
+    monkeypatch.setattr(keyword, "B", 0.75)
+    KeywordIndex.build(list(range(60)), corpus).save(tmp_path / "old")
+    monkeypatch.undo()
+    loaded = KeywordIndex.load(tmp_path / "old")
+    for query in (["词0", "词5"], ["词17"]):
+        want, got = scores_of(current, query), scores_of(loaded, query)
+        assert want.keys() == got.keys() and all(abs(want[d] - got[d]) < 1e-5 for d in want), query
+
+
 def test_update_equals_rebuild_from_scratch(tmp_path):
     corpus = random_corpus(300, seed=1)
     ids = list(range(1000, 1300))
