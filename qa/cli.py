@@ -217,7 +217,11 @@ def info(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(details, ensure_ascii=False, indent=1))
     else:
         for key, value in details.items():
-            click.echo(f"{key}: {value}")
+            if isinstance(value, dict):  # the precision figures: one line per candidate
+                for name, figures in value.items():
+                    click.echo(f"{key}[{name}]: {json.dumps(figures, ensure_ascii=False)}")
+            else:
+                click.echo(f"{key}: {value}")
 
 
 @cli.command()

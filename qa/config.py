@@ -30,6 +30,7 @@ class Settings:
     # embedding model: "" means the bundled multilingual-e5-small
     model: str = ""  # QA_MODEL: local dir, Hugging Face id, or "" for the bundled model
     backend: str = "auto"  # QA_BACKEND: auto | torch | openvino
+    precision: str = "auto"  # QA_PRECISION: auto | f32 | bf16 | int8 (OpenVINO inference precision)
 
     # chunking (a change forces a full rebuild)
     chunk_size: int = 400  # QA_CHUNK_SIZE: target characters per passage
@@ -80,6 +81,8 @@ class Settings:
             raise UsageError(f"Top-k must be at least 1, not {self.top_k}.", "Use -k 1 or more.")
         if self.backend not in ("auto", "torch", "openvino"):
             raise UsageError(f"Unknown backend {self.backend!r}.", "Use auto, torch or openvino (QA_BACKEND).")
+        if self.precision not in ("auto", "f32", "bf16", "int8"):
+            raise UsageError(f"Unknown precision {self.precision!r}.", "Use auto, f32, bf16 or int8 (QA_PRECISION).")
         if self.max_file_mb < 0:
             raise UsageError(f"QA_MAX_FILE_MB cannot be negative ({self.max_file_mb}).", "Use 0 for no cap, or a size in MB.")
         if not 0 < self.port < 65536:
