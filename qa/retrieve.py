@@ -160,10 +160,12 @@ def _best_window(
 ) -> tuple[int, int]:
     """The run of whole sentences in ``text[start:end]`` within ``limit`` that covers the most question weight.
 
-    Ties go to the run that shares most with ``prefer`` (the passage that ranked).
+    Among runs holding the same words, the one that mentions them most wins (IDF x log(1 + count)):
+    an article's opening names its subject again and again, a later stretch once. Then the run that
+    shares most with ``prefer`` (the passage that ranked).
     """
     spans = [(start + s, start + e) for s, e in split_sentences(text[start:end])]
-    best: tuple[float, int, tuple[int, int]] = (-1.0, -1, prefer)
+    best: tuple[float, float, int, tuple[int, int]] = (-1.0, -1.0, -1, prefer)
     for i in range(len(spans)):
         j = i
         while j + 1 < len(spans) and spans[j + 1][1] - spans[i][0] <= limit:
@@ -173,10 +175,11 @@ def _best_window(
             continue
         lowered = text[lo:hi].lower()
         weight = sum(w for word, w in weights.items() if word in lowered)
+        mentions = sum(w * math.log1p(lowered.count(word)) for word, w in weights.items())
         shared = min(hi, prefer[1]) - max(lo, prefer[0])
-        if (weight, shared) > best[:2]:
-            best = (weight, shared, (lo, hi))
-    return best[2]
+        if (weight, mentions, shared) > best[:3]:
+            best = (weight, mentions, shared, (lo, hi))
+    return best[3]
 
 
 def _with_span(hit: Hit, start: int, end: int, ordinal: int | None = None) -> Hit:

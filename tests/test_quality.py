@@ -69,6 +69,6 @@ def test_cmrc_trial_in_another_domain(tmp_path_factory, eval_dir):
     report = bot.build([cmrc / "docs"])
     assert len(report.added) == 256 and not report.skipped
     figures = _evaluate(bot, read_rows(cmrc / "questions.jsonl"))
-    assert figures["hit@1"] >= 0.96 and figures["hit@5"] >= 0.99, figures
+    assert figures["hit@1"] >= 0.975 and figures["hit@5"] >= 0.99, figures
     assert figures["abstained_answerable"] <= 5, figures
     assert figures["citation_chars"]["p90"] <= 650 and figures["citation_chars"]["max"] <= 800, figures

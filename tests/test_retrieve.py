@@ -125,6 +125,16 @@ def test_a_citation_is_recentred_on_the_neighbour_that_holds_the_question():
     assert plain[0].passage.text == TEXT[0:12]  # without the question's words: the passage as ranked
 
 
+def test_a_recentred_citation_prefers_the_window_that_mentions_the_question_most():
+    # both windows hold 航路; the one reaching into the neighbour names it twice (an opening defines its subject)
+    text = "八九十。航路甲。乙丙丁。航路航。路航路。"
+    doc = Document(doc_id="d", path="/x/d.txt", title="标题", text=text, content_hash="h")
+    hits = [Hit(passage=Passage(doc_id="d", ordinal=o, text=text[s:e], start=s, end=e), document=doc, score=sc)
+            for o, (s, e, sc) in enumerate([(0, 12, 0.9), (8, 20, 0.8)])]
+    merged = retrieve.merge_overlaps(hits, join_limit=8, weights={"航路": 1.0})
+    assert merged[0].passage.text == text[4:16]  # of the two mentioning it twice: the one closer to the ranked passage
+
+
 def test_the_article_view_highlights_exactly_the_cited_span():
     from qa.render import render_article
 
