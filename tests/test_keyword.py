@@ -63,7 +63,7 @@ def test_a_short_tail_does_not_outrank_the_passage_that_names_the_subject_twice(
 
 
 def test_an_index_saved_with_other_bm25_parameters_loads_with_the_current_ones(tmp_path, monkeypatch):
-    import qa.keyword as keyword
+    import qa.index.keyword as keyword
 
     corpus = random_corpus(60, seed=3)
     current = KeywordIndex.build(list(range(60)), corpus)
