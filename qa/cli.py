@@ -17,6 +17,7 @@ import click
 from . import __version__
 from .config import Settings
 from .errors import QAError
+from .text import one_line, printable
 
 if TYPE_CHECKING:
     from .pipeline import Bot
@@ -31,7 +32,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except QAError as error:
-            click.echo(f"Error: {error}", err=True)
+            click.echo(f"Error: {one_line(str(error))}", err=True)
             ctx.exit(error.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted; the index is unchanged unless a build had finished.", err=True)
@@ -80,15 +81,27 @@ def _progress() -> Progress:
 @click.option("--add", "add_only", is_flag=True, help="Only add or update PATHS; remove nothing.")
 @click.option("--full", is_flag=True, help="Re-embed everything (e.g. after a damaged index).")
 @click.option("--chunk-size", type=int, help="Target passage length in characters [QA_CHUNK_SIZE; 400].")
+@click.option("--max-file-mb", type=int, help="Skip files larger than this, 0 for no cap [QA_MAX_FILE_MB; 20].")
+@click.option("--follow-links", is_flag=True, help="Also index symbolic links that point outside the folders.")
 @_milvus
 @click.pass_context
-def build(ctx: click.Context, paths: tuple[Path, ...], add_only: bool, full: bool, chunk_size: int | None) -> None:
+def build(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    add_only: bool,
+    full: bool,
+    chunk_size: int | None,
+    max_file_mb: int | None,
+    follow_links: bool,
+) -> None:
     """Index PATHS (files or folders; default: seeds/), embedding only what changed."""
-    settings = _settings(ctx, chunk_size=chunk_size)
+    settings = _settings(ctx, chunk_size=chunk_size, max_file_mb=max_file_mb)
     if add_only and not paths:
         raise click.UsageError("--add needs the files to add.")
     bot = _bot(settings)
-    report = bot.build(list(paths) or None, add_only=add_only, full=full, progress=_progress())
+    report = bot.build(
+        list(paths) or None, add_only=add_only, full=full, progress=_progress(), follow_links=follow_links
+    )
     click.echo(report.summary())
     click.echo(f"Model: {bot.encoder_name}", err=True)
 
@@ -113,13 +126,15 @@ def docs(ctx: click.Context, as_json: bool) -> None:
 
     infos = _bot(_settings(ctx)).documents()
     if as_json:
-        click.echo(json.dumps([asdict(i) for i in infos], ensure_ascii=False, indent=1))
+        from .clean import safe_url
+
+        rows = [{**asdict(i), "url": safe_url(i.url)} for i in infos]  # an older index may hold javascript: URLs
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
-    for info in infos:
-        click.echo(
-            f"{info.doc_id}  {info.date or '----------'}  {info.passages:>3}p  {info.title}  [{info.source or '?'}]"
-        )
-        click.echo(f"    {info.path}")
+    for info in infos:  # titles and paths come from files: nothing in them may drive the terminal
+        title, source = one_line(printable(info.title or "")), one_line(printable(info.source or "?"))
+        click.echo(f"{info.doc_id}  {info.date or '----------'}  {info.passages:>3}p  {title}  [{source}]")
+        click.echo(f"    {one_line(info.path)}")
 
 
 def _ensure_index(bot: Bot) -> None:
@@ -140,7 +155,7 @@ def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> 
     bot = _bot(_settings(ctx, top_k=top_k))
     _ensure_index(bot)
     questions = (line.strip() for line in sys.stdin) if question == "-" else iter([question])
-    for q in questions:
+    for q in map(printable, questions):  # escapes in a question are never echoed back
         if question == "-" and not q:
             continue
         try:
@@ -213,7 +228,11 @@ def info(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(details, ensure_ascii=False, indent=1))
     else:
         for key, value in details.items():
-            click.echo(f"{key}: {value}")
+            if isinstance(value, dict):  # the precision figures: one line per candidate
+                for name, figures in value.items():
+                    click.echo(f"{key}[{name}]: {json.dumps(figures, ensure_ascii=False)}")
+            else:
+                click.echo(f"{key}: {value}")
 
 
 @cli.command()

@@ -31,6 +31,7 @@ class Settings:
     # embedding model: "" means the bundled multilingual-e5-small
     model: str = ""  # QA_MODEL: local dir, Hugging Face id, or "" for the bundled model
     backend: str = "auto"  # QA_BACKEND: auto | torch | openvino
+    precision: str = "auto"  # QA_PRECISION: auto | f32 | bf16 | int8 (OpenVINO inference precision)
 
     # a served index instead of the folder (see qa/index/milvus.py); empty: the FAISS folder
     milvus_uri: str = ""  # QA_MILVUS_URI: http(s)://host:port of a Milvus server, or a local *.db file (Milvus Lite)
@@ -51,6 +52,9 @@ class Settings:
     port: int = 7860  # QA_PORT
     admin_password: str = ""  # QA_ADMIN_PASSWORD: empty disables upload/remove/rebuild
     max_upload_mb: int = 20  # QA_MAX_UPLOAD_MB
+
+    # ingestion
+    max_file_mb: int = 20  # QA_MAX_FILE_MB: larger files are skipped by `qa build` (0: no cap); see README
 
     @classmethod
     def load(cls, **overrides: Any) -> "Settings":
@@ -107,6 +111,12 @@ class Settings:
             raise UsageError(
                 f"QA_MILVUS_COLLECTION {self.milvus_collection!r} is not a valid Milvus collection name.",
                 "Use letters, digits and underscores, starting with a letter (at most 150 characters).",
+            )
+        if self.precision not in ("auto", "f32", "bf16", "int8"):
+            raise UsageError(f"Unknown precision {self.precision!r}.", "Use auto, f32, bf16 or int8 (QA_PRECISION).")
+        if self.max_file_mb < 0:
+            raise UsageError(
+                f"QA_MAX_FILE_MB cannot be negative ({self.max_file_mb}).", "Use 0 for no cap, or a size in MB."
             )
         if not 0 < self.port < 65536:
             raise UsageError(f"Port {self.port} is out of range.", "Use a port between 1 and 65535.")

@@ -18,12 +18,13 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import convert, resolve
+from . import convert, precision, resolve
 from .config import Settings
 from .errors import ModelError
 
@@ -34,13 +35,16 @@ class Encoder:
     """A loaded sentence-transformers model with the project's prompts and batching."""
 
     def __init__(self, model: Any, name: str, identity: str, location: str,
-                 notice: str | None = None, backend: str = "torch") -> None:
+                 notice: str | None = None, backend: str = "torch",
+                 decision: precision.Decision | None = None) -> None:
         self.model = model
         self.name = name
-        self.identity = identity
+        self.identity = identity  # never includes the precision: see qa/precision.py
         self.location = location
         self.notice = notice
         self.backend = backend
+        self.decision = decision  # the OpenVINO inference precision and why; None on torch
+        self.precision = decision.precision if decision else "f32"
         self.dim = int((getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension)())
         prompts = dict(getattr(model, "prompts", None) or {})
         self.query_prompt = "query" if "query" in prompts else None
@@ -88,7 +92,8 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-_LOADED: dict[tuple[str, str], Any] = {}  # (identity, backend) -> model: load once per process
+_LOADED: dict[tuple[str, str, str], Any] = {}  # (identity, backend, precision setting) -> model: once per process
+_DECISIONS: dict[tuple[str, str, str], precision.Decision] = {}  # same key -> the precision it runs at
 
 
 def _choose_backend(setting: str) -> str:
@@ -101,13 +106,17 @@ def _choose_backend(setting: str) -> str:
 
 
 def _load_st(path: Path, identity: str, backend: str = "torch", cache_dir: Path | None = None,
-             progress: Callable[[str], None] | None = None, explicit: bool = False) -> tuple[Any, str]:
+             progress: Callable[[str], None] | None = None, explicit: bool = False,
+             precision_setting: str = "auto") -> tuple[Any, str]:
     """SentenceTransformer from a local directory, and the backend actually running it.
 
-    With ``openvino`` the network runs in OpenVINO; if that cannot be set up
-    the torch model answers (with one line on stderr when it was asked for).
+    With ``openvino`` the network runs in OpenVINO at the precision chosen
+    for this CPU (``_DECISIONS``); if that cannot be set up the torch model
+    answers (with one line on stderr when it was asked for). A precision
+    that was asked for explicitly and cannot run (int8 without nncf) is an
+    error, not a silent fallback.
     """
-    key = (identity, backend)
+    key = (identity, backend, precision_setting if backend == "openvino" else "f32")
     if key not in _LOADED:
         from sentence_transformers import SentenceTransformer
 
@@ -115,11 +124,13 @@ def _load_st(path: Path, identity: str, backend: str = "torch", cache_dir: Path 
         model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         if backend == "openvino":
             try:
-                _use_openvino(model, identity, Path(cache_dir or "."), progress)
+                _DECISIONS[key] = _use_openvino(model, identity, Path(cache_dir or "."), progress, precision_setting)
+            except ModelError:
+                raise
             except Exception as exc:  # noqa: BLE001 - not installed, export unsupported for this architecture...
                 if explicit:
                     _note(f"the OpenVINO backend could not be used ({type(exc).__name__}); torch answers instead.")
-                _LOADED[(identity, "torch")] = model
+                _LOADED[(identity, "torch", "f32")] = model
                 return model, "torch"
         _LOADED[key] = model
     return _LOADED[key], backend
@@ -174,11 +185,56 @@ def _ir_dir(identity: str, cache_dir: Path, ov_version: str, torch_version: str)
     return Path(cache_dir) / "openvino" / tag
 
 
-def _use_openvino(model: Any, identity: str, cache_dir: Path, progress: Callable[[str], None] | None = None) -> None:
-    """Swap the transformer inside ``model`` for an OpenVINO-compiled copy.
+_OV_TYPE = {"f32": "f32", "bf16": "bf16", "int8": "f32", "int8-static": "f32"}  # int8: int8 weights in the IR
 
-    sentence-transformers still tokenises, adds prompts, pools and
-    normalises; only the forward pass of the network moves to OpenVINO.
+
+def _ov_config(precision_name: str, threads: int, streams: int = 0) -> dict:
+    """Compile properties for a precision. f32 is asked for explicitly: on a CPU with native
+    bf16 OpenVINO would otherwise pick bf16 on its own, unmeasured."""
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": _OV_TYPE[precision_name]}
+    if streams:
+        config.update(PERFORMANCE_HINT="THROUGHPUT" if streams > 1 else "LATENCY", NUM_STREAMS=streams)
+    else:
+        config["PERFORMANCE_HINT"] = "LATENCY"
+    if precision_name == "int8":  # int8 weights pay only with the activations quantised on the fly too
+        config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = 32
+    return config
+
+
+def _variant_xml(xml: Path, precision_name: str, calibration: list[np.ndarray] | None = None) -> Path:
+    """The IR a precision runs: f32 and bf16 run the export itself; int8 variants are quantised
+    from it by NNCF once and cached beside it (``int8``: weights only; ``int8-static``: weights
+    and activations, calibrated on ``calibration`` - measured by the benchmarks, never adopted)."""
+    if not precision_name.startswith("int8"):
+        return xml
+    target = xml.parent / precision_name
+    if (target / "model.xml").is_file():
+        return target / "model.xml"
+    try:
+        import nncf
+    except ImportError:
+        raise ModelError("QA_PRECISION=int8 needs the nncf package, which qa does not install.",
+                         'Install it (pip install nncf "torch==2.13.0") or set QA_PRECISION=auto.') from None
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml))
+    if precision_name == "int8":
+        model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
+    else:
+        data = nncf.Dataset(calibration or [], lambda ids: (ids, np.ones_like(ids)))
+        model = nncf.quantize(model, data, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration or []))
+    tmp = Path(tempfile.mkdtemp(prefix=".quantise-", dir=xml.parent))
+    try:
+        ov.save_model(model, str(tmp / "model.xml"))
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target / "model.xml"
+
+
+def _forward_module(config: Any, compiled: Any, streams: int) -> Any:
+    """The torch module that stands in for the transformer: its forward pass runs in OpenVINO.
+
     A batch is run as one unpadded text per infer request, one request per
     core in parallel: measured faster than one padded batch spread over the
     cores (benchmarks/encoder_speed.py). ``QA_OV_STREAMS=1`` gives the
@@ -187,18 +243,8 @@ def _use_openvino(model: Any, identity: str, cache_dir: Path, progress: Callable
     import openvino as ov
     import torch
 
-    module = model[0]
-    xml = _openvino_ir(module.auto_model, module.tokenizer, identity, cache_dir, progress)
-    threads = torch.get_num_threads()
-    streams = max(1, int(os.environ.get("QA_OV_STREAMS", threads)))
-    compiled = ov.Core().compile_model(xml, "CPU", {
-        "PERFORMANCE_HINT": "THROUGHPUT" if streams > 1 else "LATENCY", "NUM_STREAMS": streams,
-        "INFERENCE_NUM_THREADS": threads,
-        "INFERENCE_PRECISION_HINT": "f32",  # bf16 on newer CPUs would cost fidelity
-    })
-
     class OpenVINOForward(torch.nn.Module):
-        def __init__(self, config: Any) -> None:
+        def __init__(self) -> None:
             super().__init__()
             self.config = config
             self.queue = ov.AsyncInferQueue(compiled, streams)
@@ -222,7 +268,121 @@ def _use_openvino(model: Any, identity: str, cache_dir: Path, progress: Callable
                 self.queue.wait_all()
             return {"last_hidden_state": torch.from_numpy(hidden)}
 
-    module.model = OpenVINOForward(module.auto_model.config)
+    return OpenVINOForward()
+
+
+def _use_openvino(model: Any, identity: str, cache_dir: Path, progress: Callable[[str], None] | None = None,
+                  precision_setting: str = "auto") -> precision.Decision:
+    """Swap the transformer inside ``model`` for an OpenVINO-compiled copy, at the precision
+    chosen for this CPU (measured once per CPU and model, see ``qa.precision``).
+
+    sentence-transformers still tokenises, adds prompts, pools and
+    normalises; only the forward pass of the network moves to OpenVINO.
+    """
+    import openvino as ov
+    import torch
+
+    module = model[0]
+    xml = _openvino_ir(module.auto_model, module.tokenizer, identity, cache_dir, progress)
+    threads = torch.get_num_threads()
+    streams = max(1, int(os.environ.get("QA_OV_STREAMS", threads)))
+    say = progress or _note
+
+    def measure(candidates: list[str]) -> dict:
+        say(f"measuring {', '.join(candidates)} against f32 once for this CPU (about half a minute)")
+        return measure_precisions(model, xml, candidates, threads, streams)
+
+    decision = precision.choose(precision_setting, precision.read_cpu(), cache_dir, identity, ov.get_version(), measure)
+    if decision.how == "measured":
+        say(f"inference precision: {decision.summary()}")
+    compiled = ov.Core().compile_model(str(_variant_xml(xml, decision.precision)), "CPU",
+                                       _ov_config(decision.precision, threads, streams))
+    module.model = _forward_module(module.auto_model.config, compiled, streams)
+    return decision
+
+
+def measure_precisions(model: Any, xml: Path, candidates: list[str], threads: int, streams: int,
+                       rounds: int = precision.ROUNDS) -> dict:
+    """Figures for ``precision.pick``: each candidate against f32 on the shipped probe set.
+
+    Fidelity: every probe passage (passage prompt) and question (query
+    prompt) through the real encoding path, cosine with f32, deterministic.
+    Speed: ``rounds`` timing rounds; in each round every precision encodes
+    the same passages back to back, the order reversed every other round,
+    so drift and other work on the machine hit all alike, and the median of
+    the per-round ratios decides. The first round is the fidelity pass over
+    all passages, the others use every fourth passage, to keep the one-time
+    cost short. When the rounds disagree about the threshold (a busy
+    machine), as many rounds again are run, once. The model's own forward
+    module is put back afterwards.
+    """
+    import openvino as ov
+
+    probe = precision.probe()
+    module = model[0]
+    prompts = dict(getattr(model, "prompts", None) or {})
+    p_prompt = next((p for p in ("passage", "document") if prompts.get(p)), None)
+    q_prompt = "query" if "query" in prompts else None
+    passages, queries, timing = probe["passages"], probe["queries"], probe["passages"][::4]
+
+    def encode(texts: list[str], prompt: str | None) -> np.ndarray:
+        return np.asarray(model.encode(texts, prompt_name=prompt, batch_size=BATCH, normalize_embeddings=True,
+                                       convert_to_numpy=True, show_progress_bar=False), np.float32)
+
+    original, core = module.model, ov.Core()
+    runs: dict[str, Any] = {}
+    figures: dict[str, dict] = {}
+    try:
+        for name in ["f32", *candidates]:
+            try:
+                calibration = None
+                if name == "int8-static":
+                    calibration = [np.asarray([module.tokenizer(f"{prompts.get(p_prompt, '')}{t}")["input_ids"]],
+                                              np.int64) for t in passages]
+                compiled = core.compile_model(str(_variant_xml(xml, name, calibration)), "CPU",
+                                              _ov_config(name, threads, streams))
+                runs[name] = _forward_module(module.auto_model.config, compiled, streams)
+            except Exception as exc:  # a candidate that cannot run is reported, not adopted
+                if name == "f32":
+                    raise
+                figures[name] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+        vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        for name, forward in runs.items():
+            module.model = forward
+            encode(passages[:2], p_prompt)  # warm-up: the first requests allocate
+            started = time.perf_counter()
+            passage_vectors = encode(passages, p_prompt)
+            seconds[name].append((time.perf_counter() - started) * len(timing) / len(passages))  # per round's texts
+            vectors[name] = (passage_vectors, encode(queries, q_prompt))
+        names = list(runs)
+
+        def timing_rounds(first: int, last: int) -> None:
+            for r in range(first, last):
+                for name in (names[::-1] if r % 2 else names):
+                    module.model = runs[name]
+                    started = time.perf_counter()
+                    encode(timing, p_prompt)
+                    seconds[name].append(time.perf_counter() - started)
+
+        timing_rounds(1, rounds)
+        if any(precision.inconclusive(seconds["f32"], seconds[n]) for n in names[1:]):
+            timing_rounds(rounds, 2 * rounds)  # once: a split verdict under load gets twice the rounds
+    finally:
+        module.model = original
+    ref_p, ref_q = vectors["f32"]
+    rate = lambda s: round(len(timing) / float(np.median(s)), 2)  # noqa: E731
+    for name in names[1:]:
+        cos_p, cos_q = (vectors[name][0] * ref_p).sum(1), (vectors[name][1] * ref_q).sum(1)
+        figures[name] = {"cos_passages_min": round(float(cos_p.min()), 6),
+                         "cos_passages_mean": round(float(cos_p.mean()), 6),
+                         "cos_queries_min": round(float(cos_q.min()), 6),
+                         "cos_queries_mean": round(float(cos_q.mean()), 6),
+                         **precision.speedup(seconds["f32"], seconds[name]),
+                         "passages_per_s": rate(seconds[name]), "f32_passages_per_s": rate(seconds["f32"]),
+                         "probe": f"{len(passages)} passages, {len(queries)} queries; timed: all of them, "
+                                  f"then {len(seconds['f32']) - 1} rounds of {len(timing)} passages"}
+    return figures
 
 
 class QueryEncoder:
@@ -240,8 +400,10 @@ class QueryEncoder:
     notice = None
 
     def __init__(self, compiled: Any, tokenizer: Any, prompt: str, name: str, identity: str,
-                 location: str, dim: int) -> None:
+                 location: str, dim: int, decision: precision.Decision | None = None) -> None:
         self.request = compiled.create_infer_request()
+        self.decision = decision
+        self.precision = decision.precision if decision else "f32"
         self.tokenizer, self.prompt = tokenizer, prompt
         self.name, self.identity, self.location, self.dim = name, identity, location, dim
         self.lock = threading.Lock()  # one infer request, shared by the web chat's threads
@@ -261,8 +423,10 @@ def load_query_encoder(settings: Settings) -> QueryEncoder | None:
     """The light query path when it applies, else None (then use ``load_encoder``).
 
     It applies to the bundled model on the OpenVINO backend once a full
-    load has exported it; anything missing or unexpected means None, never
-    an error, because the full encoder is always a correct fallback.
+    load has exported it and, under ``QA_PRECISION=auto``, stored this CPU's
+    precision decision (questions and passages run at the same precision);
+    anything missing or unexpected means None, never an error, because the
+    full encoder is always a correct fallback.
     """
     if settings.model or _choose_backend(settings.backend) != "openvino":
         return None
@@ -279,6 +443,11 @@ def load_query_encoder(settings: Settings) -> QueryEncoder | None:
         xml = _ir_dir(identity, settings.cache_dir, ov.get_version(), importlib.metadata.version("torch")) / "model.xml"
         if not xml.is_file():
             return None
+        decision = precision.choose(settings.precision, precision.read_cpu(), settings.cache_dir, identity,
+                                    ov.get_version(), measure=None)
+        if decision.how == "not measured yet":
+            return None  # the full load measures once and stores the decision
+        variant = _variant_xml(xml, decision.precision)
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         limit = json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"]
         tokenizer.enable_truncation(max_length=int(limit))
@@ -287,11 +456,9 @@ def load_query_encoder(settings: Settings) -> QueryEncoder | None:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(xml.parent / "compiled")})  # reuse the compiled blob next start
-        compiled = core.compile_model(str(xml), "CPU", {
-            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
-        })
+        compiled = core.compile_model(str(variant), "CPU", _ov_config(decision.precision, threads))
         dim = int(json.loads((path / "config.json").read_text())["hidden_size"])
-        return QueryEncoder(compiled, tokenizer, prompt, convert.MODEL_NAME, identity, str(path), dim)
+        return QueryEncoder(compiled, tokenizer, prompt, convert.MODEL_NAME, identity, str(path), dim, decision)
     except Exception:  # noqa: BLE001 - any surprise: the full encoder answers instead
         return None
 
@@ -310,12 +477,13 @@ def load_encoder(settings: Settings, progress: Callable[[str], None] | None = No
     notice = None
     backend = _choose_backend(settings.backend)
     opts: dict[str, Any] = {"cache_dir": settings.cache_dir, "progress": progress,
-                            "explicit": settings.backend == "openvino"}
+                            "explicit": settings.backend == "openvino", "precision_setting": settings.precision}
     if settings.model:
         try:
             path, name, identity = resolve.resolve(settings.model)
             model, used = _load_st(path, identity, backend, **opts)
-            return Encoder(model, name, identity, str(path), None, used)
+            decision = _DECISIONS.get((identity, used, settings.precision))
+            return Encoder(model, name, identity, str(path), None, used, decision)
         except Exception as exc:  # noqa: BLE001 - bad directory, broken download, incompatible model...
             reason = (
                 exc.message
@@ -327,10 +495,13 @@ def load_encoder(settings: Settings, progress: Callable[[str], None] | None = No
     path, identity = _bundled(settings, progress)
     try:
         model, used = _load_st(path, identity, backend, **opts)
+    except ModelError:
+        raise
     except Exception as exc:  # noqa: BLE001 - whatever broke, the user gets one line and the fix
         raise ModelError(f"The converted model in {path} could not be loaded ({type(exc).__name__}).",
                          "Delete that folder and run: qa model install") from None
-    return Encoder(model, convert.MODEL_NAME, identity, str(path), notice, used)
+    return Encoder(model, convert.MODEL_NAME, identity, str(path), notice, used,
+                   _DECISIONS.get((identity, used, settings.precision)))
 
 
 def model_info(settings: Settings) -> dict:
@@ -357,6 +528,11 @@ def model_info(settings: Settings) -> dict:
                         kind="local directory" if resolve.is_local(settings.model) else "Hugging Face cache",
                         location=str(path.resolve()), installed=True, made="used as found",
                         dim=_dim_of(path))
+            try:
+                identity = resolve.resolve(settings.model)[2]  # found locally above: no network
+            except Exception:  # noqa: BLE001 - no identity: the precision shown is the generic one
+                identity = None
+            info.update(_precision_info(settings, identity))
             return info
         info["notice"] = (f"{settings.model} is not available locally; a build will try the hub once "
                           f"and otherwise use the bundled {convert.MODEL_NAME}.")
@@ -369,7 +545,32 @@ def model_info(settings: Settings) -> dict:
               f"{prov['weights']}, conversion v{prov['conversion_version']}, prompts {prov['prompts']}")
         if prov else "not converted yet: run `qa model install` (or the first build does it)",
     )
+    info.update(_precision_info(settings, (prov or {}).get("identity")))
     return info
+
+
+def _precision_info(settings: Settings, identity: str | None) -> dict:
+    """The inference precision, the figures behind it and the CPU features seen, from the stored
+    decision: ``qa model info`` never measures (the first model load does, once)."""
+    cpu = precision.read_cpu()
+    out: dict[str, Any] = {"cpu": cpu.describe()}
+    if _choose_backend(settings.backend) != "openvino":
+        out["precision"] = f"f32 (the torch backend runs f32; QA_PRECISION={settings.precision} applies to OpenVINO)"
+        return out
+    try:
+        import openvino as ov
+
+        runtime = ov.get_version()
+    except ImportError:
+        runtime = "?"
+    decision = precision.choose(settings.precision, cpu, settings.cache_dir, identity or "?", runtime, measure=None)
+    out["precision"] = decision.summary()
+    if decision.figures:
+        out["precision_figures"] = decision.figures
+    if decision.how == "stored":
+        found = precision.candidates(cpu)[0]
+        out["precision_file"] = str(precision.decision_path(settings.cache_dir, cpu, identity or "?", runtime, found))
+    return out
 
 
 def _dim_of(path: Path) -> int | None:

@@ -52,6 +52,10 @@ class IndexBusy(QAError):
     """Another build holds the index lock."""
 
 
+class IndexWriteError(QAError):
+    """The disk failed while a build wrote or switched to its snapshot; the message says which index is live."""
+
+
 class MissingDependency(QAError):
     """An optional library is not installed."""
 

@@ -5,11 +5,16 @@ question the collection cannot answer. A hit is a returned passage that
 contains the answer text and, when the row names a ``doc``, comes from the
 file of that name. The same definition scores the lead (the sentences shown
 first): it must contain the answer text.
+
+Citation length is reported because a citation is only checkable while it is
+a passage, not an article (median, 90th percentile and maximum characters
+over every citation shown, answerable or not).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable
@@ -46,7 +51,9 @@ def score(rows: Iterable[dict], results: Iterable[dict]) -> dict:
     """Metrics from rows and the ``qa ask --json`` objects answering them."""
     per_kind: dict[str, list[dict]] = defaultdict(list)
     answerable, unanswerable, misses = [], [], []
+    lengths: list[int] = []
     for row, result in zip(rows, results, strict=True):
+        lengths.extend(len(c["text"]) for c in result["citations"])
         if row.get("answer") is None:
             unanswerable.append(result["abstained"])
             per_kind[row.get("kind") or "unanswerable"].append({"abstained": result["abstained"]})
@@ -75,6 +82,7 @@ def score(rows: Iterable[dict], results: Iterable[dict]) -> dict:
         "abstained_answerable": abstained_wrongly,
         "abstention_precision": _ratio(abstained_rightly, abstained_rightly + abstained_wrongly),
         "abstention_recall": _ratio(abstained_rightly, len(unanswerable)),
+        "citation_chars": _spread(lengths),
         "kinds": {
             kind: {"n": len(items), **_means([i for i in items if "hit1" in i])} for kind, items in per_kind.items()
         },
@@ -95,6 +103,18 @@ def _means(items: list[dict]) -> dict:
     }
 
 
+def _spread(values: list[int]) -> dict:
+    """Median, 90th percentile (nearest rank) and maximum."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(share: float) -> int:
+        return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+    return {"n": len(ordered), "median": at(0.5), "p90": at(0.9), "max": ordered[-1]}
+
+
 def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 3) if b else None
 
@@ -108,6 +128,10 @@ def format_report(report: dict, label: str = "") -> str:
             f" (precision {report['abstention_precision']}, recall {report['abstention_recall']});"
             f" answerable abstained {report['abstained_answerable']}"
         )
+    spread = report.get("citation_chars")
+    if spread:
+        lines.append(f"citations {spread['n']}: length median {spread['median']}  p90 {spread['p90']}"
+                     f"  max {spread['max']} characters")
     for kind, figures in sorted(report["kinds"].items()):
         extra = "  ".join(f"{k} {v}" for k, v in figures.items() if k != "n")
         lines.append(f"  {kind:<13} n={figures['n']:<4} {extra}")

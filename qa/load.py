@@ -5,17 +5,23 @@ Why this module exists: the rest of the pipeline only ever sees ``RawText``
 format is one reader here and nothing elsewhere. Text encodings are detected,
 not assumed, because Chinese articles still arrive as GBK/GB18030 and Big5.
 A file that cannot be read is *skipped with a reason*, never fatal: one bad
-upload must not stop a whole collection from loading.
+upload must not stop a whole collection from loading. That holds for any
+failure inside a reader (python-docx, lxml, pypdf, BeautifulSoup, charset
+detection, ``MemoryError``, ``RecursionError``), and the costly cases are
+refused before any work starts: files over the size cap, and .docx archives
+whose parts would inflate past ``DOCX_MAX_INFLATED`` (zip bombs).
 """
 
 from __future__ import annotations
 
+import codecs
+import functools
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from .errors import LoadError
-from .text import CJK
+from .text import CJK, one_line
 from .types import RawText, Skipped
 
 SUPPORTED: frozenset[str] = frozenset({".txt", ".md", ".html", ".htm", ".docx", ".pdf"})
@@ -37,23 +43,55 @@ _HTML_DATE_META = (
 )  # fmt: skip
 _TITLE_SEPARATORS = re.compile(r"\s+[-|–—_]\s+|\s*[|｜_]\s*")
 
-def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
+# Zip-bomb limits for .docx, checked on the archive's directory before anything is inflated.
+# zipfile never inflates a part past the size its directory declares (and then fails its CRC
+# check), so these sums bound what python-docx can unpack.
+DOCX_MAX_INFLATED = 100 * 2**20  # all parts together; a 300-page text-only report is ~5 MB of XML
+DOCX_MAX_RATIO = 100  # a part over 1 MB that inflates more than this is a bomb (Word's XML: 5-15x)
+DOCX_MAX_PARTS = 5000
+# Real pages nest a few dozen elements deep; a page nested deeper than this is refused, which also
+# bounds the per-element work of the furniture rules.
+HTML_MAX_DEPTH = 1000
+# A text that is valid UTF-8 except for at most 1 byte in 100 of its non-ASCII bytes loads as UTF-8
+# with those bytes replaced by U+FFFD. More than that means another encoding (GBK, Big5: nearly
+# every non-ASCII byte is invalid UTF-8 there) or binary data, and the other decoders decide.
+UTF8_MAX_INVALID_SHARE = 0.01
+_ASCII = bytes(range(0x80))
+
+
+def discover(paths: Iterable[Path], follow_links: bool = False) -> tuple[list[Path], list[Skipped]]:
     """Expand files and folders (recursively) into the supported files, sorted.
 
     Hidden files and folders (name starting with '.') inside a folder are
     ignored silently; anything else that cannot be loaded is reported.
+    A symbolic link inside a folder is indexed as its target when the target
+    lies in the same folder (so it is not indexed twice); a link that leaves
+    the folder is skipped with a message unless ``follow_links``, and then it
+    is indexed under the link's own path, so deleting the link removes it.
+    Links to folders are never descended into (``rglob`` does not follow them).
     """
     found: dict[Path, None] = {}
     skipped: list[Skipped] = []
     for given in paths:
         path = Path(given).expanduser()
         if path.is_dir():
+            root = path.resolve()
             for child in sorted(path.rglob("*")):
                 rel = child.relative_to(path)
-                if any(part.startswith(".") for part in rel.parts) or not child.is_file():
+                if any(part.startswith(".") for part in rel.parts):
+                    continue
+                if child.is_symlink():
+                    file, why = _link(child, root, follow_links)
+                    if why:
+                        skipped.append(Skipped(str(child), why))
+                    if file is None:
+                        continue
+                elif child.is_file():
+                    file = child.resolve()
+                else:
                     continue
                 if child.suffix.lower() in SUPPORTED:
-                    found.setdefault(child.resolve(), None)
+                    found.setdefault(file, None)
                 else:
                     skipped.append(Skipped(str(child), _unsupported(child)))
         elif path.is_file():
@@ -66,24 +104,58 @@ def discover(paths: Iterable[Path]) -> tuple[list[Path], list[Skipped]]:
     return sorted(found), skipped
 
 
-def read(path: Path) -> RawText:
-    """Read one supported file; raise ``LoadError`` saying why it cannot be used."""
+def _link(link: Path, root: Path, follow: bool) -> tuple[Path | None, str | None]:
+    """Where a symbolic link inside ``root`` should be read from, or why it is skipped.
+
+    Returns (file to index or None, reason to report or None).
+    """
+    try:
+        target = link.resolve(strict=True)
+    except (OSError, RuntimeError):  # missing target, or a loop of links
+        return None, "a symbolic link whose target does not exist"
+    inside = target == root or root in target.parents
+    if target.is_dir():
+        return None, None if inside else "a link to a folder outside the indexed folder (folder links are not followed)"
+    if not target.is_file():
+        return None, "a link to something that is not a regular file"
+    if inside:
+        return target, None  # the target itself is (or will be) found in the folder: index it once
+    if not follow:
+        shown = one_line(str(target))
+        return None, f"a link to a file outside the indexed folder ({shown}); use --follow-links to index it"
+    return link.parent.resolve() / link.name, None
+
+
+def read(path: Path, max_bytes: int | None = None) -> RawText:
+    """Read one supported file; raise ``LoadError`` saying why it cannot be used.
+
+    ``max_bytes`` (None: no cap) is checked before the file is read.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
+    name = one_line(path.name)
     if suffix not in SUPPORTED:
-        raise LoadError(f"{path.name}: {_unsupported(path)}.", "Convert it to one of the supported formats.")
+        raise LoadError(f"{name}: {_unsupported(path)}.", "Convert it to one of the supported formats.")
     try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        if max_bytes and size > max_bytes:
+            raise LoadError(_over_cap(name, size, max_bytes))
+        with path.open("rb") as handle:  # read at most one byte past the cap: the file may have grown
+            data = handle.read(max_bytes + 1) if max_bytes else handle.read()
     except OSError as error:
-        raise LoadError(
-            f"{path.name}: cannot be read ({error.strerror or error}).", "Check the file's permissions."
-        ) from None
+        why = one_line(error.strerror or str(error))
+        raise LoadError(f"{name}: cannot be read ({why}).", "Check the file's permissions.") from None
+    if max_bytes and len(data) > max_bytes:
+        raise LoadError(_over_cap(name, len(data), max_bytes))
     if not data.strip():
-        raise LoadError(f"{path.name}: the file is empty.", "Add text to it or remove it from the collection.")
+        raise LoadError(f"{name}: the file is empty.", "Add text to it or remove it from the collection.")
     if suffix == ".txt":
-        raw = RawText(str(path), decode_bytes(data, path.name))
+        text, replaced = decode_text(data, name)
+        raw = RawText(str(path), text, replaced=replaced)
     elif suffix == ".md":
-        raw = _read_markdown(decode_bytes(data, path.name), path)
+        text, replaced = decode_text(data, name)
+        raw = _read_markdown(text, path)
+        raw.replaced = replaced
     elif suffix in (".html", ".htm"):
         raw = _read_html(data, path)
     elif suffix == ".docx":
@@ -91,18 +163,39 @@ def read(path: Path) -> RawText:
     else:
         raw = _read_pdf(data, path)
     if not raw.text.strip():
-        raise LoadError(
-            f"{path.name}: no text could be extracted.", "Check that the file contains text, not only images."
-        )
+        raise LoadError(f"{name}: no text could be extracted.", "Check that the file contains text, not only images.")
     return raw
+
+
+def _over_cap(name: str, size: int, cap: int) -> str:
+    return (
+        f"{name}: {size / 2**20:.1f} MB is over the {cap / 2**20:g} MB cap for one file; "
+        "split it, or raise QA_MAX_FILE_MB (0 removes the cap)."
+    )
+
+
+def describe(error: BaseException) -> str:
+    """A library exception in one short line: its type, and its message's first 160 characters."""
+    message = one_line(str(error).strip())
+    if len(message) > 160:
+        message = message[:160] + "…"
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 # ---------------------------------------------------------------- encodings
 
 
 def decode_bytes(data: bytes, name: str = "file", declared: str | None = None) -> str:
-    """Decode text bytes: BOMs, then strict UTF-8, then the most plausible of the candidates.
+    """Decode text bytes (see :func:`decode_text`), without the count of replaced bytes."""
+    return decode_text(data, name, declared)[0]
 
+
+def decode_text(data: bytes, name: str = "file", declared: str | None = None) -> tuple[str, int]:
+    """Decode text bytes: BOMs, then UTF-8, then the most plausible of the candidates.
+
+    Returns the text and how many undecodable bytes were replaced by U+FFFD
+    (only UTF-8 with a few stray bytes is repaired so, see
+    ``UTF8_MAX_INVALID_SHARE``: one damaged byte must not cost a whole article).
     Detectors guess wrong on short Chinese texts (Big5 and GBK byte ranges
     overlap), so every candidate that decodes cleanly is scored by how much of
     the result is common Chinese/Latin text, and the best one wins.
@@ -110,7 +203,7 @@ def decode_bytes(data: bytes, name: str = "file", declared: str | None = None) -
     for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
         if data.startswith(bom):
             try:
-                return _normalise_newlines(data.decode(encoding))
+                return _normalise_newlines(data.decode(encoding)), 0
             except UnicodeDecodeError:
                 break
     if b"\x00" in data:
@@ -121,13 +214,16 @@ def decode_bytes(data: bytes, name: str = "file", declared: str | None = None) -
         try:
             text = data.decode(declared)
             if _plausibility(text) > 0.9:
-                return _normalise_newlines(text)  # the page says so and it reads well
+                return _normalise_newlines(text), 0  # the page says so and it reads well
         except (UnicodeDecodeError, LookupError):
             pass
     try:
-        return _normalise_newlines(data.decode("utf-8"))
+        return _normalise_newlines(data.decode("utf-8")), 0
     except UnicodeDecodeError:
         pass
+    repaired = _mostly_utf8(data)
+    if repaired is not None:
+        return _normalise_newlines(repaired[0]), repaired[1]
     candidates = ["gb18030", "big5"]
     try:
         from charset_normalizer import from_bytes
@@ -149,7 +245,23 @@ def decode_bytes(data: bytes, name: str = "file", declared: str | None = None) -
             f"{name}: the text encoding could not be recognised (or the file is not text).",
             "Save it as UTF-8 and add it again.",
         )
-    return _normalise_newlines(best)
+    return _normalise_newlines(best), 0
+
+
+def _mostly_utf8(data: bytes) -> tuple[str, int] | None:
+    """UTF-8 with its few invalid bytes replaced, and their count; None when too many are invalid."""
+    allowed = int(len(data.translate(None, _ASCII)) * UTF8_MAX_INVALID_SHARE)
+    view, parts, position, invalid = memoryview(data), [], 0, 0
+    while True:
+        try:
+            parts.append(codecs.utf_8_decode(view[position:], "strict", True)[0])
+            return "".join(parts), invalid
+        except UnicodeDecodeError as error:
+            invalid += error.end - error.start
+            if invalid > allowed:
+                return None
+            parts.append(codecs.utf_8_decode(view[position : position + error.start], "strict", True)[0] + "\ufffd")
+            position += error.end
 
 
 def _plausibility(text: str) -> float:
@@ -231,7 +343,7 @@ def _read_html(data: bytes, path: Path) -> RawText:
 
     head = data[:4096].decode("ascii", "ignore")
     match = re.search(r"""charset\s*=\s*["']?([\w-]+)""", head, re.I)
-    text = decode_bytes(data, path.name, declared=match.group(1).lower() if match else None)
+    text, replaced = decode_text(data, one_line(path.name), declared=match.group(1).lower() if match else None)
     soup = BeautifulSoup(text, "lxml")
     title = _html_title(soup)
     url = _meta(soup, "og:url")
@@ -242,27 +354,108 @@ def _read_html(data: bytes, path: Path) -> RawText:
     date = next((value for name in _HTML_DATE_META if (value := _meta(soup, name))), None)
     if date is None and (time := soup.find("time", datetime=True)):
         date = str(time["datetime"])
+    depth = _measure(soup)[2]
+    if depth > HTML_MAX_DEPTH:
+        raise LoadError(
+            f"{one_line(path.name)}: elements are nested {depth} deep (at most {HTML_MAX_DEPTH}); not a readable page."
+        )
     for tag in soup.find_all(_HTML_DROP):
+        if _decomposed(tag):
+            continue  # inside one dropped already
         if not (tag.name == "header" and tag.find_parent("article")):  # an article's own header holds its title
             tag.decompose()
-    total = len((soup.body or soup).get_text()) or 1
+    sizes, headed, _ = _measure(soup)  # again: the drops above changed the tree
+    total = sizes.get(id(soup.body or soup), 0) or 1
     for tag in soup.find_all(True):
-        if tag.decomposed or tag.attrs is None or tag.name in ("body", "html", "main", "article"):
+        if _decomposed(tag) or tag.attrs is None or tag.name in ("body", "html", "main", "article"):
             continue
         names: str | list[str] = tag.get("class") or []
         classes = " ".join(names if isinstance(names, list) else [names]) + " " + str(tag.get("id", ""))
         if tag.get("role") in _HTML_DROP_ROLES or _HTML_DROP_CLASS.search(classes):
-            if tag.find(("article", "h1")) is None and len(tag.get_text()) < 0.4 * total:
+            if not headed[id(tag)] and sizes[id(tag)] < 0.4 * total:
                 tag.decompose()  # a "nav-wrapper" around the whole page is not navigation
     articles = soup.find_all("article")
     body = max(articles, key=lambda a: len(a.get_text())) if articles else soup.find("main") or soup.body or soup
-    for br in body.find_all("br"):
-        br.replace_with("\n")
-    for tag in body.find_all(_HTML_BLOCKS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    lines = (re.sub(r"[ \t\r\f]+", " ", line).strip() for line in body.get_text().split("\n"))
-    return RawText(str(path), "\n\n".join(line for line in lines if line), title=title, url=url, date=date)
+    lines = (re.sub(r"[ \t\r\f]+", " ", line).strip() for line in _block_text(body).split("\n"))
+    text = "\n\n".join(line for line in lines if line)
+    return RawText(str(path), text, title=title, url=url, date=date, replaced=replaced)
+
+
+def _text_nodes(node) -> bool:
+    """The strings ``get_text()`` would include (no comments, doctypes or processing instructions)."""
+    text, other = _string_types()
+    return isinstance(node, text) and not isinstance(node, other)
+
+
+@functools.cache
+def _string_types() -> tuple[type, type]:
+    from bs4 import NavigableString
+    from bs4.element import PreformattedString
+
+    return NavigableString, PreformattedString
+
+
+def _measure(soup) -> tuple[dict[int, int], dict[int, bool], int]:
+    """In one pass: each tag's text length, whether it holds an <article> or <h1>, and the deepest nesting.
+
+    Computed once, bottom-up, because asking each tag (``get_text()``,
+    ``find()``) costs its whole subtree: quadratic on a deeply nested page,
+    hours for a few megabytes. No recursion, so no recursion limit either.
+    """
+    from bs4 import Tag
+
+    sizes: dict[int, int] = {}
+    headed: dict[int, bool] = {}
+    deepest = 0
+    stack: list[tuple[Any, int, bool]] = [(soup, 0, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if not isinstance(node, Tag):
+            continue
+        if done:
+            children = [c for c in node.contents if isinstance(c, Tag)]
+            own = sum(len(str(c)) for c in node.contents if _text_nodes(c))
+            sizes[id(node)] = own + sum(sizes[id(c)] for c in children)
+            headed[id(node)] = any(c.name in ("article", "h1") or headed[id(c)] for c in children)
+            continue
+        deepest = max(deepest, depth)
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in node.contents)
+    return sizes, headed, deepest
+
+
+def _block_text(root) -> str:
+    """The text under ``root`` with a line break around every block element and at each <br>.
+
+    One pass with an explicit stack rather than inserting "\n" strings into
+    the tree: bs4's ``insert_after`` walks to the end of the tag's subtree
+    each time, which is quadratic on deeply nested pages.
+    """
+    from bs4 import Tag
+
+    out: list[str] = []
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            out.append("\n")
+        elif isinstance(node, Tag):
+            if node.name == "br":
+                out.append("\n")
+                continue
+            if node.name in _HTML_BLOCKS and node is not root:
+                out.append("\n")
+                stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node.contents))
+        elif _text_nodes(node):
+            out.append(str(node))
+    return "".join(out)
+
+
+def _decomposed(tag) -> bool:
+    """``tag.decomposed`` without its cost: on a live tag bs4 looks the flag up as a child tag
+    (``find("_decomposed")``), a search of the whole subtree, quadratic on deeply nested pages."""
+    return bool(vars(tag).get("_decomposed"))
 
 
 def _html_title(soup) -> str | None:
@@ -292,19 +485,42 @@ def _read_docx(data: bytes, path: Path) -> RawText:
 
     import docx
 
+    name = one_line(path.name)
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            _check_inflated_size(archive.infolist(), name)
         document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as error:
-        raise LoadError(
-            f"{path.name}: not a readable .docx file ({error}).", "Re-save it from Word as .docx."
-        ) from None
-    lines = [p.text.strip() for p in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            lines.append(" ".join(dict.fromkeys(cell.text.strip() for cell in row.cells if cell.text.strip())))
-    title = _useful_title(document.core_properties.title)
+        lines = [p.text.strip() for p in document.paragraphs]
+        for table in document.tables:
+            for row in table.rows:
+                lines.append(" ".join(dict.fromkeys(cell.text.strip() for cell in row.cells if cell.text.strip())))
+        title = _useful_title(document.core_properties.title)
+    except (LoadError, MemoryError, RecursionError):
+        raise
+    except Exception as error:  # noqa: BLE001 - zipfile, python-docx and lxml raise many types for damaged files
+        why = describe(error)
+        raise LoadError(f"{name}: not a readable .docx file ({why}).", "Re-save it from Word as .docx.") from None
     # core_properties.created is when the file was made, not when the article appeared: not a date hint
     return RawText(str(path), "\n\n".join(line for line in lines if line), title=title)
+
+
+def _check_inflated_size(parts: list, name: str) -> None:
+    """Refuse a zip bomb from the archive's directory alone, before python-docx inflates anything."""
+    if len(parts) > DOCX_MAX_PARTS:
+        raise LoadError(f"{name}: the .docx holds {len(parts)} parts (at most {DOCX_MAX_PARTS}); not a Word file.")
+    total = sum(part.file_size for part in parts)
+    if total > DOCX_MAX_INFLATED:
+        raise LoadError(
+            f"{name}: the .docx would unpack to {total / 2**20:.0f} MB (at most {DOCX_MAX_INFLATED // 2**20} MB); "
+            "a damaged file or a zip bomb."
+        )
+    for part in parts:
+        if part.file_size > 2**20 and part.file_size > DOCX_MAX_RATIO * max(part.compress_size, 1):
+            ratio = part.file_size // max(part.compress_size, 1)
+            raise LoadError(
+                f"{name}: part {one_line(part.filename)[:60]} would inflate {ratio}x "
+                f"(at most {DOCX_MAX_RATIO}x); a zip bomb, not a Word document."
+            )
 
 
 def _read_pdf(data: bytes, path: Path) -> RawText:
@@ -318,15 +534,16 @@ def _read_pdf(data: bytes, path: Path) -> RawText:
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
-            raise LoadError(f"{path.name}: the PDF is password-protected.", "Save an unprotected copy and add that.")
+            name = one_line(path.name)
+            raise LoadError(f"{name}: the PDF is password-protected.", "Save an unprotected copy and add that.")
         pages = [page.extract_text() or "" for page in reader.pages]
         title = reader.metadata.title if reader.metadata else None
-    except LoadError:
+    except (LoadError, MemoryError, RecursionError):
         raise
     except Exception as error:  # noqa: BLE001 - pypdf raises many types for damaged files
-        raise LoadError(
-            f"{path.name}: not a readable PDF ({type(error).__name__}).", "Re-export the PDF and add it again."
-        ) from None
+        name = one_line(path.name)
+        why = type(error).__name__
+        raise LoadError(f"{name}: not a readable PDF ({why}).", "Re-export the PDF and add it again.") from None
     text = "\n\n".join(page.strip() for page in pages if page.strip())
     return RawText(str(path), text, title=_useful_title(title))
 

@@ -20,14 +20,19 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import answer, chunk, clean, load, retrieve, text
+from . import answer, chunk, clean, load, question, retrieve, text
 from .config import Settings
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, LoadError, UsageError
 from .followup import interpret
 from .index import IndexBackend, IndexReader, IndexWriter, connect
-from .types import Answer, DocInfo, Document, Encoder, Passage, PassageEncoder, Progress, Skipped
+from .types import Answer, DocInfo, Document, Encoder, Notice, Passage, PassageEncoder, Progress, Skipped
 
 MAX_QUESTION_CHARS = 500  # longer questions are cut here: the model reads ~512 tokens at most
+CUT_NOTICE = "问题超过 {limit} 个字符，只按前 {limit} 个字符检索。"
+# Passages encoded between two cache commits: a killed build loses at most one batch (about 15 s of encoding on
+# 2 cores), and the commit after it costs about 1 ms, under 0.1 % of that (benchmarks/cache_commit.py). 64 is also
+# the group encode_passages forms itself, so batching here changes none of its forward passes.
+EMBED_BATCH = 64
 
 
 @dataclass
@@ -39,6 +44,7 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)  # files that loaded with a caveat
     full_rebuild_reason: str | None = None
     embedded: int = 0  # passages actually run through the encoder (cache misses)
     passages: int = 0  # passages in the index after the build
@@ -52,8 +58,10 @@ class BuildReport:
             f"{len(self.unchanged)} unchanged; {self.embedded} passages embedded; "
             f"{self.passages} passages in the index."
         )
+        for notice in self.notices:
+            lines.append(f"Loaded {text.one_line(notice.path)}: {text.one_line(notice.message)}")
         for skip in self.skipped:
-            lines.append(f"Skipped {skip.path}: {skip.reason}")
+            lines.append(f"Skipped {text.one_line(skip.path)}: {text.one_line(skip.reason)}")
         return "\n".join(lines)
 
 
@@ -66,6 +74,7 @@ class Candidates:
     index: IndexReader
     dense: list[tuple[int, float]]
     keyword: list[tuple[int, float]]
+    cut: bool = False  # the question was longer than MAX_QUESTION_CHARS and was cut
 
 
 def index_text(doc: Document, passage: Passage) -> str:
@@ -75,16 +84,57 @@ def index_text(doc: Document, passage: Passage) -> str:
     return f"{doc.title}\n{passage.text}"
 
 
-def load_documents(paths: Iterable[Path]) -> tuple[list[Document], list[Skipped]]:
-    """Discover, read and clean; a bad file is skipped with a reason, the rest load."""
-    files, skipped = load.discover(paths)
-    documents: list[Document] = []
+@dataclass
+class Loaded:
+    """What one scan of the given paths found, read and cleaned."""
+
+    documents: list[Document]
+    skipped: list[Skipped]
+    notices: list[Notice]
+    files: list[Path]  # every supported file discovered, loaded or not: what the folders hold now
+
+
+def load_collection(paths: Iterable[Path], max_file_mb: int = 0, follow_links: bool = False) -> Loaded:
+    """Discover, read and clean every file; whatever goes wrong with one file skips that file only.
+
+    ``max_file_mb`` caps each file's size (0: no cap). A reason is always one
+    line (names and library messages are escaped), because the CLI prints
+    one ``Skipped <file>: <reason>`` line per file.
+    """
+    files, skipped = load.discover(paths, follow_links)
+    loaded = Loaded([], skipped, [], files)
+    max_bytes = max_file_mb * 2**20 if max_file_mb else None
     for file in files:
         try:
-            documents.append(clean.to_document(load.read(file)))
+            raw = load.read(file, max_bytes)
+            loaded.documents.append(clean.to_document(raw))
         except LoadError as error:
-            skipped.append(Skipped(str(file), error.message))
-    return documents, skipped
+            skipped.append(Skipped(str(file), text.one_line(error.message)))
+            continue
+        except MemoryError:
+            skipped.append(Skipped(str(file), "too large to read in the memory available"))
+            continue
+        except RecursionError:
+            skipped.append(Skipped(str(file), "nested too deeply to read"))
+            continue
+        except Exception as error:  # noqa: BLE001 - a reader library failed on this file; the others still load
+            skipped.append(Skipped(str(file), f"could not be read ({load.describe(error)})"))
+            continue
+        if raw.replaced:
+            loaded.notices.append(Notice(str(file), f"{raw.replaced} undecodable byte(s) replaced by \ufffd"))
+    return loaded
+
+
+def load_documents(paths: Iterable[Path]) -> tuple[list[Document], list[Skipped]]:
+    """Discover, read and clean; a bad file is skipped with a reason, the rest load."""
+    loaded = load_collection(paths)
+    return loaded.documents, loaded.skipped
+
+
+def indexed_texts(paths: Iterable[Path], settings: Settings) -> list[str]:
+    """Every passage of the documents under ``paths`` as the encoder and BM25 see it (``index_text``)."""
+    docs, _ = load_documents(paths)
+    return [t for _, _, texts in Indexer(settings).plan(docs) for t in texts]
 
 
 class Encoders:
@@ -180,7 +230,7 @@ class Asker:
         times retrieval apart from encoding); it must be the vector of the
         interpreted query.
         """
-        question = (question or "").strip()
+        question = text.printable(question or "").strip()  # no control codes reach the answer or its echo
         if not question:
             raise UsageError(
                 "The question is empty.", "Type a question in Chinese, e.g. 蒙阴交警大队的党建品牌叫什么？"
@@ -203,7 +253,7 @@ class Asker:
         text.prepare(self.settings.cache_dir)
         dense = index.search_dense(qvec, retrieve.CANDIDATES)
         keyword = index.search_keyword(text.tokenize(query), retrieve.CANDIDATES)
-        return Candidates(question, query, index, dense, keyword)
+        return Candidates(question, query, index, dense, keyword, cut=len(question) > MAX_QUESTION_CHARS)
 
     def answer(
         self,
@@ -225,13 +275,22 @@ class Asker:
             fused = retrieve.fuse_rrf(ranked_dense, ranked_keyword)
         else:
             fused = retrieve.fuse_weighted(ranked_dense, ranked_keyword, weight)
-        hits = retrieve.rank(fused, dense, keyword, index.passages, k)
         words = text.keywords(found.query)
         weights = retrieve.idf_weights(words, index.doc_freq, index.passage_count())
+        hits = retrieve.rank(fused, dense, keyword, index.passages, k, self.settings.chunk_max, weights)
         cover = retrieve.coverage(words, weights, [index_text(h.document, h.passage) for h in hits[:3]])
         top_dense = retrieve.best_dense(dense)
-        abstained = retrieve.decide(cover, top_dense) or not hits
-        lead = [] if abstained else answer.lead(found.query, hits, weights)
+        asked = question.analyse(found.query)
+        articles = {h.document.doc_id: f"{h.document.title}\n{h.document.text}" for h in hits}
+        missing = retrieve.missing_names(asked.places, index.doc_freq, list(articles.values()))
+        evidenced = answer.has_evidence(asked, found.query, hits, weights)
+        abstained = (
+            not hits
+            or not text.tokenize(found.query)  # emoji, punctuation, symbols: nothing to search for
+            or retrieve.decide(cover, top_dense, missing=len(missing), evidenced=evidenced)
+        )
+        lead = [] if abstained else answer.lead(found.query, hits, weights, asked)
+        notices = [CUT_NOTICE.format(limit=MAX_QUESTION_CHARS)] if found.cut else []
         return Answer(
             question=found.question,
             query=found.query,
@@ -239,7 +298,13 @@ class Asker:
             hits=hits,
             lead=lead,
             encoder=self.query_encoder.name,
-            signals={"coverage": None if cover is None else round(cover, 3), "dense": round(top_dense, 3)},
+            signals={
+                "coverage": None if cover is None else round(cover, 3),
+                "dense": round(top_dense, 3),
+                "evidence": 1.0 if evidenced else 0.0,
+                "missing_names": float(len(missing)),
+            },
+            notices=notices,
         )
 
 
@@ -271,20 +336,23 @@ class Indexer:
         add_only: bool = False,
         full: bool = False,
         progress: Progress | None = None,
+        follow_links: bool = False,
     ) -> BuildReport:
         """Bring the index up to date with ``paths`` (default: the seeds folder).
 
         New and changed documents (by content hash) are embedded; documents
         whose files under ``paths`` are gone are removed unless ``add_only``;
         documents indexed from elsewhere (other folders, uploads) are kept.
+        ``follow_links`` indexes symbolic links that point outside the folders.
         """
         roots = [Path(p) for p in (paths or [self.settings.seeds_dir])]
         for root in roots:
             if not root.exists():
                 raise UsageError(f"{root} does not exist.", "Give a file or folder of articles to index.")
         text.prepare(self.settings.cache_dir)
-        docs, skipped = load_documents(roots)
-        report = BuildReport(skipped=list(skipped))
+        scan = load_collection(roots, self.settings.max_file_mb, follow_links)
+        docs = scan.documents
+        report = BuildReport(skipped=list(scan.skipped), notices=list(scan.notices))
         wanted = self.manifest()
         old, reason, shown = self._old_index(wanted, full)
         with self.backend.writer(fresh=reason is not None, previous=old) as writer:
@@ -302,7 +370,7 @@ class Indexer:
                 (report.updated if doc.doc_id in existing else report.added).append(doc.doc_id)
                 todo.append(doc)
             if not add_only:
-                for doc_id in self._vanished(writer, existing, loaded, roots):
+                for doc_id in self._vanished(writer, existing, loaded, roots, scan.files):
                     writer.remove_document(doc_id)
                     report.removed.append(doc_id)
             report.embedded = self._add(writer, todo, progress)
@@ -344,9 +412,18 @@ class Indexer:
         return old, None, False
 
     @staticmethod
-    def _vanished(writer: IndexWriter, existing: dict[str, str], loaded: set[str], roots: Sequence[Path]) -> list[str]:
-        """Indexed documents under the scanned roots whose files no longer exist."""
+    def _vanished(
+        writer: IndexWriter, existing: dict[str, str], loaded: set[str], roots: Sequence[Path], found: Sequence[Path]
+    ) -> list[str]:
+        """Indexed documents under the scanned roots whose files this scan no longer found.
+
+        "Found" is what discovery listed, not what exists on disk: a symbolic
+        link that was deleted, or that now points outside the folder, is no
+        longer found even though its target still exists. A file that is still
+        there but failed to load keeps its previous version.
+        """
         resolved = [r.resolve() for r in roots]
+        present = {str(path) for path in found}
         gone = []
         for doc_id in existing:
             if doc_id in loaded:
@@ -356,7 +433,7 @@ class Indexer:
                 continue
             path = Path(where)
             inside = any(path == r or r in path.parents for r in resolved)
-            if inside and not path.exists():
+            if inside and str(path) not in present:
                 gone.append(doc_id)
         return gone
 
@@ -373,16 +450,7 @@ class Indexer:
         """Chunk, tokenise and embed ``docs`` (through the cache), then add them."""
         plans = self.plan(docs)
         all_texts = [t for _, _, texts in plans for t in texts]
-        identity = self.encoder.identity
-        with self.backend.vector_cache() as cache:
-            cached = cache.get(identity, all_texts)
-            missing = [i for i, v in enumerate(cached) if v is None]
-            if missing:
-                report = (lambda done: progress("embed", done, len(missing))) if progress else None
-                fresh = self.encoder.encode_passages([all_texts[i] for i in missing], progress=report)
-                cache.put(identity, [all_texts[i] for i in missing], fresh)
-                for i, vector in zip(missing, fresh, strict=True):
-                    cached[i] = vector
+        cached, embedded = self._embed(all_texts, progress)
         offset = 0
         for done, (doc, passages, texts) in enumerate(plans, start=1):  # add_document replaces an existing doc_id
             vectors = np.asarray(cached[offset : offset + len(texts)], dtype=np.float32).reshape(-1, self.encoder.dim)
@@ -390,7 +458,30 @@ class Indexer:
             writer.add_document(doc, passages, vectors, [text.tokenize(t) for t in texts])
             if progress is not None:
                 progress("index", done, len(plans))
-        return len(missing)
+        return embedded
+
+    def _embed(self, texts: list[str], progress: Progress | None) -> tuple[list[np.ndarray], int]:
+        """One vector per text, and how many texts were encoded: from the cache, else encoded and cached batch
+        by batch.
+
+        Each batch is committed to the cache as soon as it is encoded, so a
+        build killed after N passages (even by SIGKILL) finds them there when
+        it is run again and encodes only the rest. Identical texts are encoded
+        once; texts go to the encoder longest first, as ``encode_passages``
+        would order them itself, so batching adds no padding.
+        """
+        identity = self.encoder.identity
+        with self.backend.vector_cache() as cache:
+            found = cache.get(identity, texts)
+            todo = sorted({t for t, v in zip(texts, found, strict=True) if v is None}, key=lambda t: (-len(t), t))
+            vectors = {t: v for t, v in zip(texts, found, strict=True) if v is not None}
+            for start in range(0, len(todo), EMBED_BATCH):
+                batch = todo[start : start + EMBED_BATCH]
+                report = (lambda done, s=start: progress("embed", s + done, len(todo))) if progress else None
+                fresh = self.encoder.encode_passages(batch, progress=report)
+                cache.put(identity, batch, fresh)
+                vectors.update(zip(batch, fresh, strict=True))
+        return [vectors[t] for t in texts], len(todo)
 
 
 class Bot:
@@ -416,6 +507,10 @@ class Bot:
     @property
     def encoder(self) -> PassageEncoder:
         return self.indexer.encoder
+
+    @property
+    def query_encoder(self) -> Encoder:
+        return self.asker.query_encoder
 
     @property
     def encoder_name(self) -> str:
@@ -453,6 +548,7 @@ def answer_to_json(result: Answer) -> dict[str, Any]:
         "question": result.question,
         "query": result.query,
         "abstained": result.abstained,
+        "notices": list(result.notices),
         "signals": result.signals,
         "encoder": result.encoder,
         "lead": [asdict(s) for s in result.lead],
@@ -463,7 +559,7 @@ def answer_to_json(result: Answer) -> dict[str, Any]:
                 "title": h.document.title,
                 "source": h.document.source,
                 "date": h.document.date,
-                "url": h.document.url,
+                "url": clean.safe_url(h.document.url),  # an older index may hold a javascript: URL
                 "path": h.document.path,
                 "heading": h.passage.heading,
                 "text": h.passage.text,

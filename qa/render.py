@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote, unquote
 
+from .clean import safe_url
 from .render_text import position_label
+from .text import one_line, printable
 from .types import Answer, Document, Hit
 
 CITE_PREFIX = "#qa-cite:"  # href of a citation link; the page script turns a click into "open article"
@@ -27,8 +29,13 @@ EXAMPLE_CHARS = 26  # longest subject named in an example question
 
 
 def esc(text: str) -> str:
-    """Escape text for HTML and keep line breaks visible without raw newlines."""
-    return html.escape(text, quote=True).replace("\r\n", "\n").replace("\n", "<br>")
+    """Escape text for HTML and keep line breaks visible without raw newlines.
+
+    Control characters and bidi overrides are removed too (``printable``): they
+    are invisible in a browser but can reorder what a reader sees, and an
+    index built before ingestion stripped them may still hold some.
+    """
+    return html.escape(printable(text), quote=True).replace("\n", "<br>")
 
 
 def _spans(text: str, words: Sequence[str]) -> list[tuple[int, int]]:
@@ -131,6 +138,7 @@ def render_answer(answer: Answer, words: Sequence[str]) -> str:
     parts = ['<div class="qa-reply">']
     if answer.query and answer.query != answer.question:
         parts.append(f'<div class="qa-query">按“{esc(answer.query)}”检索</div>')
+    parts.extend(f'<div class="qa-notice">{esc(notice)}</div>' for notice in answer.notices)
     if answer.abstained or not ranked:
         parts.append('<p class="qa-none">文档库中没有找到能回答这个问题的内容。</p>')
         if ranked:
@@ -169,8 +177,8 @@ def render_article(doc: Document, start: int, end: int, words: Sequence[str]) ->
     header = (
         f'<div class="qa-art-title">{esc(doc.title)}</div><div class="qa-meta">{" · ".join(esc(m) for m in meta)}</div>'
     )
-    if doc.url:
-        header += f'<div class="qa-meta qa-url">{esc(doc.url)}</div>'
+    if url := safe_url(doc.url):  # an index from before ingestion checked URLs may hold javascript: ones
+        header += f'<div class="qa-meta qa-url">{esc(url)}</div>'
     return f'<div class="qa-article"><div class="qa-art-head">{header}</div><div class="qa-art-body">{body}</div></div>'
 
 
@@ -251,7 +259,7 @@ def report_text(report: Any, titles: dict[str, str]) -> str:
     total = getattr(report, "passages", None)
     lines.append(f"本次嵌入 {report.embedded} 段" + (f"；索引共 {total} 段。" if total else "。"))
     for skip in report.skipped:
-        lines.append(f"跳过 {Path(skip.path).name}：{skip.reason}")
+        lines.append(f"跳过 {one_line(Path(skip.path).name)}：{one_line(skip.reason)}")
     return "\n".join(lines)
 
 

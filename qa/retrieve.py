@@ -1,4 +1,4 @@
-"""Hybrid retrieval: BM25 and dense candidates fused, overlaps merged, abstention decided.
+"""Hybrid retrieval: BM25 and dense candidates fused, overlaps trimmed, abstention decided.
 
 Fusion is a weighted sum of per-query normalised scores (each list divided by
 its own best score), which ``qa eval --fusion`` measures against reciprocal
@@ -14,7 +14,12 @@ sit around 0.8–0.9 for answerable and unanswerable questions alike:
 
 The bot abstains when coverage is below ``MIN_COVERAGE``, or when coverage is
 below ``WEAK_COVERAGE`` *and* the dense score is below ``MIN_DENSE``. Raising
-any of the three makes the bot stricter (it abstains more often).
+any of the three makes the bot stricter (it abstains more often). Two more
+signals come from the question's meaning (``pipeline.Bot.answer``): a place
+or organisation it names that the collection never mentions
+(``missing_names``), and a count, exact date or contact detail asked for that
+no top passage holds near the question's words (``answer.has_evidence``);
+either one abstains.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import re
 from dataclasses import replace
 from typing import Callable, Sequence
 
+from .chunk import split_sentences
 from .text import CJK_RANGES
 from .types import Document, Hit, Passage
 
@@ -39,6 +45,7 @@ _CJK_WORD = re.compile(f"[{CJK_RANGES}]+")
 
 DENSE_WEIGHT = 0.5  # share of the dense score in the fused score
 CANDIDATES = 50  # candidates taken from each retriever before fusion
+MAX_PER_DOC: int | None = None  # passages one article may hold in the top k (None: no cap)
 
 
 def fuse_weighted(
@@ -75,41 +82,133 @@ def fuse_rrf(
     return fused
 
 
-def merge_overlaps(hits: Sequence[Hit]) -> list[Hit]:
-    """Merge hits from one document whose spans overlap.
+def merge_overlaps(
+    hits: Sequence[Hit],
+    per_doc: int | None = None,
+    join_limit: int | None = None,
+    weights: dict[str, float] | None = None,
+) -> list[Hit]:
+    """Show each stretch of an article once, as passages a reader can check.
 
-    Passages share a sentence of overlap, so two neighbouring hits would show
-    that sentence twice. A merged hit spans all the passages it joins (a
-    later hit can bridge two earlier ones), keeps the place and score of the
-    best, and stays a true slice of the cleaned article.
+    Neighbouring passages share a sentence (the chunk overlap), so two hits
+    side by side would show it twice. Joining them, as this once did, grew
+    transitively into article-long "citations" (2,000+ characters that the
+    viewer highlighted whole). Instead a hit keeps its own span minus what a
+    better hit of the same article already shows: the shared sentence is
+    trimmed from the weaker one, and a hit with nothing left is dropped. So
+    no citation is longer than its passage, and each remains a true slice of
+    the cleaned article. ``per_doc`` caps how many passages one article may
+    contribute (None: no cap); README "Retrieval" gives the measurement.
+
+    Two neighbours are shown as one passage only while the union stays
+    within ``join_limit`` plus the shared part. When it would not, and the
+    question's word ``weights`` are given, the better hit is re-centred on
+    the window of whole sentences (at most ``join_limit`` characters) of the
+    two that holds the most of the question: an answer often sits just past
+    the edge of the passage that ranked first.
     """
-    merged: list[Hit] = []
+    kept: list[Hit] = []
+    per: dict[str, int] = {}
     for hit in hits:  # best first
-        touching = [i for i, kept in enumerate(merged) if _overlap(kept.passage, hit.passage)]
-        if not touching:
-            merged.append(hit)
+        doc_id = hit.passage.doc_id
+        if join_limit is not None and _join_into(kept, hit, join_limit, weights):
             continue
-        joined = merged[touching[0]]
-        for i in touching[1:]:
-            joined = _join(joined, merged[i])
-        merged[touching[0]] = _join(joined, hit)
-        for i in reversed(touching[1:]):
-            del merged[i]
-    return merged
+        if per_doc is not None and per.get(doc_id, 0) >= per_doc:
+            continue
+        span: tuple[int, int] | None = (hit.passage.start, hit.passage.end)
+        for other in kept:
+            if span is not None and other.passage.doc_id == doc_id:
+                span = _subtract(span, (other.passage.start, other.passage.end))
+        if span is not None:
+            span = _strip(hit.document.text, span)
+        trimmed = span != (hit.passage.start, hit.passage.end)
+        if span is None or (trimmed and span[1] - span[0] < MIN_CITATION):
+            continue  # a whole passage is kept however short (a short article is one)
+        if span != (hit.passage.start, hit.passage.end):
+            hit = _with_span(hit, *span)
+        kept.append(hit)
+        per[doc_id] = per.get(doc_id, 0) + 1
+    return kept
 
 
-def _overlap(a: Passage, b: Passage) -> bool:
-    return a.doc_id == b.doc_id and b.start < a.end and a.start < b.end
+def _join_into(kept: list[Hit], hit: Hit, limit: int, weights: dict[str, float] | None = None) -> bool:
+    """Join ``hit`` into the one kept hit it overlaps when the union stays within ``limit`` plus the shared part.
+
+    Otherwise (False) the kept hit may be re-centred (see ``merge_overlaps``) and ``hit`` is trimmed by the caller.
+    """
+    p = hit.passage
+    touching = [i for i, k in enumerate(kept) if k.passage.doc_id == p.doc_id and
+                p.start < k.passage.end and k.passage.start < p.end]
+    if len(touching) != 1:
+        return False
+    other = kept[touching[0]].passage
+    start, end = min(p.start, other.start), max(p.end, other.end)
+    shared = min(p.end, other.end) - max(p.start, other.start)
+    if end - start > limit + shared:
+        if weights:
+            text = kept[touching[0]].document.text
+            window = _best_window(text, start, end, limit + shared, weights, (other.start, other.end))
+            if window != (other.start, other.end):
+                kept[touching[0]] = _with_span(kept[touching[0]], *window)
+        return False
+    kept[touching[0]] = _with_span(kept[touching[0]], start, end, ordinal=min(p.ordinal, other.ordinal))
+    return True
 
 
-def _join(kept: Hit, other: Hit) -> Hit:
-    a, b = kept.passage, other.passage
-    start, end = min(a.start, b.start), max(a.end, b.end)
-    first = a if a.start <= b.start else b
-    passage = replace(
-        first, start=start, end=end, text=kept.document.text[start:end], ordinal=min(a.ordinal, b.ordinal)
-    )
-    return replace(kept, passage=passage, score=max(kept.score, other.score))
+def _best_window(
+    text: str, start: int, end: int, limit: int, weights: dict[str, float], prefer: tuple[int, int]
+) -> tuple[int, int]:
+    """The run of whole sentences in ``text[start:end]`` within ``limit`` that covers the most question weight.
+
+    Among runs holding the same words, the one that mentions them most wins (IDF x log(1 + count)):
+    an article's opening names its subject again and again, a later stretch once. Then the run that
+    shares most with ``prefer`` (the passage that ranked).
+    """
+    spans = [(start + s, start + e) for s, e in split_sentences(text[start:end])]
+    best: tuple[float, float, int, tuple[int, int]] = (-1.0, -1.0, -1, prefer)
+    for i in range(len(spans)):
+        j = i
+        while j + 1 < len(spans) and spans[j + 1][1] - spans[i][0] <= limit:
+            j += 1
+        lo, hi = spans[i][0], spans[j][1]
+        if hi - lo > limit and j > i:
+            continue
+        lowered = text[lo:hi].lower()
+        weight = sum(w for word, w in weights.items() if word in lowered)
+        mentions = sum(w * math.log1p(lowered.count(word)) for word, w in weights.items())
+        shared = min(hi, prefer[1]) - max(lo, prefer[0])
+        if (weight, mentions, shared) > best[:3]:
+            best = (weight, mentions, shared, (lo, hi))
+    return best[3]
+
+
+def _with_span(hit: Hit, start: int, end: int, ordinal: int | None = None) -> Hit:
+    passage = replace(hit.passage, start=start, end=end, text=hit.document.text[start:end])
+    if ordinal is not None:
+        passage = replace(passage, ordinal=ordinal)
+    return replace(hit, passage=passage)
+
+
+MIN_CITATION = 30  # characters; a trimmed remainder shorter than this is no passage worth citing
+
+
+def _subtract(span: tuple[int, int], taken: tuple[int, int]) -> tuple[int, int] | None:
+    """``span`` without the part ``taken`` covers; the longer side when ``taken`` sits inside it."""
+    (start, end), (t_start, t_end) = span, taken
+    if t_end <= start or end <= t_start:
+        return span
+    left, right = (start, max(start, t_start)), (min(end, t_end), end)
+    best = max(left, right, key=lambda s: s[1] - s[0])
+    return best if best[1] > best[0] else None
+
+
+def _strip(text: str, span: tuple[int, int]) -> tuple[int, int] | None:
+    start, end = span
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None
 
 
 def idf_weights(words: Sequence[str], doc_freq: Callable[[str], int], total: int) -> dict[str, float]:
@@ -141,17 +240,36 @@ def _found(word: str, text: str) -> float:
     return sum(pair in text for pair in pairs) / len(pairs)
 
 
-def decide(cover: float | None, dense: float) -> bool:
+def decide(cover: float | None, dense: float, missing: int = 0, evidenced: bool = True) -> bool:
     """True when the bot should abstain (see the module docstring).
 
     A question with no content words (什么是…？ with an unknown term cut to
     pieces) has no coverage; the dense score alone decides then.
     """
+    if not evidenced:
+        return True
     if cover is None:
         return dense < MIN_DENSE
     if cover < MIN_COVERAGE:
         return True
+    if missing and cover < 1.0:  # a place or body the collection never names (unless its pieces all are)
+        return True
     return cover < WEAK_COVERAGE and dense < MIN_DENSE
+
+
+def missing_names(names: Sequence[str], doc_freq: Callable[[str], int], articles: Sequence[str]) -> list[str]:
+    """The places and organisations of the question that the collection never mentions.
+
+    Absent means: no indexed word is the name or its first two characters
+    (the proper part of 北京市公安局, 上海市浦东新区), and no article among the
+    top hits contains it. The second test catches names jieba cuts into
+    pieces (乍都节公园); retrieval would have ranked an article naming them.
+    """
+    joined = "\n".join(articles)
+    return [
+        n for n in names
+        if doc_freq(n.lower()) == 0 and (len(n) <= 2 or doc_freq(n[:2].lower()) == 0) and n not in joined
+    ]
 
 
 def rank(
@@ -160,8 +278,10 @@ def rank(
     keyword: Sequence[tuple[int, float]],
     lookup: Callable[[Sequence[int]], list[tuple[Passage, Document]]],
     k: int,
+    join_limit: int | None = None,
+    weights: dict[str, float] | None = None,
 ) -> list[Hit]:
-    """Turn fused scores into merged, de-duplicated hits, best first."""
+    """Turn fused scores into de-duplicated passage hits, best first."""
     dense_of = dict(dense)
     keyword_of = dict(keyword)
     order = sorted(fused, key=lambda pid: -fused[pid])[: max(k * 3, k + 5)]
@@ -170,7 +290,7 @@ def rank(
         Hit(passage=p, document=d, score=float(fused[pid]), dense=dense_of.get(pid), keyword=keyword_of.get(pid))
         for pid, (p, d) in zip(order, rows, strict=True)
     ]
-    return merge_overlaps(hits)[:k]
+    return merge_overlaps(hits, MAX_PER_DOC, join_limit, weights)[:k]
 
 
 def best_dense(dense: Sequence[tuple[int, float]]) -> float:

@@ -183,3 +183,53 @@ def predicate(question: str) -> str:
             return question[owner_end if owner_end > 0 else position :]
         position += len(pair.word)
     return ""
+
+
+# ---------------------------------------------------------------- safe output
+
+# Terminal escape sequences, removed whole so no "[31m" debris is left: CSI (ESC [ … final byte, or the
+# 8-bit C1 form U+009B), OSC/DCS/PM/APC strings up to BEL or ST (or the line's end, so an unterminated one
+# cannot swallow an article), and two-character ESC sequences.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x9d\x9e\x9f])[^\x07\x1b\x9c\n]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+# C0 and C1 controls and DEL (tab and newline are layout), plus the bidirectional overrides and
+# isolates, which reorder what a terminal or browser shows ("Trojan Source").
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+# one_line: what must not reach a one-line message raw (line breaks, escapes, bidi controls)
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal escapes and control characters; line breaks become ``\\n``.
+
+    Why everywhere: article text, titles and questions reach terminals
+    (``qa ask``, ``qa docs``) and browsers; an escape sequence in a title
+    could rewrite the screen or a window title, a bidi override could make a
+    passage read differently from what is stored.
+    """
+    if not text:
+        return text
+    return _CONTROLS.sub("", _BREAKS.sub("\n", _ESCAPES.sub("", text)))
+
+
+def one_line(text: str) -> str:
+    """``text`` made safe for a one-line message: every control character is shown escaped.
+
+    For file names and error reasons: escaped rather than removed, so that a
+    name with a newline or an escape code in it can still be found on disk
+    (``bad\\nname.txt``), and the message stays one line.
+    """
+
+    def show(match: re.Match) -> str:
+        char = match.group()
+        if char in _NAMED:
+            return _NAMED[char]
+        return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+    return _ONE_LINE.sub(show, str(text))
+

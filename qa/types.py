@@ -35,6 +35,7 @@ class RawText:
     title: str | None = None
     url: str | None = None
     date: str | None = None
+    replaced: int = 0  # undecodable bytes replaced by U+FFFD
 
 
 @dataclass
@@ -43,6 +44,14 @@ class Skipped:
 
     path: str
     reason: str
+
+
+@dataclass
+class Notice:
+    """A file that loaded, with something its owner should know (e.g. bytes that were replaced)."""
+
+    path: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class Answer:
     lead: list[LeadSentence] = field(default_factory=list)
     encoder: str = ""  # name of the embedding model that answered
     signals: dict[str, float | None] = field(default_factory=dict)  # what abstention was decided on (None: no words)
+    notices: list[str] = field(default_factory=list)  # said beside the answer, e.g. that the question was cut
 
 
 @dataclass(frozen=True)

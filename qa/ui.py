@@ -9,19 +9,26 @@ whose event opens the article in the side panel and scrolls the cited span into 
 
 from __future__ import annotations
 
-import hmac
+import dataclasses
+import filecmp
 import html
+import ipaddress
+import logging
+import math
 import os
 import re
 import shutil
 import sys
+import tempfile
 import unicodedata
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection
+from typing import TYPE_CHECKING, Any, Collection, Iterator, Sequence
 
 from . import render
 from .config import Settings
 from .errors import IndexMissing, IndexUnavailable, QAError, UsageError
+from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, discard, hide_paths, inside, same_secret
 from .text import keywords
 from .types import Answer
 
@@ -30,13 +37,16 @@ if TYPE_CHECKING:
 
 CONCURRENCY = 4  # questions answered at once; the Bot is thread-safe for reads
 STAGES = {"embed": "嵌入段落", "load": "读取文档", "chunk": "切分段落", "index": "写入索引"}
+TEMP_MAX_AGE = 15 * 60  # seconds an upload may wait in gradio's folder for the admin's click
+GENERIC_ERROR = "服务器内部错误，请稍后再试；详细信息已记录在服务器日志中。"
+
+log = logging.getLogger("qa.web")
 
 
 def admin_ok(settings: Settings, password: str | None) -> bool:
     """Admin actions need a configured password, typed correctly (constant-time compare)."""
     expected = settings.admin_password or ""
-    given = password or ""
-    return bool(expected) and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+    return bool(expected) and same_secret(password or "", expected)
 
 
 def safe_name(name: str, suffixes: Collection[str]) -> str:
@@ -72,18 +82,73 @@ def public_json(answer: Answer) -> dict:
     return data
 
 
-class Chat:
-    """The event handlers, bound to one Bot; plain methods so tests can call them."""
+def public_message(error: BaseException) -> str:
+    """What a web user may read about a failure: a QAError's own line without server paths,
+    else a generic line (the details go to the server log)."""
+    if isinstance(error, QAError):
+        return hide_paths(str(error))
+    log.error("unexpected error in a web handler", exc_info=error)
+    return GENERIC_ERROR
 
-    def __init__(self, bot: Bot, settings: Settings) -> None:
+
+@contextmanager
+def web_errors() -> Iterator[None]:
+    """Every failure of a handler reaches the browser as one gr.Error line (see public_message)."""
+    import gradio as gr
+
+    try:
+        yield
+    except gr.Error:
+        raise
+    except Exception as error:  # noqa: BLE001 - the point: nothing raw reaches a web user
+        raise gr.Error(public_message(error)) from None
+
+
+def upload_folder() -> Path:
+    """Where gradio keeps browser uploads (GRADIO_TEMP_DIR; `serve` makes it private to this process)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder())
+
+
+def _text(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise UsageError(f"{what}必须是文本。")
+    return value
+
+
+def _history(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
+        raise UsageError("history 必须是由问题文本组成的列表。")
+    return value
+
+
+class Chat:
+    """The event handlers, bound to one Bot; plain methods so tests can call them.
+
+    ``client`` arguments are the caller's address (gr.Request), which the
+    password throttle charges; tests pass any string.
+    """
+
+    def __init__(self, bot: Bot, settings: Settings, temp_folder: Path | None = None) -> None:
         self.bot, self.settings = bot, settings
         self.uploads = settings.uploads_dir
+        self._temp = temp_folder
+        self.throttle = Throttle()
+
+    @property
+    def temp_folder(self) -> Path:
+        return self._temp or upload_folder()
 
     # -- chat ----------------------------------------------------------------
     def reply(self, message: str, messages: list[dict] | None) -> tuple[list[dict], dict, str, str]:
         """One chat turn: (messages, answer JSON, cleared input, article panel)."""
         messages = list(messages or [])
-        question = (message or "").strip()
+        question = (message or "").strip() if isinstance(message, str) else ""
         if not question:
             return messages, {}, "", render.render_notice("请输入问题。")
         panel = render.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。")
@@ -95,8 +160,9 @@ class Chat:
             if valid and not answer.abstained:
                 top = valid[0]
                 panel = render.render_article(top.document, top.passage.start, top.passage.end, words)
-        except QAError as error:
-            content, data = f'<p class="qa-error">{render.esc(str(error))}</p>', {"error": str(error)}
+        except Exception as error:  # noqa: BLE001 - shown as one line in the chat, details logged
+            text = public_message(error)
+            content, data = f'<p class="qa-error">{render.esc(text)}</p>', {"error": text}
         messages += [
             {"role": "user", "content": html.escape(question)},
             {"role": "assistant", "content": content},
@@ -105,7 +171,7 @@ class Chat:
 
     def open_article(self, cite: str, messages: list[dict] | None = None) -> str:
         """The article behind a citation link, with the cited span marked."""
-        parsed = render.parse_cite(cite)
+        parsed = render.parse_cite(cite) if isinstance(cite, str) else None
         if parsed is None:
             return render.render_notice("无法识别这个引用。")
         doc_id, start, end = parsed
@@ -113,6 +179,8 @@ class Chat:
             doc = self.bot.document(doc_id)
         except QAError:
             return render.render_notice("这篇文档已不在文档库中。")
+        except Exception as error:  # noqa: BLE001
+            return render.render_notice(public_message(error))
         if end > len(doc.text):
             return render.render_notice("引用位置超出了文档范围，文档可能已更新，请重新提问。")
         questions = render.earlier_questions(messages or [])
@@ -121,19 +189,24 @@ class Chat:
 
     def ask(self, question: str, history: list[str] | None = None) -> dict:
         """API: the `qa ask --json` answer to a question; history = earlier questions."""
-        return public_json(self.bot.ask(question, list(history or [])))
+        with web_errors():
+            return public_json(self.bot.ask(_text(question, "问题"), _history(history)))
 
     def search(self, query: str, k: int = 5) -> dict:
         """API: the top-k passages for a query, no follow-up folding; same shape as ask."""
-        return public_json(self.bot.ask(query, [], k=max(1, int(k))))
+        with web_errors():
+            if not isinstance(k, int):
+                raise UsageError("k 必须是整数。")
+            return public_json(self.bot.ask(_text(query, "检索词"), [], k=max(1, k)))
 
     # -- documents -------------------------------------------------------------
     def documents(self) -> list[dict]:
         """API: the indexed documents (title, source, date, passages, doc_id)."""
-        try:
-            infos = self.bot.documents()
-        except (IndexMissing, IndexUnavailable):  # a served index that is down: the chat says so when asked
-            return []
+        with web_errors():
+            try:
+                infos = self.bot.documents()
+            except (IndexMissing, IndexUnavailable):  # a served index that is down: the chat says so when asked
+                return []
         keys = ("doc_id", "title", "source", "date", "url", "passages")
         return [{k: getattr(info, k, None) for k in keys} for info in infos]
 
@@ -142,85 +215,218 @@ class Chat:
         docs = self.documents()
         return render.render_documents(docs), [(f"{d['title']}（{d['doc_id'][:12]}）", d["doc_id"]) for d in docs]
 
-    def _after(self, text: str) -> tuple[str, str, Any]:
-        """Outputs of an admin action: its report, the refreshed table and picker."""
+    def refresh(self) -> tuple[str, Any]:
+        """The documents table and a picker that knows the documents as they are now."""
         import gradio as gr
 
         table, choices = self.doc_view()
-        return text, table, gr.Dropdown(choices=choices, value=None)
+        return table, gr.Dropdown(choices=choices, value=None)
 
-    def _check(self, password: str | None) -> None:
-        import gradio as gr
+    def _after(self, text: str) -> tuple[str, str, Any]:
+        """Outputs of an admin action: its report, the refreshed table and picker."""
+        return (text, *self.refresh())
 
+    def check_password(self, password: str | None, client: str | None) -> str | None:
+        """None if ``password`` is right, else the reason to refuse; wrong guesses lock the client out."""
         if not self.settings.admin_password:
-            raise gr.Error("管理功能未启用：请设置环境变量 QA_ADMIN_PASSWORD 后重启。")
-        if not admin_ok(self.settings, password):
-            raise gr.Error("管理员密码不正确。")
+            return "管理功能未启用：请设置环境变量 QA_ADMIN_PASSWORD 后重启。"
+        wait = self.throttle.attempt(client)
+        if wait > 0:
+            return f"管理员密码错误次数过多，请 {math.ceil(wait)} 秒后再试。"
+        if not admin_ok(self.settings, password if isinstance(password, str) else None):
+            return "管理员密码不正确。"
+        self.throttle.succeeded(client)
+        return None
+
+    def _check(self, password: str | None, client: str | None) -> None:
+        refusal = self.check_password(password, client)
+        if refusal:
+            raise gr_error(refusal)
 
     def _titles(self) -> dict[str, str]:
         return {d["doc_id"]: d["title"] for d in self.documents()}
 
-    def upload(self, files: list[str] | None, password: str, progress: Any = None) -> tuple[str, str, Any]:
-        """Admin: copy uploaded files into the uploads folder and add them to the index."""
+    def upload(self, files: list[Any] | None, password: str, progress: Any = None,
+               client: str | None = None) -> tuple[str, str, Any]:
+        """Admin: copy uploaded files into the uploads folder and add them to the index.
+
+        The whole batch is checked before anything is copied; gradio's temp
+        copies are deleted whatever the outcome (they are not needed after this).
+        """
+        items = files if isinstance(files, list) else [files] if files else []
+        paths = [_upload_path(item) for item in items]
+        try:
+            with web_errors():
+                self._check(password, client)
+                if not paths:
+                    raise gr_error("请先选择要上传的文件。")
+                batch = self._validate(items, paths)
+                saved, created, notes = self._store(batch)
+        finally:
+            discard([p for p in paths if isinstance(p, str)], self.temp_folder)
+        try:
+            return self._build(saved, add_only=True, progress=progress, notes=notes)
+        except Exception:
+            for path in created:  # nothing of this batch got indexed: keep nothing a rebuild would trip over
+                path.unlink(missing_ok=True)
+            raise
+
+    def _validate(self, files: list[Any], paths: list[Any]) -> list[tuple[Path, str]]:
+        """(temp file, safe name) for every file, or one refusal for the whole batch."""
         from .load import SUPPORTED
 
-        self._check(password)
-        if not files:
-            raise gr_error("请先选择要上传的文件。")
         limit = self.settings.max_upload_mb * 1024 * 1024
-        self.uploads.mkdir(parents=True, exist_ok=True)
-        saved = []
-        for item in files:
-            src = Path(item if isinstance(item, str) else (getattr(item, "name", None) or item["path"]))
+        batch = []
+        for item, path in zip(files, paths, strict=True):
+            label = _label(item, path)
+            if not isinstance(path, str) or not inside(path, self.temp_folder):
+                raise gr_error(f"文件《{label}》不是通过本页面上传的，已拒绝；本批文件均未保存。")
+            src = Path(path)
+            if not src.is_file() or src.is_symlink():
+                raise gr_error(f"文件《{label}》已不在上传临时文件夹中（可能已过期），请重新选择；本批文件均未保存。")
             try:
-                name = safe_name(getattr(item, "orig_name", None) or src.name, SUPPORTED)
+                name = safe_name(label, sorted(SUPPORTED))
             except UsageError as error:
-                raise gr_error(str(error)) from None
+                raise gr_error(f"{error} 本批文件均未保存。") from None
             if src.stat().st_size > limit:
-                raise gr_error(f"文件 {name} 超过上传上限 {self.settings.max_upload_mb} MB。")
-            shutil.copyfile(src, self.uploads / name)
-            saved.append(self.uploads / name)
-        return self._build(saved, add_only=True, progress=progress)
+                raise gr_error(f"文件《{label}》超过上传上限 {self.settings.max_upload_mb} MB；本批文件均未保存。")
+            batch.append((src, name))
+        return batch
 
-    def rebuild(self, password: str, progress: Any = None) -> tuple[str, str, Any]:
+    def _store(self, batch: list[tuple[Path, str]]) -> tuple[list[Path], list[Path], list[str]]:
+        """Copy into uploads/ without overwriting anything: a different file under the same
+        name is saved under a new one (and said so); the same bytes again are left as they are.
+        Returns (files to index, files this batch created, notes for the reply)."""
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        created: list[Path] = []
+        saved: list[Path] = []
+        notes: list[str] = []
+        try:
+            for src, name in batch:
+                target, wanted = self._free_name(src, name), self.uploads / name
+                if target.exists():  # identical to a file already uploaded
+                    notes.append(f"《{name}》与已上传的同名文件内容相同，未重复保存。")
+                else:
+                    with open(src, "rb") as data, open(target, "xb") as out:
+                        created.append(target)
+                        shutil.copyfileobj(data, out)
+                    if target != wanted:
+                        notes.append(f"已有不同内容的文件 {name}，新文件另存为 {target.name}（未覆盖；"
+                                     "要替换旧文件，请先删除旧文档再上传）。")
+                if target not in saved:
+                    saved.append(target)
+        except OSError as error:
+            for path in created:
+                path.unlink(missing_ok=True)
+            log.error("saving an upload failed", exc_info=error)
+            raise gr_error("保存上传文件失败（磁盘空间不足或没有写权限？）；本批文件均未保存。") from None
+        return saved, created, notes
+
+    def _free_name(self, src: Path, name: str) -> Path:
+        """``name`` in uploads/ if free or holding the same bytes, else ``stem-2.suffix``, ``-3`` ..."""
+        stem, suffix = name[: -len(Path(name).suffix)], Path(name).suffix
+        for n in range(1, 10_000):
+            target = self.uploads / (name if n == 1 else f"{stem}-{n}{suffix}")
+            if not target.exists() or filecmp.cmp(src, target, shallow=False):
+                return target
+        raise gr_error(f"上传文件夹里与 {name} 同名的文件过多，请先改名。")
+
+    def rebuild(self, password: str, progress: Any = None, client: str | None = None) -> tuple[str, str, Any]:
         """Admin: bring the index up to date with the seeds and uploads folders."""
-        self._check(password)
-        roots = [p for p in (Path(self.settings.seeds_dir), self.uploads) if p.is_dir()]
-        if not roots:
-            raise gr_error("没有可索引的文件夹（种子文件夹和上传文件夹都不存在）。")
+        with web_errors():
+            self._check(password, client)
+            roots = [p for p in (Path(self.settings.seeds_dir), self.uploads) if p.is_dir()]
+            if not roots:
+                raise gr_error("没有可索引的文件夹（种子文件夹和上传文件夹都不存在）。")
         return self._build(roots, add_only=False, progress=progress)
 
-    def _build(self, paths: list[Path], add_only: bool, progress: Any) -> tuple[str, str, Any]:
-        try:
-            def step(stage: str, done: int, total: int) -> None:
-                if progress is not None:
-                    progress((done, total), desc=STAGES.get(stage, stage))
+    def _build(self, paths: list[Path], add_only: bool, progress: Any,
+               notes: Sequence[str] = ()) -> tuple[str, str, Any]:
+        def step(stage: str, done: int, total: int) -> None:
+            if progress is not None:
+                progress((done, total), desc=STAGES.get(stage, stage))
 
+        with web_errors():
             report = self.bot.build(paths, add_only=add_only, progress=step)
-        except QAError as error:
-            raise gr_error(str(error)) from None
-        return self._after(render.report_text(report, self._titles()))
+            dropped = self._drop_unreadable(report)
+            # a reader's own error text may quote the file's full path; titles keep their slashes
+            skipped = [dataclasses.replace(s, reason=hide_paths(s.reason)) for s in report.skipped]
+            lines = [render.report_text(dataclasses.replace(report, skipped=skipped), self._titles()), *notes]
+            if dropped:
+                lines.append(f"无法读取的上传文件已从上传文件夹删除：{'、'.join(dropped)}")
+            return self._after("\n".join(lines))
 
-    def remove(self, doc_id: str | None, password: str) -> tuple[str, str, Any]:
+    def _drop_unreadable(self, report: Any) -> list[str]:
+        """Delete uploads the build skipped: kept, they would fail every later rebuild."""
+        dropped = []
+        for skip in report.skipped:
+            path = Path(skip.path)
+            if inside(path, self.uploads) and path.is_file():
+                path.unlink()
+                dropped.append(path.name)
+        return dropped
+
+    def remove(self, doc_id: str | None, password: str, client: str | None = None) -> tuple[str, str, Any]:
         """Admin: remove a document from the index (and its file, if it was uploaded)."""
-        self._check(password)
-        if not doc_id:
-            raise gr_error("请先选择要删除的文档。")
-        titles = self._titles()
-        try:
+        with web_errors():
+            self._check(password, client)
+            if not doc_id:
+                raise gr_error("请先选择要删除的文档。")
+            doc_id = _text(doc_id, "文档 ID")
+            titles = self._titles()
             path = Path(self.bot.document(doc_id).path)
             report = self.bot.remove([doc_id])
-        except QAError as error:
-            raise gr_error(str(error)) from None
-        if self.uploads.resolve() in path.resolve().parents and path.exists():
-            path.unlink()  # else the next rebuild would add it back
-        return self._after(render.report_text(report, titles))
+            if inside(path, self.uploads) and path.exists():
+                path.unlink()  # else the next rebuild would add it back
+            return self._after(render.report_text(report, titles))
+
+
+def _upload_path(item: Any) -> Any:
+    """The server-side path of one upload as gradio hands it over (a FileData dict; a str in tests)."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict):
+        return item.get("path")
+    return getattr(item, "path", None) or getattr(item, "name", None)
+
+
+def _label(item: Any, path: Any) -> str:
+    """The file's name as the user knows it, for messages (never a server path)."""
+    name = getattr(item, "orig_name", None) or (item.get("orig_name") if isinstance(item, dict) else None)
+    name = name or (path if isinstance(path, str) else "?")
+    return hide_paths(str(name).replace("\\", "/").rsplit("/", 1)[-1]).replace("\n", " ")[:120]
 
 
 def gr_error(message: str) -> Exception:
     import gradio as gr
 
     return gr.Error(message)
+
+
+def exposure_warning(settings: Settings) -> str | None:
+    """What a non-loopback address opens up, said at start; None on a loopback address."""
+    if _loopback(settings.host):
+        return None
+    admin = ("upload, remove and rebuild are open to anyone who types QA_ADMIN_PASSWORD "
+             f"(wrong passwords lock the client out for up to {int(Throttle.CAP)} s)"
+             if settings.admin_password else "upload, remove and rebuild are disabled (QA_ADMIN_PASSWORD is not set)")
+    return (
+        f"Warning: listening on {settings.host}:{settings.port}, reachable from other machines. "
+        "Anyone who can reach it can ask questions and read every indexed document "
+        "(the chat and the /ask, /search, /documents API); "
+        f"{admin}. Anyone can also send files to the temporary upload folder (at most "
+        f"{UPLOAD_QUOTA_FACTOR * settings.max_upload_mb} MB, deleted after use or {TEMP_MAX_AGE // 60} minutes). "
+        "There is no TLS: put a reverse proxy with HTTPS in front, or use --host 127.0.0.1."
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
 
 
 def build_app(bot: Bot, settings: Settings) -> Any:
@@ -231,7 +437,8 @@ def build_app(bot: Bot, settings: Settings) -> Any:
     chat = Chat(bot, settings)
     titles = [d["title"] for d in chat.documents()]
     admin = bool(settings.admin_password)
-    with gr.Blocks(title="文档问答", analytics_enabled=False) as app:
+    # delete_cache: uploads picked but never sent to an admin action go after TEMP_MAX_AGE (and all at exit)
+    with gr.Blocks(title="文档问答", analytics_enabled=False, delete_cache=(60, TEMP_MAX_AGE)) as app:
         gr.HTML(render.render_header(bot.encoder_name, bot.encoder_notice), elem_id="qa-header")
         with gr.Tab("对话", id="chat"):
             with gr.Row(equal_height=False):
@@ -253,7 +460,7 @@ def build_app(bot: Bot, settings: Settings) -> Any:
             cite = gr.Textbox(visible="hidden", elem_id="qa-cite-box")
             opener = gr.Button("open", visible="hidden", elem_id="qa-open")
             data = gr.JSON(visible="hidden")
-        with gr.Tab("文档", id="docs"):
+        with gr.Tab("文档", id="docs") as docs_tab:
             docs_html, choices = chat.doc_view()
             with gr.Row():
                 password = gr.Textbox(
@@ -276,7 +483,10 @@ def build_app(bot: Bot, settings: Settings) -> Any:
                     )
                     up = gr.Button("上传并加入索引", variant="primary", interactive=False, elem_id="qa-upload-btn")
                 with gr.Column():
-                    picker = gr.Dropdown(label="选择要删除的文档", choices=choices, value=None, elem_id="qa-picker")
+                    # custom values: an id is checked by the handler against the index as it is now, not
+                    # against the choices this page was launched with (a new API session has only those)
+                    picker = gr.Dropdown(label="选择要删除的文档", choices=choices, value=None, elem_id="qa-picker",
+                                         allow_custom_value=True)
                     rm = gr.Button("删除所选文档", variant="stop", interactive=False, elem_id="qa-remove-btn")
                     rb = gr.Button("重建索引（增量）", interactive=False, elem_id="qa-rebuild-btn")
             listing = gr.HTML(docs_html, elem_id="qa-docs")
@@ -296,31 +506,57 @@ def build_app(bot: Bot, settings: Settings) -> Any:
         opener.click(chat.open_article, [cite, chatbot], article, js="(c, m) => [window.qaCite || c, m]",
                      api_visibility="private")
 
-        def unlocked(pw: str):
-            ok = admin_ok(settings, pw)
-            msg = "已解锁：可以上传、删除和重建。" if ok else "管理员密码不正确。"
-            return (msg, *[gr.Button(interactive=ok)] * 3)
+        def takes_request(fn):
+            """gradio finds the gr.Request parameter by its annotation, which must be the class itself."""
+            fn.__annotations__ = {**fn.__annotations__, "request": gr.Request}
+            return fn
+
+        @takes_request
+        def unlocked(pw: str, request: gr.Request):
+            with web_errors():
+                refusal = chat.check_password(pw, _host(request))
+            return (refusal or "已解锁：可以上传、删除和重建。", *[gr.Button(interactive=not refusal)] * 3)
 
         unlock.click(unlocked, password, [status, up, rm, rb], api_visibility="private")
         password.submit(unlocked, password, [status, up, rm, rb], api_visibility="private")
         admin_out = [status, listing, picker]
         lim: dict[str, Any] = {"concurrency_limit": 1, "concurrency_id": "admin"}
 
-        def upload(files: list[str] | None, password: str, progress=gr.Progress()):  # noqa: B008 (gradio injects it)
-            return chat.upload(files, password, progress)
+        @takes_request
+        def upload(files: list[dict] | None, password: str, request: gr.Request,
+                   progress=gr.Progress()):  # noqa: B008 (gradio injects it)
+            return chat.upload(files, password, progress, client=_host(request))
 
-        def rebuild(password: str, progress=gr.Progress()):  # noqa: B008
-            return chat.rebuild(password, progress)
+        @takes_request
+        def rebuild(password: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+            return chat.rebuild(password, progress, client=_host(request))
 
-        up.click(upload, [files, password], admin_out, api_name="upload", **lim)
-        rm.click(chat.remove, [picker, password], admin_out, api_name="remove", **lim)
+        @takes_request
+        def remove(doc_id: str | None, password: str, request: gr.Request):
+            return chat.remove(doc_id, password, client=_host(request))
+
+        # preprocess=False: the handler gets gradio's FileData dicts as they are (path, orig_name); gr.File's
+        # own preprocessing leaves an empty temp file behind per file and call, even for a wrong password.
+        # The temp files are gone after an upload, whatever its outcome: clear the file picker too.
+        up.click(upload, [files, password], admin_out, api_name="upload", preprocess=False, **lim).then(
+            lambda: None, None, files, api_visibility="private")
+        rm.click(remove, [picker, password], admin_out, api_name="remove", **lim)
         rb.click(rebuild, password, admin_out, api_name="rebuild", **lim)
-        app.load(lambda: chat._after("")[1:], None, [listing, picker], api_visibility="private")  # fresh list per visit
+        # the list and the picker follow the index on every visit and every return to the tab, so
+        # changes made from another browser or the CLI show up without reloading the page
+        app.load(chat.refresh, None, [listing, picker], api_visibility="private")
+        docs_tab.select(chat.refresh, None, [listing, picker], api_visibility="private")
         gr.api(chat.ask, api_name="ask")
         gr.api(chat.search, api_name="search")
         gr.api(chat.documents, api_name="documents")
     app.queue(default_concurrency_limit=CONCURRENCY)
     return app
+
+
+def _host(request: Any) -> str | None:
+    """The caller's address as the server saw it (a reverse proxy's, behind one)."""
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None)
 
 
 def _suffixes() -> list[str]:
@@ -330,8 +566,12 @@ def _suffixes() -> list[str]:
 
 
 def launch_options(settings: Settings) -> dict:
-    """Everything `launch` needs: local only, no share link, nothing fetched from the internet."""
+    """Everything `launch` needs: local only, no share link, nothing fetched from the internet,
+    raw exception text never sent to a browser (show_error=False; gr.Error lines still are),
+    and the RequestGuard in front of every route. The guard sweeps the upload folder, so call
+    this after `private_upload_folder` (as `serve` does), never with a shared /tmp/gradio."""
     import gradio as gr
+    from starlette.middleware import Middleware
 
     fonts = ["PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC",
              "WenQuanYi Micro Hei", "system-ui", "sans-serif"]
@@ -351,7 +591,17 @@ def launch_options(settings: Settings) -> dict:
         ssr_mode=False,
         pwa=False,
         run_history=False,
-        show_error=True,
+        show_error=False,
+        app_kwargs={
+            "middleware": [
+                Middleware(
+                    RequestGuard,
+                    folder=upload_folder(),
+                    max_age=TEMP_MAX_AGE,
+                    max_file_bytes=settings.max_upload_mb * 1024 * 1024,
+                )
+            ]
+        },
     )
 
 
@@ -361,9 +611,31 @@ def serve(settings: Settings) -> None:
     from .render_text import progress_bars
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    warning = exposure_warning(settings)
+    if warning:
+        print(warning, file=sys.stderr)
+    private_upload_folder()
     bot = Bot(settings)
     bot.ensure_index(progress_bars(STAGES), say=lambda line: print(line, file=sys.stderr))
     print(f"嵌入模型：{bot.encoder_name}", file=sys.stderr)
     if bot.encoder_notice:
         print(bot.encoder_notice, file=sys.stderr)
     build_app(bot, settings).launch(**launch_options(settings))
+
+
+def private_upload_folder() -> Path:
+    """A fresh upload folder for this process (inside GRADIO_TEMP_DIR if set), removed at exit.
+
+    The RequestGuard accepts only files in it and counts what it holds, and
+    the upload handler deletes from it: none of that may touch another
+    gradio app's files in a shared /tmp/gradio.
+    """
+    import atexit
+
+    parent = os.environ.get("GRADIO_TEMP_DIR") or None
+    if parent:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="qa-uploads-", dir=parent)
+    os.environ["GRADIO_TEMP_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, True)
+    return Path(folder)

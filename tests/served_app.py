@@ -32,9 +32,11 @@ class ServedApp:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.index_dir = index_dir
         self.log_path = log
+        self.temp_parent = index_dir.parent / "gradio-temp"  # the app makes its own upload folder in here
         env = dict(os.environ, QA_INDEX_DIR=str(index_dir), QA_SEEDS_DIR=str(ROOT / "seeds"),
                    QA_ADMIN_PASSWORD=password, QA_HOST="127.0.0.1", QA_PORT=str(self.port),
-                   HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **(env or {}))
+                   HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
+                   GRADIO_TEMP_DIR=str(self.temp_parent), **(env or {}))
         self._log = open(log, "w", encoding="utf-8")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -52,6 +54,10 @@ class ServedApp:
                 time.sleep(0.5)
         self.stop()
         raise AssertionError(f"app did not start within {START_TIMEOUT}s:\n{self.log()}")
+
+    def temp_files(self) -> list[Path]:
+        """Every file under gradio's temp folder of this app (uploads waiting, downloads, ...)."""
+        return sorted(p for p in self.temp_parent.rglob("*") if p.is_file())
 
     def log(self) -> str:
         self._log.flush()

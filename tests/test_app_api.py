@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 from pathlib import Path
 
+import httpx
 import pytest
 from gradio_client import Client, handle_file
 
@@ -27,6 +31,7 @@ def client(app):
 
 def check_shape(data: dict) -> None:
     assert set(data) >= {"question", "query", "abstained", "encoder", "lead", "citations"}
+    assert data["citations"]  # answered, or shown as possibly related: never nothing
     for c in data["citations"]:
         assert set(c) >= {"rank", "doc_id", "title", "source", "date", "url", "path", "text", "start", "end", "score"}
     for s in data["lead"]:
@@ -103,7 +108,7 @@ def test_upload_rejects_unsupported_files(client, tmp_path):
 
 
 def test_upload_then_ask_then_remove(app, client, tmp_path):
-    article = tmp_path / "weird name (1).txt"  # a browser's "../" in a name: tests/test_faults.py, in-process
+    article = tmp_path / "weird name (1).txt"
     article.write_text(
         "青石湾社区图书角开放\n\n2024-03-02 来源：青石湾社区报\n\n青石湾社区图书角于三月二日开放，藏书一千二百册，"
         "由退休教师周明远义务管理，每周二和周六下午开放。",
@@ -119,8 +124,9 @@ def test_upload_then_ask_then_remove(app, client, tmp_path):
     assert "周明远" in data["citations"][0]["text"]
     doc_id = data["citations"][0]["doc_id"]
 
-    report, listing, _ = client.predict(doc_id, PASSWORD, api_name="/remove")
+    report, listing, picker = client.predict(doc_id, PASSWORD, api_name="/remove")
     assert "删除 1 篇" in report and "青石湾" not in listing
+    assert doc_id not in [value for _, value in picker["choices"]]
     assert not saved[0].exists()
     assert all(d["doc_id"] != doc_id for d in client.predict(api_name="/documents"))
 
@@ -135,3 +141,119 @@ def test_upload_over_the_size_limit_is_refused(client, tmp_path):
     big.write_bytes(("超大文件。" * 1_500_000).encode("utf-8"))  # ~22 MB > QA_MAX_UPLOAD_MB=20
     with pytest.raises(Exception, match="(?i)size|超过"):
         client.predict([handle_file(str(big))], PASSWORD, api_name="/upload")
+
+
+# -- hostile and unlucky uploads (issue 11, item 5) ----------------------------------------------
+
+def call(app, api: str, data: list) -> tuple[int, str]:
+    """A raw call of a named endpoint, the way a script that skips gradio_client's own upload would."""
+    r = httpx.post(f"{app.url}gradio_api/call/{api}", json={"data": data}, timeout=30)
+    if r.status_code != 200:
+        return r.status_code, r.text
+    event = r.json()["event_id"]
+    return 200, httpx.get(f"{app.url}gradio_api/call/{api}/{event}", timeout=120).text
+
+
+def everything_under(folder: Path) -> set[Path]:
+    return set(folder.rglob("*")) if folder.exists() else set()
+
+
+def test_a_file_named_by_its_server_path_or_url_is_refused_before_anything_is_copied(app, client, tmp_path):
+    secret = tmp_path / "secret.md"
+    secret.write_text("机密文件\n\n服务器上的机密：口令是紫藤花开。", encoding="utf-8")
+    uploads, temp = app.index_dir / "uploads", app.temp_parent
+    before_uploads, before_temp = everything_under(uploads), everything_under(temp)
+    folder = next(temp.glob("qa-uploads-*"), temp)  # the app's own upload folder
+    climbing = f"{folder}/{os.path.relpath(secret, folder)}"  # starts inside it, ends at the secret
+    for path in (str(secret), climbing, "https://example.org/secret.md"):
+        as_file = {"path": path, "meta": {"_type": "gradio.FileData"}}
+        for api, data in (("upload", [[as_file], PASSWORD]), ("upload", [[as_file], "wrong"]),
+                          ("chat", ["交警", [{"role": "user", "content": [as_file]}]])):
+            status, text = call(app, api, data)
+            assert status != 200 or "event: error" in text, (api, path, text)
+            assert str(tmp_path) not in text and "secret.md" not in text  # the answer names no server path
+    assert everything_under(uploads) == before_uploads
+    assert everything_under(temp) == before_temp  # nothing copied, nothing fetched, not even a folder made
+    assert all("机密" not in d["title"] for d in client.predict(api_name="/documents"))
+
+
+def test_uploads_leave_nothing_in_the_temp_folder(app, client, tmp_path):
+    doc = tmp_path / "note.txt"
+    doc.write_text("测试文章\n\n这是一篇测试文章。", encoding="utf-8")
+    with pytest.raises(Exception, match="密码"):
+        client.predict([handle_file(str(doc))], "wrong", api_name="/upload")
+    assert app.temp_files() == []
+    with pytest.raises(Exception, match="不受支持"):
+        client.predict([handle_file(str(doc)), handle_file(str(Path(__file__)))], PASSWORD, api_name="/upload")
+    assert app.temp_files() == [] and not (app.index_dir / "uploads" / "note.txt").exists()  # all or nothing
+
+
+def test_same_name_different_file_is_kept_beside_and_a_new_session_can_remove_both(app, client, tmp_path):
+    first, second = tmp_path / "a b.txt", tmp_path / "a_b.txt"
+    first.write_text("柳荫社区书法班\n\n柳荫社区老年书法班每周三上午上课，由书法家韩青授课。", encoding="utf-8")
+    second.write_text("霞光渡口通知\n\n霞光渡口每天早上六点开船，渡口的船长姓柏。", encoding="utf-8")
+    client.predict([handle_file(str(first))], PASSWORD, api_name="/upload")
+    report, _, _ = client.predict([handle_file(str(second))], PASSWORD, api_name="/upload")
+    assert "另存为 a_b-2.txt" in report and "新增 1 篇" in report
+    assert sorted(p.name for p in (app.index_dir / "uploads").iterdir()) == ["a_b-2.txt", "a_b.txt"]
+    for question, fact in (("柳荫社区书法班由谁授课？", "韩青"), ("霞光渡口的船长姓什么？", "柏")):
+        assert fact in client.predict(question, [], api_name="/ask")["citations"][0]["text"]
+
+    other = Client(app.url, verbose=False, download_files=False)  # a session that never saw these documents
+    for doc in other.predict(api_name="/documents"):
+        if doc["title"] in ("柳荫社区书法班", "霞光渡口通知"):
+            report, listing, picker = other.predict(doc["doc_id"], PASSWORD, api_name="/remove")
+            assert "删除 1 篇" in report and doc["doc_id"] not in [v for _, v in picker["choices"]]
+    assert list((app.index_dir / "uploads").iterdir()) == []
+
+
+def test_an_unreadable_upload_is_removed_from_uploads_and_named(app, client, tmp_path):
+    good, blank = tmp_path / "good.txt", tmp_path / "blank.txt"
+    good.write_text("石桥村通知\n\n石桥村的新图书室由村委会主任江海管理。", encoding="utf-8")
+    blank.write_text(" \n\n ", encoding="utf-8")
+    report, listing, _ = client.predict([handle_file(str(good)), handle_file(str(blank))], PASSWORD,
+                                        api_name="/upload")
+    assert "新增 1 篇" in report and "blank.txt" in report and "石桥村" in listing
+    assert [p.name for p in (app.index_dir / "uploads").iterdir()] == ["good.txt"]
+    doc_id = next(d["doc_id"] for d in client.predict(api_name="/documents") if d["title"] == "石桥村通知")
+    client.predict(doc_id, PASSWORD, api_name="/remove")
+
+
+def test_anonymous_uploads_are_bounded(app):
+    with socket.create_connection(("127.0.0.1", app.port), timeout=10) as s:  # a declared size, no body
+        s.sendall(b"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+                  b"boundary=b\r\nContent-Length: 10000000000\r\n\r\n")
+        assert s.recv(200).split()[1] == b"413"  # refused at once, before a byte is stored
+    refused = None
+    for batch in range(10):
+        files = [("files", (f"f{batch}-{i}.txt", f"{batch}-{i}".encode())) for i in range(50)]
+        r = httpx.post(f"{app.url}gradio_api/upload", files=files, timeout=30)
+        if r.status_code != 200:
+            refused = r
+            break
+    assert refused is not None and refused.status_code == 429, "anonymous uploads must stop somewhere"
+    assert "稍后" in json.loads(refused.text)["detail"]
+    waiting = app.temp_files()
+    assert 0 < len(waiting) <= 200 + 50
+    for path in waiting:  # make room for the tests after this one (the app would after 15 minutes)
+        path.unlink()
+
+
+def test_wrong_api_input_gets_one_clear_line_not_a_python_error(client):
+    with pytest.raises(Exception) as error:
+        client.predict("交警", [1, 2], api_name="/ask")
+    assert "history" in str(error.value) and "object" not in str(error.value)
+
+
+def test_wrong_passwords_lock_the_client_out(client):
+    """Last in the file: afterwards this client's address is locked out for a while."""
+    messages = []
+    for _ in range(10):
+        with pytest.raises(Exception) as error:
+            client.predict("guess", api_name="/rebuild")
+        messages.append(str(error.value))
+        if "秒后再试" in messages[-1]:
+            break
+    assert "秒后再试" in messages[-1] and len(messages) <= 6, messages
+    with pytest.raises(Exception, match="秒后再试"):
+        client.predict(PASSWORD, api_name="/rebuild")  # while locked out, even the right password waits

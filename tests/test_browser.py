@@ -142,7 +142,21 @@ def upload(page: Page, path: Path) -> None:
     expect(page.locator("#qa-report textarea")).to_have_value(re.compile("新增 1 篇"), timeout=120_000)
 
 
+def picker_options(page: Page) -> list[str]:
+    """The remove picker's choices as the page shows them."""
+    page.locator("#qa-picker input").click()
+    options = page.get_by_role("option")
+    expect(options.first).to_be_visible()
+    texts = options.all_inner_texts()
+    page.keyboard.press("Escape")
+    return texts
+
+
 def test_admin_uploads_a_document_and_sees_it_listed(page, tmp_path):
+    other = page.context.new_page()  # a second visitor whose page was loaded before the upload
+    other.goto(page.url)
+    other.get_by_role("tab", name="文档").click()
+    expect(other.locator("#qa-docs")).to_contain_text("共 5 篇")
     page.get_by_label("管理员密码").fill(PASSWORD)
     page.get_by_role("button", name="解锁").click()
     expect(page.locator("#qa-upload-btn")).to_be_enabled()
@@ -150,7 +164,13 @@ def test_admin_uploads_a_document_and_sees_it_listed(page, tmp_path):
     doc.write_text("柳荫社区开设老年书法班\n\n柳荫社区老年书法班每周三上午上课，由书法家韩青授课。", encoding="utf-8")
     upload(page, doc)
     expect(page.locator("#qa-docs")).to_contain_text("柳荫社区开设老年书法班")
+    assert any("柳荫社区" in o for o in picker_options(page))
     page.screenshot(path=str(OUT / "documents.png"))
+    other.get_by_role("tab", name="对话").click()
+    other.get_by_role("tab", name="文档").click()  # coming back to the tab shows the index as it is now
+    expect(other.locator("#qa-docs")).to_contain_text("柳荫社区开设老年书法班")
+    assert any("柳荫社区" in o for o in picker_options(other))
+    other.close()
 
 
 def test_markup_in_an_uploaded_article_shows_as_text_and_runs_nothing(page, tmp_path):
@@ -174,3 +194,17 @@ def test_markup_in_an_uploaded_article_shows_as_text_and_runs_nothing(page, tmp_
     assert page.dialogs == []
     page.screenshot(path=str(OUT / "xss-as-text.png"))
     assert page.outside == []
+
+
+def test_removing_a_document_takes_it_out_of_the_picker(page):
+    page.get_by_role("tab", name="文档").click()
+    title = next(o for o in picker_options(page) if "柳荫社区" in o)
+    page.locator("#qa-picker input").click()
+    page.keyboard.type("柳荫社区")  # highlights that document
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator("#qa-picker input")).to_have_value(title)
+    page.locator("#qa-remove-btn").click()
+    expect(page.locator("#qa-report textarea")).to_have_value(re.compile("删除 1 篇"), timeout=60_000)
+    expect(page.locator("#qa-docs")).to_contain_text("共 6 篇")
+    assert not any("柳荫社区" in o for o in picker_options(page))

@@ -6,6 +6,7 @@ are plain character lists: the storage layer does not depend on any model.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.errors import IndexBusy, IndexCorrupt, IndexMissing, UsageError
+from qa.errors import IndexBusy, IndexCorrupt, IndexMissing, QAError, UsageError
 from qa.index.local import Builder, current_version, open_index
 from qa.types import Document, Passage
 
@@ -110,6 +111,67 @@ def test_reader_keeps_its_snapshot_while_a_build_commits(index_dir):
     assert old.passages(ids)[0][0].text == "火车站在城东。"  # previous generation still readable
     assert current_version(index_dir) != old.version
     old.close()
+
+
+def test_a_reader_keeps_its_passages_across_any_number_of_builds_and_lets_go_on_close(index_dir):
+    """A question may hold its snapshot while builds remove its documents, rebuild the store and clean up."""
+    old = open_index(index_dir)
+    ids = [pid for pid, _ in old.search_keyword(["火"], 5)]
+    old_store = index_dir / old.manifest["store"]
+
+    def still_reads() -> None:
+        (passage, doc), = old.passages(ids)
+        assert passage.text == "火车站在城东。" == doc.text[passage.start : passage.end]
+        assert old.document("trains").text.startswith("火车站")
+
+    build(index_dir, {}, remove=("trains",))  # its rows now carry removed = 2
+    still_reads()
+    build(index_dir, {"police": ARTICLES["police"]})  # clean-up after this one used to drop those rows
+    still_reads()
+    build(index_dir, {"fruit": ARTICLES["fruit"]}, fresh=True)  # a new store file
+    build(index_dir, {}, remove=("police",))  # the old store is needed by no snapshot but the pinned one
+    still_reads()
+    assert old_store.is_file() and (index_dir / "snapshots" / old.version).is_dir()
+    assert_answers(index_dir, {"fruit"}, {"trains", "police"})
+    old.close()
+    build(index_dir, {"trains": ARTICLES["trains"]})  # the first build after the reader let go tidies up
+    assert not old_store.exists() and not (index_dir / "snapshots" / old.version).exists()
+    assert len(list((index_dir / "snapshots").iterdir())) == 2 and len(list(index_dir.glob("store-*.sqlite"))) == 1
+    assert_answers(index_dir, {"fruit", "trains"}, {"police"})
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["incremental", "fresh store"])
+@pytest.mark.parametrize("fault", ["folder fsync fails", "Ctrl-C as the rename returns"])
+def test_a_fault_once_current_is_renamed_leaves_the_new_index_live(index_dir, monkeypatch, fault, fresh):
+    import qa.index.durable
+
+    if fault == "folder fsync fails":
+        real_fsync = qa.index.durable.fsync
+
+        def fsync(path: str) -> None:
+            if Path(path) == index_dir:  # the fsync that makes the rename durable
+                raise OSError(errno.EIO, "Input/output error")
+            real_fsync(path)
+
+        monkeypatch.setattr(qa.index.durable, "fsync", fsync)
+    else:
+        real_replace = os.replace
+
+        def replace(src, dst) -> None:
+            real_replace(src, dst)
+            if str(dst).endswith("CURRENT"):
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(os, "replace", replace)
+    docs = {"fruit": ARTICLES["fruit"], "police": ARTICLES["police"]} if fresh else {"police": ARTICLES["police"]}
+    with pytest.raises((OSError, QAError, KeyboardInterrupt)) as caught:
+        build(index_dir, docs, remove=() if fresh else ("trains",), fresh=fresh)
+    monkeypatch.undo()
+    assert_answers(index_dir, {"fruit", "police"}, {"trains"})  # the build is live, whole
+    if fault == "folder fsync fails":
+        assert isinstance(caught.value, QAError) and "is live" in str(caught.value), caught.value
+    build(index_dir, {"trains": ARTICLES["trains"]})  # and the next build succeeds
+    assert_answers(index_dir, {"fruit", "police", "trains"}, set())
 
 
 def test_fresh_build_starts_empty_and_recovers_a_garbled_store(index_dir):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bm25s
 import numpy as np
 
-from qa.index.keyword import KeywordIndex
+from qa.index.keyword import B, K1, KeywordIndex
 
 CORPUS = [
     ["蒙阴", "交警", "大队", "党建", "品牌"],
@@ -32,7 +32,7 @@ def scores_of(index: KeywordIndex, tokens: list[str]) -> dict[int, float]:
 def test_weights_match_bm25s_index_on_the_same_tokens():
     corpus = random_corpus(400)
     ours = KeywordIndex.build(list(range(400)), corpus)
-    reference = bm25s.BM25(method="lucene")
+    reference = bm25s.BM25(k1=K1, b=B, method="lucene")
     reference.index(corpus, show_progress=False)
     for query in (["词0", "词5"], ["词17"], ["词250", "词3", "词3"]):
         expected = reference.get_scores(query)
@@ -51,6 +51,30 @@ def test_search_ranks_and_maps_to_passage_ids():
     assert hits[0][0] in (10, 60) and hits[0][1] >= hits[-1][1] > 0
     assert index.search(["没有的词"], 5) == [] and index.search([], 5) == []
     assert index.doc_freq("交警") == 3 and index.doc_freq("没有") == 0
+
+
+def test_a_short_tail_does_not_outrank_the_passage_that_names_the_subject_twice():
+    # bm25s' defaults (k1 1.5, b 0.75) ranked the 8-word tail first; CMRC lost such questions to closing passages
+    main = ["航路", "航路"] + [f"词{i}" for i in range(38)]
+    tail = ["航路", "其后", "停航", "结束", "至今", "仍存", "码头", "遗址"]
+    filler = [[f"别{i}{j}" for j in range(20)] for i in range(2)]
+    hits = KeywordIndex.build([1, 2, 3, 4], [main, tail, *filler]).search(["航路"], 2)
+    assert [pid for pid, _ in hits] == [1, 2]
+
+
+def test_an_index_saved_with_other_bm25_parameters_loads_with_the_current_ones(tmp_path, monkeypatch):
+    import qa.index.keyword as keyword
+
+    corpus = random_corpus(60, seed=3)
+    current = KeywordIndex.build(list(range(60)), corpus)
+    monkeypatch.setattr(keyword, "K1", 1.5)
+    monkeypatch.setattr(keyword, "B", 0.75)
+    KeywordIndex.build(list(range(60)), corpus).save(tmp_path / "old")
+    monkeypatch.undo()
+    loaded = KeywordIndex.load(tmp_path / "old")
+    for query in (["词0", "词5"], ["词17"]):
+        want, got = scores_of(current, query), scores_of(loaded, query)
+        assert want.keys() == got.keys() and all(abs(want[d] - got[d]) < 1e-5 for d in want), query
 
 
 def test_update_equals_rebuild_from_scratch(tmp_path):

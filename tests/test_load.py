@@ -248,3 +248,156 @@ def test_placeholder_document_titles_are_ignored(tmp_path: Path) -> None:
     document.save(str(path))
     doc = load_documents([path])[0][0]
     assert doc.title == "城南交警工作报告" and doc.date is None
+
+
+# ---------------------------------------------------------------- hardening (issue 11, item 1)
+
+
+def _docx_parts() -> dict[str, bytes]:
+    import io
+    import zipfile
+
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph(SIMPLIFIED)
+    out = io.BytesIO()
+    document.save(out)
+    with zipfile.ZipFile(io.BytesIO(out.getvalue())) as archive:
+        return {info.filename: archive.read(info.filename) for info in archive.infolist()}
+
+
+def _zip(parts: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_a_docx_with_broken_xml_skips_only_that_file(tmp_path: Path) -> None:
+    """The issue's case: word/document.xml cut in half made lxml's XMLSyntaxError abort the whole build."""
+    (tmp_path / "good.txt").write_text(ARTICLE, encoding="utf-8")
+    parts = _docx_parts()
+    xml = parts["word/document.xml"]
+    (tmp_path / "cut.docx").write_bytes(_zip({**parts, "word/document.xml": xml[: len(xml) // 2]}))
+    docs, skipped = load_documents([tmp_path])
+    assert [Path(d.path).name for d in docs] == ["good.txt"]
+    assert [Path(s.path).name for s in skipped] == ["cut.docx"]
+    assert "not a readable .docx" in skipped[0].reason and "XMLSyntaxError" in skipped[0].reason
+    assert "\n" not in skipped[0].reason
+
+
+def test_any_reader_failure_becomes_a_skip(tmp_path: Path, monkeypatch) -> None:
+    """Whatever a reader library raises (here MemoryError and RecursionError) costs one file only."""
+    import qa.load as load
+    from qa.pipeline import load_collection
+
+    for name in ("a.html", "b.html", "c.html"):
+        (tmp_path / name).write_text(f"<p>{ARTICLE}</p>", encoding="utf-8")
+    (tmp_path / "good.txt").write_text(ARTICLE, encoding="utf-8")
+    failures = iter([MemoryError(), RecursionError("maximum recursion depth"), AttributeError("x\ny")])
+
+    def broken(data, path):
+        raise next(failures)
+
+    monkeypatch.setattr(load, "_read_html", broken)
+    loaded = load_collection([tmp_path])
+    assert [Path(d.path).name for d in loaded.documents] == ["good.txt"]
+    reasons = {Path(s.path).name: s.reason for s in loaded.skipped}
+    assert "memory" in reasons["a.html"] and "nested too deeply" in reasons["b.html"]
+    assert reasons["c.html"] == "could not be read (AttributeError: x\\ny)"
+
+
+@pytest.mark.parametrize(
+    "name, extra, words",
+    [
+        ("one-part.docx", lambda xml: {"word/document.xml": xml + b" " * (150 * 2**20)}, "would unpack to"),
+        ("high-ratio.docx", lambda xml: {"word/document.xml": xml + b" " * (20 * 2**20)}, "zip bomb"),
+        ("many-parts.docx", lambda xml: {f"word/media/{i}.bin": bytes(900_000) for i in range(130)}, "would unpack"),
+    ],
+)
+def test_docx_zip_bombs_are_refused_before_anything_is_inflated(tmp_path: Path, monkeypatch, name, extra, words):
+    import docx
+
+    parts = _docx_parts()
+    (tmp_path / name).write_bytes(_zip({**parts, **extra(parts["word/document.xml"])}))
+    opened = []
+    real = docx.Document
+    monkeypatch.setattr(docx, "Document", lambda *a, **k: opened.append(1) or real(*a, **k))
+    with pytest.raises(LoadError, match=words):
+        read(tmp_path / name)
+    assert opened == []  # python-docx never saw the archive
+
+
+def test_a_normal_docx_passes_the_bomb_checks(tmp_path: Path) -> None:
+    from qa.load import DOCX_MAX_RATIO
+
+    paragraphs = {"word/document.xml": _docx_parts()["word/document.xml"]}
+    path = tmp_path / "ok.docx"
+    path.write_bytes(_zip({**_docx_parts(), **paragraphs}))
+    assert "54人" in read(path).text
+    assert DOCX_MAX_RATIO >= 50
+
+
+def test_files_over_the_size_cap_are_skipped_before_reading(tmp_path: Path, monkeypatch) -> None:
+    from qa.config import Settings
+    from qa.pipeline import load_collection
+
+    big = tmp_path / "big.txt"
+    big.write_text(ARTICLE * (2 * 2**20 // len(ARTICLE.encode())), encoding="utf-8")
+    (tmp_path / "small.txt").write_text(ARTICLE, encoding="utf-8")
+    loaded = load_collection([tmp_path], max_file_mb=1)
+    assert [Path(d.path).name for d in loaded.documents] == ["small.txt"]
+    (skip,) = loaded.skipped
+    assert skip.reason.startswith("big.txt: 2.0 MB is over the 1 MB cap") and "QA_MAX_FILE_MB" in skip.reason
+    assert len(load_collection([tmp_path], max_file_mb=0).documents) == 2  # 0: no cap
+    assert Settings().max_file_mb == 20
+    monkeypatch.setenv("QA_MAX_FILE_MB", "3")
+    assert Settings.load().max_file_mb == 3
+
+
+def test_utf8_with_a_few_stray_bytes_loads_and_says_how_many(tmp_path: Path) -> None:
+    from qa.load import decode_text
+    from qa.pipeline import load_collection
+
+    data = ARTICLE.encode("utf-8")
+    middle = len(data) // 2 + 1
+    damaged = data[:middle] + b"\xff" + data[middle:]
+    text, replaced = decode_text(damaged, "x.txt")
+    assert replaced >= 1 and "\ufffd" in text and "辅警7人" in text
+    (tmp_path / "damaged.txt").write_bytes(damaged)
+    loaded = load_collection([tmp_path])
+    assert len(loaded.documents) == 1 and loaded.skipped == []
+    assert [(Path(n.path).name, n.message.split()[0]) for n in loaded.notices] == [("damaged.txt", str(replaced))]
+
+
+def test_too_many_invalid_utf8_bytes_mean_another_encoding_not_repair() -> None:
+    """Past 1 byte in 100 of the non-ASCII bytes, UTF-8 is not the encoding: GBK decodes correctly."""
+    from qa.load import decode_text
+
+    assert decode_text(SIMPLIFIED.encode("gbk"), "g.txt") == (SIMPLIFIED, 0)
+    chinese = (SIMPLIFIED * 10).encode("utf-8")
+    non_ascii = len(chinese.translate(None, bytes(range(128))))
+    spoiled = bytearray(chinese)
+    for i in range(0, len(spoiled), len(spoiled) // (non_ascii // 50)):  # ~2% of the non-ASCII bytes
+        spoiled[i] = 0xFF
+    with pytest.raises(LoadError, match="encoding could not be recognised"):
+        decode_text(bytes(spoiled), "spoiled.txt")
+
+
+def test_skip_lines_stay_one_line_whatever_the_file_name(tmp_path: Path) -> None:
+    from qa.pipeline import load_collection
+    from qa.pipeline import BuildReport
+
+    (tmp_path / "two\nlines.txt").write_bytes(b"")
+    (tmp_path / "esc\x1b[2J.md").write_bytes(b"")
+    loaded = load_collection([tmp_path])
+    summary = BuildReport(skipped=loaded.skipped).summary()
+    lines = summary.splitlines()
+    assert len(lines) == 3 and "\x1b" not in summary
+    assert any(line.startswith("Skipped ") and "two\\nlines.txt: the file is empty" in line for line in lines)
+    assert any("esc\\x1b[2J.md" in line for line in lines)

@@ -128,7 +128,7 @@ def test_answer_json_shape_and_citations_are_true_slices(make_bot, corpus):
     bot = make_bot()
     bot.build([corpus])
     result = answer_to_json(bot.ask("海陵巡特警大队党总支有多少名党员？", k=3))
-    assert set(result) == {"question", "query", "abstained", "signals", "encoder", "lead", "citations"}
+    assert set(result) == {"question", "query", "abstained", "notices", "signals", "encoder", "lead", "citations"}
     assert 1 <= len(result["citations"]) <= 3
     for c in result["citations"]:
         assert set(c) >= {"rank", "doc_id", "title", "source", "date", "url", "path", "text", "start", "end", "score"}
@@ -142,6 +142,49 @@ def test_follow_up_folds_in_the_previous_question(make_bot, corpus):
     bot.build([corpus])
     result = bot.ask("那海陵巡特警大队呢？", history=["滨州开发区交警大队有多少名党员民警？"])
     assert result.query == "海陵巡特警大队有多少名党员民警？"
+
+
+def open_files(path: Path) -> list[str]:
+    """This process's open descriptors on ``path`` (and its -wal/-shm files)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:
+            continue  # closed meanwhile
+        if str(target).startswith(str(path)):
+            found.append(str(target))
+    return found
+
+
+def test_the_embedding_cache_is_closed_even_when_encoding_fails(make_bot, corpus):
+    bot = make_bot()
+
+    def failing(texts, progress=None):
+        raise RuntimeError("the encoder failed")
+
+    bot.encoder.encode_passages = failing
+    with pytest.raises(RuntimeError) as caught:  # its traceback keeps the build's frames alive
+        bot.build([corpus])
+    assert caught.value.__traceback__ is not None
+    assert not open_files(bot.settings.index_dir / "cache.sqlite")
+
+
+def test_a_question_in_flight_finishes_on_its_snapshot_while_builds_commit(make_bot, corpus):
+    """Candidates are taken, then builds remove every document, rebuild the store and clean up; the
+    question still gets its passages (no "Passage N is missing"), from the snapshot it started with."""
+    asker = make_bot()
+    asker.build([corpus])
+    found = asker.candidates("海陵巡特警大队党总支有多少名党员？")
+    other = make_bot()
+    other.remove([d.doc_id for d in other.documents()])
+    other.build([corpus])  # its clean-up drops rows the previous snapshot no longer sees
+    other.build([corpus], full=True)  # a new store; the old one is unused but for the question in flight
+    result = asker.answer(found, k=3)
+    assert result.hits and not result.abstained
+    for hit in result.hits:
+        assert hit.document.text[hit.passage.start : hit.passage.end] == hit.passage.text
+    assert len(asker.ask("海陵巡特警大队党总支有多少名党员？").hits) > 0  # the next question takes the new snapshot
 
 
 def test_a_question_finishes_on_the_snapshot_it_started_on_while_builds_switch(make_bot, corpus, tmp_path):
@@ -177,21 +220,30 @@ def test_a_question_finishes_on_the_snapshot_it_started_on_while_builds_switch(m
     assert added and any(d.doc_id == added[0] for d in asker.documents())
 
 
-def open_files(folder: Path) -> list[str]:
-    """Files under ``folder`` this process holds open (Linux)."""
-    found = []
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            target = fd.readlink()
-        except OSError:
-            continue
-        if folder in target.parents:
-            found.append(target.name)
-    return found
-
-
 def test_a_build_leaves_no_embedding_cache_open(make_bot, corpus):
     bot = make_bot()
     bot.build([corpus])
     bot.build([corpus], full=True)
-    assert not [name for name in open_files(bot.settings.index_dir) if name.startswith("cache.sqlite")]
+    assert not open_files(bot.settings.index_dir / "cache.sqlite")
+
+
+def test_a_question_without_words_abstains(make_bot, corpus):
+    """Emoji and punctuation give nothing to search for; the dense score alone must not answer them."""
+    bot = make_bot()
+    bot.build([corpus])
+    for question in ("🙂🙂🙂？？", "……！！！", "★☆→←"):
+        result = bot.ask(question)
+        assert result.abstained and not result.lead, question
+        assert result.signals["coverage"] is None
+
+
+def test_an_over_long_question_is_answered_with_a_notice(make_bot, corpus):
+    from qa.pipeline import MAX_QUESTION_CHARS
+
+    bot = make_bot()
+    bot.build([corpus])
+    short = bot.ask("海陵巡特警大队党总支有多少名党员？")
+    assert short.notices == []
+    long = bot.ask("海陵巡特警大队党总支有多少名党员？" + "请详细说明。" * MAX_QUESTION_CHARS)
+    assert len(long.notices) == 1 and str(MAX_QUESTION_CHARS) in long.notices[0]
+    assert answer_to_json(long)["notices"] == long.notices

@@ -18,7 +18,6 @@ every store, FAISS, BM25 and fusion step runs for real. Two generators:
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..types import Document, Passage
+from ..types import Document, Passage, text_hash
 
 PER_DOC = 10  # passages per generated document
 VERSION = 1  # bump when the seed generator changes: cached indexes are keyed by it
@@ -42,7 +41,7 @@ def make_doc(doc_id: str, texts: Sequence[str], title: str | None = None) -> tup
     """A document whose passages are ``texts`` in order (offsets are exact)."""
     text = "".join(texts)
     doc = Document(doc_id=doc_id, path=f"/generated/{doc_id}.txt", title=title or doc_id, text=text,
-                   content_hash=hashlib.sha256(text.encode()).hexdigest(), source="generated")
+                   content_hash=text_hash(text), source="generated")
     passages, pos = [], 0
     for i, t in enumerate(texts):
         passages.append(Passage(doc_id, i, t, pos, pos + len(t)))

@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-K1, B = 1.5, 0.75  # bm25s defaults (Lucene variant)
+K1, B = 0.9, 0.4  # Anserini's defaults; README "Retrieval" (bm25s' own, 1.5 / 0.75, favoured short passages)
 _TF_FILES = ("ids", "tf_indptr", "tf_terms", "tf_counts")
 
 
@@ -137,6 +137,11 @@ class KeywordIndex:
             vocab = json.loads((directory / "vocab.index.json").read_text(encoding="utf-8"))
             return cls(ids, vocab, None, None, directory)
         retriever = _bm25s().BM25.load(str(directory), mmap=mmap, show_progress=False)
+        if (float(retriever.k1), float(retriever.b)) != (K1, B):
+            # saved with other BM25 parameters (before 0.9 / 0.4): re-weight from the term counts, so an
+            # index that no build has touched since ranks like a new one; the next build saves the new weights
+            tf = tuple(np.load(directory / f"{name}.npy", allow_pickle=False) for name in _TF_FILES[1:])
+            return cls._from_rows(ids, retriever.vocab_dict, *tf)
         scores = retriever.scores
         if scores["num_docs"] != len(ids) or len(scores["indptr"]) != len(retriever.vocab_dict) + 1:
             raise ValueError(f"{directory}: score matrix and ids disagree")

@@ -12,12 +12,27 @@ Layout of ``index_dir``::
     cache.sqlite             embedding cache, keyed by (encoder identity, sha256(text))
     build.lock               flock'd by the one running build
 
-A build writes a complete new snapshot beside the live one, fsyncs it, commits
-its store rows, and only then replaces ``CURRENT`` (write, fsync, rename,
-fsync the directory). A process killed at any moment therefore leaves
-``CURRENT`` naming a complete snapshot; the next build removes what the dead
-one left behind. Readers keep the snapshot they opened; the previous snapshot
-is kept on disk so a reader that opened it just before the switch still works.
+A build writes a complete new snapshot beside the live one, fsyncs it,
+commits its store rows, and only then replaces ``CURRENT`` (write, fsync, rename,
+fsync the directory).
+
+Crash-safety contract:
+
+- The rename of ``CURRENT`` is the commit point. Before it, a fault of any
+  kind (an exception, Ctrl-C, SIGKILL, power loss) leaves ``CURRENT`` naming
+  the previous snapshot, complete and answering; the next build removes what
+  the failed one left. From it on, the new snapshot is live, even if the
+  directory fsync after it raises.
+- No code path deletes the snapshot or the store that ``CURRENT`` names: a
+  builder that meets an exception once it has started the rename deletes
+  nothing of its own unless it reads ``CURRENT`` and finds the previous name.
+- Clean-up (after the switch) deletes only what no kept snapshot needs. Kept
+  are the new snapshot, the previous one, and every older one a reader still
+  pins (a shared ``flock`` on its ``READERS`` file, held by ``Index`` until it is
+  closed or garbage-collected). So a question that took a snapshot keeps
+  reading its passages while any number of builds commit; what it pinned goes
+  in the first build after it lets go. A fault during clean-up only leaves
+  extra files for the next build.
 """
 
 from __future__ import annotations
@@ -28,13 +43,14 @@ import shutil
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from . import durable
-from ..errors import IndexCorrupt, IndexMissing, UsageError
+from ..errors import IndexCorrupt, IndexMissing, IndexWriteError, UsageError
 from .keyword import KeywordIndex
 from .keyword import library_version as keyword_lib
 from .store import EmbeddingCache, Store
@@ -114,6 +130,18 @@ class Index:
         self.index_dir = Path(index_dir)
         self.version = version
         snap = self.index_dir / "snapshots" / version
+        try:  # pinned before anything is read: from here on no build deletes what this reader needs
+            pin = durable.pin(snap)
+        except OSError:
+            raise IndexCorrupt(f"Index snapshot {snap} is being removed.", REBUILD) from None
+        self._unpin = weakref.finalize(self, os.close, pin) if pin is not None else None
+        try:
+            self._open(snap)
+        except BaseException:
+            self._release_pin()
+            raise
+
+    def _open(self, snap: Path) -> None:
         self.manifest = _read_manifest(snap / "manifest.json")
         self.generation = int(self.manifest["generation"])
         for rel, size in self.manifest["files"].items():
@@ -183,6 +211,11 @@ class Index:
 
     def close(self) -> None:
         self._store.close()
+        self._release_pin()
+
+    def _release_pin(self) -> None:
+        if self._unpin is not None:
+            self._unpin()  # closes the pin's descriptor once, whether called here or at garbage collection
 
     def __enter__(self) -> "Index":
         return self
@@ -203,7 +236,8 @@ class Builder:
         self.fresh = fresh
         self._opened = previous
         self._lock_fd: int | None = None
-        self._committed = False
+        self._switching = False  # the CURRENT rename has been started: from now on CURRENT may name our snapshot
+        self._committed = False  # the rename returned: the build is live
 
     # -- lifecycle -------------------------------------------------------------
     def __enter__(self) -> "Builder":
@@ -225,6 +259,7 @@ class Builder:
 
     def _start(self) -> None:
         version = current_version(self.index_dir)
+        self._version = version
         self.previous = int(version) if version else 0
         self.gen = self.previous + 1
         self._snap = self.index_dir / "snapshots" / f"{self.gen:06d}"
@@ -251,11 +286,26 @@ class Builder:
         self._added: dict[int, tuple[np.ndarray, list[str]]] = {}  # only kept for an incremental commit
 
     def _discard(self) -> None:
-        self._store.rollback()
-        self._store.close()
+        """Undo an uncommitted build, deleting only what CURRENT is known not to name."""
+        try:
+            self._store.rollback()
+        finally:
+            self._store.close()
+        if self._switching and not self._still_previous():
+            return  # the rename may have happened: keep everything; the next build tidies up
         shutil.rmtree(self._snap, ignore_errors=True)
         if not self._base:
             durable.remove_store(self.index_dir / self.store_name)
+
+    def _still_previous(self) -> bool:
+        """True only when CURRENT can be read and still names the snapshot this build started from."""
+        try:
+            name = (self.index_dir / "CURRENT").read_text(encoding="ascii").strip() or None
+        except FileNotFoundError:
+            name = None
+        except (OSError, UnicodeDecodeError):
+            return False
+        return name == self._version
 
     def _release(self) -> None:
         if self._lock_fd is not None:
@@ -301,14 +351,46 @@ class Builder:
                 self._added[pid] = (vec, list(toks))
 
     def commit(self, manifest: Mapping[str, Any]) -> None:
-        """Write the snapshot, make it durable, then switch CURRENT to it."""
+        """Write the snapshot, make it durable, then switch CURRENT to it.
+
+        Steps, in order: snapshot files (vectors, BM25, reader pin, manifest),
+        fsync of each file and folder, the store's COMMIT, CURRENT.tmp written
+        and fsynced, the rename (the commit point), the folder fsync, clean-up.
+        A disk error before the rename raises ``IndexWriteError`` saying the
+        index is unchanged; one after it (the folder fsync) raises
+        ``IndexWriteError`` saying the new index is live. A fault during
+        clean-up is swallowed: the build is committed, and the next build
+        removes the rest.
+        """
         dim = self.dim or manifest.get("dim")
         if not dim:
             raise ValueError("the vector dimension is unknown: add a document or give manifest['dim']")
+        unchanged = f"The new index could not be written; the index in {self.index_dir} is unchanged"
+        hint = "Free disk space or check the disk, then run: qa build"
+        try:
+            self._write_snapshot(manifest, int(dim))
+            self._store.commit()
+        except (OSError, sqlite3.Error) as error:
+            raise IndexWriteError(f"{unchanged} ({_short(error)}).", hint) from None
+        self._switching = True
+        try:
+            durable.replace_current(self.index_dir, self._snap.name)
+        except OSError as error:
+            if self._still_previous():
+                raise IndexWriteError(f"{unchanged} ({_short(error)}).", hint) from None
+            self._committed = True
+            raise IndexWriteError(
+                f"The new index in {self.index_dir} is live, but the disk failed while making the switch"
+                f" durable ({_short(error)}).", "Check the disk; the next qa build tidies up."
+            ) from None
+        self._committed = True
+        self._collect()
+
+    def _write_snapshot(self, manifest: Mapping[str, Any], dim: int) -> None:
         n = self._store.passage_count(self.gen)
         shutil.rmtree(self._snap, ignore_errors=True)
         self._snap.mkdir(parents=True)
-        vectors = self._vectors(n, int(dim))
+        vectors = self._vectors(n, dim)
         vectors.save(self._snap / "vectors.faiss")
         keyword = self._keyword()
         keyword.save(self._snap / "bm25")
@@ -316,24 +398,17 @@ class Builder:
             raise RuntimeError(f"index sizes disagree: {len(vectors)} vectors, {len(keyword)} BM25 rows, {n} passages")
         full = dict(manifest)
         full.update(
-            format=FORMAT,
-            generation=self.gen,
-            store=self.store_name,
-            passages=n,
-            documents=self._store.check(self.gen),
-            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            vectors={"kind": vectors.kind, "dim": int(dim)},
+            format=FORMAT, generation=self.gen, store=self.store_name, passages=n,
+            documents=self._store.check(self.gen), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            vectors={"kind": vectors.kind, "dim": dim},
             libraries={"faiss": vector_lib(), "bm25s": keyword_lib(), "numpy": np.__version__},
             files={
                 str(p.relative_to(self._snap)): p.stat().st_size for p in sorted(self._snap.rglob("*")) if p.is_file()
             },
         )
-        (self._snap / "manifest.json").write_text(json.dumps(full, ensure_ascii=False, indent=1), encoding="utf-8")
+        durable.write_file(self._snap / durable.PIN, b"")  # readers flock it; not listed: it is not index data
+        durable.write_file(self._snap / "manifest.json", json.dumps(full, ensure_ascii=False, indent=1).encode("utf-8"))
         durable.fsync_tree(self._snap)
-        self._store.commit()
-        durable.replace_current(self.index_dir, self._snap.name)
-        self._committed = True
-        self._collect()
 
     # -- commit helpers ------------------------------------------------------------
     def _vectors(self, n: int, dim: int) -> VectorIndex:
@@ -370,23 +445,31 @@ class Builder:
         return getattr(opened, part) if opened is not None and opened.version == self._prev.name else None
 
     def _collect(self) -> None:
-        """Drop what neither the new nor the previous snapshot needs; never fails the build."""
-        keep = {self._snap.name, f"{self.previous:06d}"}
+        """Drop what no kept snapshot needs; never fails the build.
+
+        Kept: the new snapshot, the previous one (CURRENT named it a moment
+        ago) and every older one a reader pins, with their stores and the
+        store rows they see. Whatever cannot be checked is kept.
+        """
         try:
-            stores = {self.store_name}
+            kept = {self._snap.name: self.store_name}  # snapshot -> its store file
             for snap in _snapshot_dirs(self.index_dir):
-                if snap.name not in keep:
-                    shutil.rmtree(snap, ignore_errors=True)
-                elif snap.name != self._snap.name:
-                    stores.add(_read_manifest(snap / "manifest.json")["store"])
+                if snap.name == self._snap.name:
+                    continue
+                if snap.name != f"{self.previous:06d}" and durable.remove_unpinned(snap):
+                    continue
+                kept[snap.name] = _read_manifest(snap / "manifest.json")["store"]
             for path in self.index_dir.glob("store-*.sqlite"):
-                if path.name not in stores:
+                if path.name not in kept.values():
                     durable.remove_store(path)
-            self._store.collect(self.previous)
-        except (OSError, IndexCorrupt, KeyError, sqlite3.Error):
+            self._store.collect(min(int(name) for name, store in kept.items() if store == self.store_name))
+        except (OSError, IndexCorrupt, KeyError, ValueError, sqlite3.Error):
             pass
         finally:
-            self._store.close()
+            try:
+                self._store.close()
+            except (OSError, sqlite3.Error):
+                pass  # committed all the same; the connection goes with the builder
 
 
 # -- files ----------------------------------------------------------------------

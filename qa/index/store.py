@@ -290,8 +290,12 @@ class EmbeddingCache:
     """Passage vectors by (encoder identity, sha256 of the text), shared by all snapshots.
 
     Re-chunking or re-adding unchanged text then costs a lookup instead of an
-    encoder call. The cache is only a speed-up: a damaged file is replaced by
-    an empty one rather than failing the build.
+    encoder call, and a build that was killed resumes: each ``put`` is its own
+    transaction, committed before it returns. The cache is only a speed-up: a
+    damaged file is replaced by an empty one rather than failing the build,
+    and commits are not fsynced (``synchronous = NORMAL`` in WAL mode: a
+    SIGKILL loses nothing, a power cut may lose the last batches, never the
+    file's consistency).
     """
 
     def __init__(self, index_dir: Path) -> None:
@@ -309,6 +313,7 @@ class EmbeddingCache:
     def _connect(path: Path) -> sqlite3.Connection:
         con = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
         con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA synchronous = NORMAL")
         con.execute(
             "CREATE TABLE IF NOT EXISTS vectors (identity TEXT NOT NULL, hash BLOB NOT NULL, vector BLOB NOT NULL,"
             " PRIMARY KEY (identity, hash)) WITHOUT ROWID"

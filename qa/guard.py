@@ -1,0 +1,297 @@
+"""What stands between the open web chat and the server: requests, passwords, messages.
+
+Gradio accepts uploads from anyone (``POST /gradio_api/upload`` needs no
+password: the browser uploads a file as soon as it is picked), and its
+preprocessing fetches any ``http(s)`` "file" named in a request into its temp
+folder, from any endpoint. So the checks cannot wait for a handler:
+``RequestGuard`` sits in front of the whole app and refuses, before anything is
+read to disk or fetched, every file reference that is not already in this
+process's own upload folder, and bounds what anonymous uploads can hold there.
+``Throttle`` slows password guessing per client; ``hide_paths`` keeps server
+paths out of messages. No gradio import here: this runs under ``qa --help``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterable
+
+UPLOAD_ROUTE = "/gradio_api/upload"
+MAX_JSON_BYTES = 8 * 1024 * 1024  # a request body other than an upload: a long chat history is ~1 MB
+MAX_WAITING_FILES = 200  # files that may wait in the upload folder (each request adds at most gradio's 1000)
+MAX_UPLOADS_AT_ONCE = 4  # upload requests in flight; more are refused, not queued
+UPLOAD_QUOTA_FACTOR = 10  # the upload folder may hold this many largest-allowed files at once
+
+Scope = dict
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+
+# -- paths ---------------------------------------------------------------------------------------
+
+def inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """True when ``path`` (symlinks and ``..`` resolved) is a file strictly below ``folder``."""
+    try:
+        real, root = os.path.realpath(path), os.path.realpath(folder)
+    except (ValueError, OSError):  # a NUL byte, a loop
+        return False
+    return real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def sweep(folder: Path, max_age: float, now: float | None = None) -> tuple[int, int]:
+    """Delete what has waited in ``folder`` longer than ``max_age`` seconds; return the (bytes, files) left.
+
+    gradio's own ``delete_cache`` forgets some files (gradio_client uploads
+    leave an empty temp file beside each upload), so the folder is swept as a
+    whole before each upload is let in.
+    """
+    now = time.time() if now is None else now
+    size = count = 0
+    for base, dirs, files in os.walk(folder, topdown=False):
+        for name in files:
+            path = os.path.join(base, name)
+            try:
+                info = os.lstat(path)
+                if now - info.st_mtime > max_age:
+                    os.unlink(path)
+                    continue
+            except OSError:
+                continue
+            size += info.st_size
+            count += 1
+        for name in dirs:
+            try:
+                os.rmdir(os.path.join(base, name))  # only succeeds when empty
+            except OSError:
+                pass
+    return size, count
+
+
+def discard(paths: Iterable[str | os.PathLike], folder: Path) -> None:
+    """Delete uploaded temp files (and their emptied hash folder); anything outside ``folder`` is left alone."""
+    for path in paths:
+        if not inside(path, folder):
+            continue
+        real = Path(os.path.realpath(path))
+        try:
+            real.unlink()
+        except OSError:
+            continue
+        parent = real.parent
+        if parent != Path(os.path.realpath(folder)):
+            try:
+                parent.rmdir()  # gradio keeps each upload in a folder named by its hash
+            except OSError:
+                pass
+
+
+_PATHLIKE = re.compile(r"[^\s'\"()（）《》「」，。；：、]*/[^\s'\"()（）《》「」，。；：、]*")
+
+
+def hide_paths(text: str) -> str:
+    """A message without server paths: every token with a ``/`` keeps only its last part.
+
+    Error messages name files so an operator at the terminal can act; over
+    the web the last component says enough and the layout of the server stays
+    private. URLs are kept.
+    """
+
+    def short(match: re.Match) -> str:
+        token = match.group(0)
+        if "://" in token:
+            return token
+        core = token.rstrip(".,;:!?")
+        return (core.rstrip("/").rsplit("/", 1)[-1] or "…") + token[len(core):]
+
+    return _PATHLIKE.sub(short, text)
+
+
+# -- passwords -----------------------------------------------------------------------------------
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time compare that also hides the length (both sides hashed first)."""
+    return hmac.compare_digest(hashlib.sha256(given.encode("utf-8")).digest(),
+                               hashlib.sha256(expected.encode("utf-8")).digest())
+
+
+def client_key(host: str | None) -> str:
+    """Who a failed attempt is charged to: the address, or its /64 for IPv6 (one host owns a whole /64)."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return host or "?"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class Throttle:
+    """Per-client lockout after wrong passwords: FREE tries, then 1, 2, 4 ... up to CAP seconds.
+
+    An attempt is charged before the password is compared, so parallel
+    requests cannot slip past the count; a right password clears the record.
+    A lockout (not a sleep) keeps worker threads free while a guesser waits.
+    """
+
+    FREE = 5
+    CAP = 300.0
+    FORGET = 3600.0  # a client with no failure for an hour starts afresh
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[int, float, float]] = {}  # key -> (failures, last failure, locked until)
+
+    def delay(self, failures: int) -> float:
+        return 0.0 if failures < self.FREE else min(2.0 ** (failures - self.FREE), self.CAP)
+
+    def attempt(self, host: str | None) -> float:
+        """0 if this client may try a password now (the try is charged), else seconds to wait."""
+        key, now = client_key(host), self._clock()
+        with self._lock:
+            failures, last, until = self._seen.get(key, (0, now, 0.0))
+            if now - last > self.FORGET:
+                failures, until = 0, 0.0
+            if now < until:
+                return until - now
+            failures += 1
+            if len(self._seen) >= self.MAX_CLIENTS:
+                self._prune(now)
+            self._seen[key] = (failures, now, now + self.delay(failures))
+            return 0.0
+
+    def succeeded(self, host: str | None) -> None:
+        with self._lock:
+            self._seen.pop(client_key(host), None)
+
+    def _prune(self, now: float) -> None:
+        stale = [k for k, (_, last, until) in self._seen.items() if now - last > self.FORGET and now >= until]
+        for key in stale or sorted(self._seen, key=lambda k: self._seen[k][1])[: self.MAX_CLIENTS // 10]:
+            del self._seen[key]
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+def file_paths(data: Any) -> list[Any]:
+    """Every ``path`` of a gradio FileData object anywhere in a decoded request body."""
+    found, stack = [], [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            meta = item.get("meta")
+            if "path" in item and isinstance(meta, dict) and meta.get("_type") == "gradio.FileData":
+                found.append(item["path"])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+class RequestGuard:
+    """ASGI middleware in front of the gradio app; see the module docstring for why.
+
+    - ``POST /gradio_api/upload``: files older than ``max_age`` are swept out
+      first; then it needs a Content-Length, which must fit in what the upload
+      folder may still take; refused while the folder holds MAX_WAITING_FILES
+      files or MAX_UPLOADS_AT_ONCE uploads are running.
+    - any other multipart body is refused (this app reads files only there).
+    - every other POST body is read (up to MAX_JSON_BYTES) and refused if it
+      names a file that is not in the upload folder, before gradio sees it.
+    """
+
+    def __init__(self, app: Callable, folder: Path, max_file_bytes: int, max_age: float) -> None:
+        self.app, self.folder, self.max_age = app, Path(folder), max_age
+        self.quota = UPLOAD_QUOTA_FACTOR * max_file_bytes
+        self._lock = threading.Lock()
+        self._reserved = self._running = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http" or scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        multipart = headers.get("content-type", "").lower().startswith("multipart/")
+        if scope.get("path", "").rstrip("/").endswith(UPLOAD_ROUTE):
+            return await self._upload(scope, receive, send, headers.get("content-length"))
+        if multipart:
+            return await _refuse(send, 415, "此处不接受文件。")
+        body, complete = await _read(receive, MAX_JSON_BYTES)
+        if not complete:
+            return await _refuse(send, 413, "请求过大。")
+        try:
+            paths = file_paths(json.loads(body)) if body else []
+        except (ValueError, RecursionError):
+            paths = []  # not JSON: gradio's own parsing refuses it
+        if any(not isinstance(p, str) or not inside(p, self.folder) for p in paths):
+            return await _refuse(send, 400, "只接受通过本页面上传的文件。")
+        return await self.app(scope, _replay(body, receive), send)
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send, length: str | None) -> None:
+        if length is None or not length.isdigit():
+            return await _refuse(send, 411, "上传请求缺少 Content-Length。")
+        size = int(length)
+        used, files = sweep(self.folder, self.max_age) if self.folder.is_dir() else (0, 0)
+        with self._lock:
+            if self._running >= MAX_UPLOADS_AT_ONCE or files >= MAX_WAITING_FILES:
+                refusal = (429, "正在处理的上传过多，请稍后再试。")
+            elif used + self._reserved + size > self.quota:
+                refusal = (413, "上传临时空间已满或文件过大，请稍后再试。")
+            else:
+                refusal = None
+                self._reserved += size
+                self._running += 1
+        if refusal:
+            return await _refuse(send, *refusal)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            with self._lock:
+                self._reserved -= size
+                self._running -= 1
+
+
+async def _read(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        total += len(chunk)
+        if total > limit:
+            return b"", False
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def again() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # later messages: the client's disconnect
+
+    return again
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"detail": message}, ensure_ascii=False).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
