@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from .types import Progress
 
 
+_MILVUS_HELP = "Use the index in Milvus: http(s)://host:port, or a local *.db file [QA_MILVUS_URI; unset: the folder]."
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -40,10 +43,21 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="qa")
 @click.option("--index-dir", type=click.Path(path_type=Path), help="Index folder [QA_INDEX_DIR; embeddings/].")
 @click.option("--model", help="Embedding model: local folder or Hugging Face id [QA_MODEL; bundled e5-small].")
+@click.option("--milvus-uri", help=_MILVUS_HELP)
 @click.pass_context
-def cli(ctx: click.Context, index_dir: Path | None, model: str | None) -> None:
+def cli(ctx: click.Context, index_dir: Path | None, model: str | None, milvus_uri: str | None) -> None:
     """Ask questions of a collection of Chinese articles and get cited passages."""
-    ctx.obj = {"index_dir": index_dir, "model": model}
+    ctx.obj = {"index_dir": index_dir, "model": model, "milvus_uri": milvus_uri}
+
+
+def _milvus(command: Any) -> Any:
+    """``--milvus-uri`` after the command name too (``qa build --milvus-uri URI``)."""
+
+    def keep(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            ctx.ensure_object(dict)["milvus_uri"] = value
+
+    return click.option("--milvus-uri", help=_MILVUS_HELP, expose_value=False, callback=keep)(command)
 
 
 def _settings(ctx: click.Context, **overrides) -> Settings:
@@ -69,6 +83,7 @@ def _progress() -> Progress:
 @click.option("--chunk-size", type=int, help="Target passage length in characters [QA_CHUNK_SIZE; 400].")
 @click.option("--max-file-mb", type=int, help="Skip files larger than this, 0 for no cap [QA_MAX_FILE_MB; 20].")
 @click.option("--follow-links", is_flag=True, help="Also index symbolic links that point outside the folders.")
+@_milvus
 @click.pass_context
 def build(
     ctx: click.Context,
@@ -93,6 +108,7 @@ def build(
 
 @cli.command()
 @click.argument("doc_ids", nargs=-1, required=True)
+@_milvus
 @click.pass_context
 def remove(ctx: click.Context, doc_ids: tuple[str, ...]) -> None:
     """Remove documents by id (see: qa docs)."""
@@ -102,6 +118,7 @@ def remove(ctx: click.Context, doc_ids: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_milvus
 @click.pass_context
 def docs(ctx: click.Context, as_json: bool) -> None:
     """List the indexed documents."""
@@ -128,6 +145,7 @@ def _ensure_index(bot: Bot) -> None:
 @click.argument("question")
 @click.option("-k", "top_k", type=int, help="Passages to return [QA_TOP_K; 5].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (one per line with '-').")
+@_milvus
 @click.pass_context
 def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> None:
     """Ask a QUESTION ('-' reads one question per line from standard input)."""
@@ -160,6 +178,7 @@ def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> 
 @click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense", "all"]), default="hybrid", show_default=True)
 @click.option("--fusion", type=click.Choice(["weighted", "rrf"]), default="weighted", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_milvus
 @click.pass_context
 def evaluate(ctx: click.Context, file: Path, mode: str, fusion: str, as_json: bool) -> None:
     """Score retrieval on a JSONL question set (hit@1, hit@5, MRR, lead, abstention)."""
@@ -219,6 +238,7 @@ def info(ctx: click.Context, as_json: bool) -> None:
 @cli.command()
 @click.option("--host", help="Address to listen on [QA_HOST; 127.0.0.1].")
 @click.option("--port", type=int, help="Port [QA_PORT; 7860].")
+@_milvus
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Start the web chat (builds the index from seeds/ first if there is none)."""
@@ -231,6 +251,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.option("--passages", "n_passages", type=int, default=100_000, show_default=True,
               help="Size of the generated collection for the scale figures.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_milvus
 @click.pass_context
 def bench(ctx: click.Context, n_passages: int, as_json: bool) -> None:
     """Measure speed and memory: encoder, retrieval, add-one-document, cold start."""

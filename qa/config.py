@@ -8,6 +8,7 @@ work from the project folder with no configuration at all.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,12 @@ class Settings:
     model: str = ""  # QA_MODEL: local dir, Hugging Face id, or "" for the bundled model
     backend: str = "auto"  # QA_BACKEND: auto | torch | openvino
     precision: str = "auto"  # QA_PRECISION: auto | f32 | bf16 | int8 (OpenVINO inference precision)
+
+    # a served index instead of the folder (see qa/index/milvus.py); empty: the FAISS folder
+    milvus_uri: str = ""  # QA_MILVUS_URI: http(s)://host:port of a Milvus server, or a local *.db file (Milvus Lite)
+    milvus_token: str = ""  # QA_MILVUS_TOKEN: "user:password" or an API key, when the server asks for one
+    milvus_db: str = ""  # QA_MILVUS_DB: the Milvus database; empty: the server's default
+    milvus_collection: str = "qa"  # QA_MILVUS_COLLECTION: names the alias and the collections behind it
 
     # chunking (a change forces a full rebuild)
     chunk_size: int = 400  # QA_CHUNK_SIZE: target characters per passage
@@ -93,6 +100,18 @@ class Settings:
             raise UsageError(f"Top-k must be at least 1, not {self.top_k}.", "Use -k 1 or more.")
         if self.backend not in ("auto", "torch", "openvino"):
             raise UsageError(f"Unknown backend {self.backend!r}.", "Use auto, torch or openvino (QA_BACKEND).")
+        if self.milvus_uri and not (
+            self.milvus_uri.startswith(("http://", "https://", "tcp://", "unix:")) or self.milvus_uri.endswith(".db")
+        ):
+            raise UsageError(
+                f"QA_MILVUS_URI {self.milvus_uri!r} is neither a server address nor a Milvus Lite file.",
+                "Use http://host:19530 (or https://) for a server, or a path ending in .db for Milvus Lite.",
+            )
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,150}", self.milvus_collection):
+            raise UsageError(
+                f"QA_MILVUS_COLLECTION {self.milvus_collection!r} is not a valid Milvus collection name.",
+                "Use letters, digits and underscores, starting with a letter (at most 150 characters).",
+            )
         if self.precision not in ("auto", "f32", "bf16", "int8"):
             raise UsageError(f"Unknown precision {self.precision!r}.", "Use auto, f32, bf16 or int8 (QA_PRECISION).")
         if self.max_file_mb < 0:

@@ -44,6 +44,10 @@ class IndexMismatch(QAError):
     """The index is intact but was built for another embedding model: it needs a rebuild, not a repair."""
 
 
+class IndexUnavailable(QAError):
+    """The index is served by another process (Milvus) that cannot be reached now; retrying later may work."""
+
+
 class IndexBusy(QAError):
     """Another build holds the index lock."""
 

@@ -524,7 +524,7 @@ class Bot:
         """First use: build the index from the seeds folder, saying so; None when there is one."""
         if self.has_index():
             return None
-        say(f"No index yet in {self.settings.index_dir}; building it from {self.settings.seeds_dir} first.")
+        say(f"No index yet in {self.indexer.backend.location}; building it from {self.settings.seeds_dir} first.")
         report = self.build([Path(self.settings.seeds_dir)], progress=progress)
         say(report.summary())
         return report

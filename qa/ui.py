@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Collection, Iterator, Sequence
 
 from . import render
 from .config import Settings
-from .errors import IndexMissing, QAError, UsageError
+from .errors import IndexMissing, IndexUnavailable, QAError, UsageError
 from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, discard, hide_paths, inside, same_secret
 from .text import keywords
 from .types import Answer
@@ -205,7 +205,7 @@ class Chat:
         with web_errors():
             try:
                 infos = self.bot.documents()
-            except IndexMissing:
+            except (IndexMissing, IndexUnavailable):  # a served index that is down: the chat says so when asked
                 return []
         keys = ("doc_id", "title", "source", "date", "url", "passages")
         return [{k: getattr(info, k, None) for k in keys} for info in infos]

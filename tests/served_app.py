@@ -27,7 +27,7 @@ def free_port() -> int:
 
 
 class ServedApp:
-    def __init__(self, index_dir: Path, log: Path, password: str = PASSWORD) -> None:
+    def __init__(self, index_dir: Path, log: Path, password: str = PASSWORD, env: dict | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.index_dir = index_dir
@@ -36,7 +36,7 @@ class ServedApp:
         env = dict(os.environ, QA_INDEX_DIR=str(index_dir), QA_SEEDS_DIR=str(ROOT / "seeds"),
                    QA_ADMIN_PASSWORD=password, QA_HOST="127.0.0.1", QA_PORT=str(self.port),
                    HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
-                   GRADIO_TEMP_DIR=str(self.temp_parent))
+                   GRADIO_TEMP_DIR=str(self.temp_parent), **(env or {}))
         self._log = open(log, "w", encoding="utf-8")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -74,10 +74,10 @@ class ServedApp:
 
 
 @contextmanager
-def running_app(tmp_path_factory, name: str):
-    """A started app in a fresh temporary folder, stopped afterwards."""
+def running_app(tmp_path_factory, name: str, env: dict | None = None):
+    """A started app in a fresh temporary folder, stopped afterwards; ``env``: extra variables (QA_MILVUS_URI)."""
     base = tmp_path_factory.mktemp(name)
-    served = ServedApp(base / "index", base / "app.log").wait()
+    served = ServedApp(base / "index", base / "app.log", env=env).wait()
     try:
         yield served
     finally:

@@ -41,3 +41,29 @@ def test_bench_runs_every_step_on_2000_passages(tmp_path, seeds_dir, tiny_model_
     assert report["web"].get("cited") is True, report["web"]
     assert {t["name"] for t in report["targets"]} and all(t["value"] is not None for t in report["targets"])
     assert not list((tmp_path / "index").glob("*"))  # the bench builds under its cache, never in the index folder
+
+
+@pytest.mark.milvus
+def test_bench_measures_milvus_beside_the_folder_index(tmp_path, seeds_dir, tiny_model_dir, monkeypatch):
+    from milvus_server import running_server
+    from qa.bench import format_report
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(seeds_dir, seeds)
+    for key, value in {"QA_INDEX_DIR": tmp_path / "index", "QA_SEEDS_DIR": seeds, "QA_MODEL": tiny_model_dir,
+                       "QA_CACHE_DIR": tmp_path / "cache", "HF_HUB_OFFLINE": "1"}.items():
+        monkeypatch.setenv(key, str(value))
+    with running_server(tmp_path / "milvus") as server:
+        result = CliRunner().invoke(cli, ["bench", "--passages", "2000", "--json", "--milvus-uri", server.uri],
+                                    catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    milvus = report["milvus"]
+    assert milvus["big"]["passages"] == report["big"]["passages"] == 2000
+    assert milvus["big"]["kind"] == "FLAT" and report["big"]["kind"] == "flat"
+    for key in ("seeds", "big"):
+        for part in ("dense", "keyword", "fusion", "total", "ask"):
+            assert 0 < milvus[key][part]["p50"] <= milvus[key][part]["p95"], (key, part)
+    assert len(milvus["add"]["rounds"]) == 3 and not milvus["cold"]["seeds"]["errors"]
+    assert not milvus["cold"]["big"]["errors"]
+    assert "vs Milvus" in format_report(report)

@@ -96,12 +96,26 @@ def describe(result: dict, label: str) -> str:
 
 @pytest.mark.slow
 def test_twenty_clients_ten_questions_each(tmp_path_factory, capsys):
+    with served_app.running_app(tmp_path_factory, "load-app") as app:
+        check_load(app.url, capsys, "folder index")
+
+
+@pytest.mark.slow
+@pytest.mark.milvus
+def test_twenty_clients_against_the_app_on_milvus(tmp_path_factory, capsys):
+    from milvus_server import running_server
+
+    with running_server(tmp_path_factory.mktemp("load-milvus") / "data") as server:
+        with served_app.running_app(tmp_path_factory, "load-app-milvus", env={"QA_MILVUS_URI": server.uri}) as app:
+            check_load(app.url, capsys, "Milvus (milvus-lite server)")
+
+
+def check_load(url: str, capsys, label: str) -> None:
     from qa.ui import CONCURRENCY
 
-    with served_app.running_app(tmp_path_factory, "load-app") as app:
-        result = load(app.url)
+    result = load(url)
     with capsys.disabled():
-        print("\n" + describe(result, f"{CLIENTS} clients x {ROUNDS} questions, concurrency {CONCURRENCY}"))
+        print("\n" + describe(result, f"{label}: {CLIENTS} clients x {ROUNDS} questions, concurrency {CONCURRENCY}"))
     assert not result["failures"], result["failures"][:5]
     assert result["replies"] == CLIENTS * ROUNDS
 

@@ -53,6 +53,8 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
     cpu = read_cpu()
     report: dict = {"n": n_passages, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
                     "cpu": {"model": cpu.model, "flags": cpu.shown(), "native": cpu.native()}}
+    milvus = settings if settings.milvus_uri else None  # then Milvus is measured beside the folder index
+    settings = settings.with_(milvus_uri="")
     encoders = Encoders(settings)
     indexer = Indexer(settings, encoders=encoders)  # for the manifest: which model, which chunking
     log("loading the embedding model")
@@ -71,15 +73,31 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
     qvecs = encoder.encode_queries(questions)
 
     root = Path(settings.cache_dir) / "bench"
-    seeds = _seed_index(indexer, root, texts, seed_vectors)
+    folder = lambda name: settings.with_(index_dir=root / name)  # noqa: E731
+
+    def served(name: str) -> Settings:
+        assert milvus is not None
+        return milvus.with_(index_dir=root / f"milvus-{name}", milvus_collection="bench_" + name.replace("-", "_"))
+
+    seeds = _seed_index(indexer, folder, texts, seed_vectors)
     log(f"retrieval at the seeds' size ({len(texts)} passages)")
     plain = _plain(seed_vectors, [text.tokenize(t) for t in texts])
     report["seeds"] = _collection(_asker(seeds, encoder), questions, qvecs, plain)
+    if milvus:
+        report["milvus"] = {"uri": milvus.milvus_uri}
+        seeds_m = _seed_index(indexer, served, texts, seed_vectors)
+        log("the same on Milvus")
+        report["milvus"]["seeds"] = _collection(_asker(seeds_m, encoder), questions, qvecs, plain)
     log(f"collection of {n_passages} generated passages")
-    big, report["generate"] = _big_index(indexer, root, pool, seed_vectors, n_passages, log)
+    big, report["generate"] = _big_index(indexer, folder, pool, seed_vectors, n_passages, log)
     log(f"retrieval at {n_passages} passages")
     plain = _plain_generated(pool, seed_vectors, n_passages)
     report["big"] = _collection(_asker(big, encoder), questions, qvecs, plain)
+    if milvus:
+        log(f"the same {n_passages} passages into Milvus")
+        big_m, report["milvus"]["generate"] = _big_index(indexer, served, pool, seed_vectors, n_passages, log)
+        log(f"retrieval at {n_passages} passages on Milvus")
+        report["milvus"]["big"] = _collection(_asker(big_m, encoder), questions, qvecs, plain)
     del plain
     log("adding one document")
     report["add"] = _add_one(big, encoder, docs)
@@ -87,6 +105,11 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
     log("cold starts (qa ask in a new process)")
     report["cold"] = {"seeds": coldstart.ask(settings, seeds_dir, questions, 5),
                       "big": coldstart.ask(settings, big_dir, questions, 3)}
+    if milvus:
+        log("adding one document and cold starts on Milvus")
+        report["milvus"]["add"] = _add_one(big_m, encoder, docs)
+        report["milvus"]["cold"] = {"seeds": coldstart.ask(seeds_m, seeds_m.index_dir, questions, 5),
+                                    "big": coldstart.ask(big_m, big_m.index_dir, questions, 3)}
     log("web app start to first answer")
     report["web"] = coldstart.serve(settings, seeds_dir, questions[0])
     report["rss_mib"] = {"ask_big": report["cold"]["big"]["rss_mib"],
@@ -164,14 +187,16 @@ def _asker(settings: Settings, encoder: PassageEncoder) -> Any:
     return Asker(settings, encoders=Encoders(settings, encoder))
 
 
-def _seed_index(indexer: Any, root: Path, texts: list[str], vectors: np.ndarray) -> Settings:
-    """The seeds indexed with the active model (their vectors are already known: no second encoding)."""
+def _seed_index(indexer: Any, place: Callable[[str], Settings], texts: list[str], vectors: np.ndarray) -> Settings:
+    """The seeds indexed with the active model (their vectors are already known: no second encoding).
+
+    ``place`` gives the settings of an index by name: a folder, or a Milvus collection."""
     from ..pipeline import Indexer
 
     seeds = Path(indexer.settings.seeds_dir).resolve()
     # keyed by the seeds' own folder too: the same articles from another checkout have other
     # document ids, and a shared index would keep both copies (documents from elsewhere are kept)
-    settings = indexer.settings.with_(index_dir=root / f"seeds-{_key(indexer.manifest(), str(seeds))}")
+    settings = place(f"seeds-{_key(indexer.manifest(), str(seeds))}")
     backend = connect(settings)
     with backend.vector_cache() as cache:
         cache.put(indexer.encoder.identity, texts, vectors)
@@ -179,12 +204,12 @@ def _seed_index(indexer: Any, root: Path, texts: list[str], vectors: np.ndarray)
     return settings
 
 
-def _big_index(indexer: Any, root: Path, pool: synthetic.SentencePool, seed_vectors: np.ndarray, n: int,
-               log: Log) -> tuple[Settings, dict]:
+def _big_index(indexer: Any, place: Callable[[str], Settings], pool: synthetic.SentencePool,
+               seed_vectors: np.ndarray, n: int, log: Log) -> tuple[Settings, dict]:
     """The generated collection, written through the index interface once and reused while its key holds."""
     from ..errors import QAError
 
-    settings = indexer.settings.with_(index_dir=root / f"n{n}-{_key(indexer.manifest(), n, synthetic.VERSION)}")
+    settings = place(f"n{n}-{_key(indexer.manifest(), n, synthetic.VERSION)}")
     backend = connect(settings)
     try:
         reader = backend.open()
@@ -319,6 +344,33 @@ def _add_one(big: Settings, encoder: PassageEncoder, docs: Sequence[Document], r
     return {"rounds": rows, "rest_s": round(float(np.median([r["rest_s"] for r in rows])), 2)}
 
 
+def _milvus_lines(report: dict, lines: list[str]) -> None:
+    """The folder index and Milvus side by side: same questions, same vectors, same process."""
+    mv = report["milvus"]
+    ms = lambda s: f"{s['p50']:.1f} / {s['p95']:.1f} ms"  # noqa: E731
+    lines.append(f"\nFolder index (FAISS + bm25s) vs Milvus ({mv['uri']}):")
+    lines.append(f"  {'':<52} {'folder':>22} {'Milvus':>22}")
+    for key, label in (("seeds", "the seeds"), ("big", f"{report['n']} passages")):
+        a, b = report[key], mv[key]
+        lines.append(f"  at {label} (dense: {a['kind']} / {b['kind']}):")
+        for part, name in (("total", "hybrid retrieval, query encoded"), ("dense", "  dense search"),
+                           ("keyword", "  keyword search incl. jieba"), ("fusion", "  fusion, lookups, lead"),
+                           ("ask", "ask in one process, with encoding")):
+            lines.append(f"  {name:<52} {ms(a[part]):>22} {ms(b[part]):>22}")
+    gen = mv["generate"]
+    if not gen["cached"]:
+        lines.append(f"  writing {report['n']} passages into Milvus: {gen['store_s']} s + commit {gen['commit_s']} s")
+    a_add, b_add = report["add"], mv["add"]
+    lines.append(f"  {'add one document, beyond its encoding (median)':<52} {a_add['rest_s']:>20} s"
+                 f" {b_add['rest_s']:>20} s")
+    lines.append(f"  {'  removing it again (first round)':<52} {a_add['rounds'][0]['remove_s']:>20} s"
+                 f" {b_add['rounds'][0]['remove_s']:>20} s")
+    for key, label in (("seeds", "the seeds"), ("big", f"{report['n']} passages")):
+        a, b = report["cold"][key], mv["cold"][key]
+        lines.append(f"  {'qa ask cold start at ' + label + ', p50':<52} {a['wall']['p50'] / 1000:>20.2f} s"
+                     f" {b['wall']['p50'] / 1000:>20.2f} s" + (f"  ERRORS: {b['errors']}" if b["errors"] else ""))
+
+
 # -- targets and the table ---------------------------------------------------------------
 def targets(report: dict) -> list[dict]:
     """The issue's targets beside the figures; ``ok`` is None when a figure is missing."""
@@ -400,6 +452,8 @@ def format_report(report: dict) -> str:
         row("qa serve: start -> listening -> first answer", f"{web['ready_s']} s -> {web['first_answer_s']} s")
     else:
         row("qa serve: start to first answer", web.get("skipped") or web.get("error"))
+    if "milvus" in report:
+        _milvus_lines(report, lines)
     lines.append("\nMemory (peak RSS):")
     row(f"qa ask at {report['n']} passages", f"{report['rss_mib']['ask_big']} MiB")
     if web.get("rss_mib"):

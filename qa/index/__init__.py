@@ -4,8 +4,10 @@ Layout of the package: ``interface.py`` the protocols every caller uses;
 ``local.py`` the implementation in one folder (snapshots, manifest, the
 atomic switch), built from ``store.py`` (SQLite: documents, passages, the
 embedding cache), ``vectors.py`` (FAISS), ``keyword.py`` (bm25s) and
-``durable.py`` (fsync, the CURRENT switch, the build lock). Nothing outside
-this package names a file inside an index folder.
+``durable.py`` (fsync, the CURRENT switch, the build lock); ``milvus.py`` the
+same interface over a Milvus server or Milvus Lite file, for indexes shared by
+several web replicas. Nothing outside this package names a file inside an
+index folder or a Milvus collection.
 """
 
 from __future__ import annotations
@@ -21,11 +23,16 @@ __all__ = ["IndexBackend", "IndexReader", "IndexWriter", "VectorCache", "connect
 
 
 def connect(settings: Settings) -> IndexBackend:
-    """The index the settings name: today always the folder ``settings.index_dir``.
+    """The index the settings name: Milvus when ``settings.milvus_uri`` is set, else the folder
+    ``settings.index_dir``.
 
-    Opening nothing yet, so it is free to call; the heavy libraries load when
-    a reader or writer is first asked for.
+    Opening nothing yet, so it is free to call; the heavy libraries (and the
+    connection to a server) come when a reader or writer is first asked for.
     """
+    if settings.milvus_uri:
+        from .milvus import MilvusBackend
+
+        return MilvusBackend(settings)
     from .local import LocalBackend
 
     return LocalBackend(settings.index_dir)
