@@ -7,6 +7,7 @@ clone with nothing beside it runs every test.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,14 @@ EVAL = ROOT / "eval"
 @pytest.fixture(scope="session")
 def seeds_dir() -> Path:
     return SEEDS
+
+
+@pytest.fixture
+def corpus(tmp_path, seeds_dir) -> Path:
+    """A writable copy of the seeds, for tests that change, add or delete articles."""
+    folder = tmp_path / "articles"
+    shutil.copytree(seeds_dir, folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

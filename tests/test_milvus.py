@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -46,13 +45,6 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def encoder(tiny_model_dir):
     return load_encoder(Settings.load(model=str(tiny_model_dir)))
-
-
-@pytest.fixture
-def corpus(tmp_path, seeds_dir) -> Path:
-    folder = tmp_path / "articles"
-    shutil.copytree(seeds_dir, folder)
-    return folder
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ encoder: a real encoder wrapped so every call is recorded.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -31,13 +30,6 @@ class Counting:
     def encode_passages(self, texts, progress=None):
         self.passages.extend(texts)
         return self._encoder.encode_passages(texts, progress=progress)
-
-
-@pytest.fixture
-def corpus(tmp_path, seeds_dir) -> Path:
-    folder = tmp_path / "articles"
-    shutil.copytree(seeds_dir, folder)
-    return folder
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ from .keyword import KeywordIndex
 from .keyword import library_version as keyword_lib
 from .store import EmbeddingCache, Store
 from ..types import DocInfo, Document, Passage
-from .interface import IndexReader
+from .interface import IndexReader, checked_addition
 from .vectors import VectorIndex, kind_for
 from .vectors import library_version as vector_lib
 
@@ -332,16 +332,7 @@ class Builder:
         self, doc: Document, passages: Sequence[Passage], vectors: np.ndarray, tokens: Sequence[Sequence[str]]
     ) -> None:
         """Add (or replace) ``doc`` with its passages, their vectors and jieba tokens."""
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if not (len(passages) == len(vectors) == len(tokens)):
-            raise ValueError(
-                f"{doc.doc_id}: {len(passages)} passages, {len(vectors)} vectors, {len(tokens)} token lists"
-            )
-        if vectors.ndim != 2 or (self.dim is not None and vectors.shape[1] != self.dim and len(vectors)):
-            raise ValueError(f"{doc.doc_id}: vectors of shape {vectors.shape}, the index holds dimension {self.dim}")
-        for p in passages:
-            if doc.text[p.start : p.end] != p.text or p.doc_id != doc.doc_id:
-                raise ValueError(f"{doc.doc_id}: passage {p.ordinal} does not match the document text")
+        vectors = checked_addition(doc, passages, vectors, tokens, self.dim)
         if len(vectors):
             self.dim = int(vectors.shape[1])
         self.remove_document(doc.doc_id)
