@@ -19,12 +19,17 @@ from qa.cli import cli
 pytestmark = pytest.mark.slow
 
 
-def test_bench_runs_every_step_on_2000_passages(tmp_path, seeds_dir, tiny_model_dir, monkeypatch):
+@pytest.fixture
+def bench_env(tmp_path, seeds_dir, tiny_model_dir, monkeypatch) -> None:
+    """The bench on a copy of the seeds with the tiny model; index and cache folders of its own."""
     seeds = tmp_path / "seeds"
     shutil.copytree(seeds_dir, seeds)
     for key, value in {"QA_INDEX_DIR": tmp_path / "index", "QA_SEEDS_DIR": seeds, "QA_MODEL": tiny_model_dir,
                        "QA_CACHE_DIR": tmp_path / "cache", "HF_HUB_OFFLINE": "1"}.items():
         monkeypatch.setenv(key, str(value))
+
+
+def test_bench_runs_every_step_on_2000_passages(tmp_path, bench_env):
     result = CliRunner().invoke(cli, ["bench", "--passages", "2000", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -44,15 +49,10 @@ def test_bench_runs_every_step_on_2000_passages(tmp_path, seeds_dir, tiny_model_
 
 
 @pytest.mark.milvus
-def test_bench_measures_milvus_beside_the_folder_index(tmp_path, seeds_dir, tiny_model_dir, monkeypatch):
+def test_bench_measures_milvus_beside_the_folder_index(tmp_path, bench_env):
     from milvus_server import running_server
     from qa.bench import format_report
 
-    seeds = tmp_path / "seeds"
-    shutil.copytree(seeds_dir, seeds)
-    for key, value in {"QA_INDEX_DIR": tmp_path / "index", "QA_SEEDS_DIR": seeds, "QA_MODEL": tiny_model_dir,
-                       "QA_CACHE_DIR": tmp_path / "cache", "HF_HUB_OFFLINE": "1"}.items():
-        monkeypatch.setenv(key, str(value))
     with running_server(tmp_path / "milvus") as server:
         result = CliRunner().invoke(cli, ["bench", "--passages", "2000", "--json", "--milvus-uri", server.uri],
                                     catch_exceptions=False)
