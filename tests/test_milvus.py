@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from qa.config import Settings
 from qa.embed import load_encoder
 from qa.errors import IndexBusy, IndexUnavailable, UsageError
 from qa.index import connect
+import qa.index.milvus as milvus_index
 from qa.index.milvus import PART_BYTES, MilvusBackend
 from qa.pipeline import Bot, answer_to_json
 from qa.types import Document, Passage
@@ -211,8 +213,12 @@ def test_a_killed_build_leaves_the_live_index_answering_and_the_next_build_clean
     assert len(reader.documents()) == 6
 
 
-def test_a_second_build_at_once_is_refused_with_its_owner(settings, corpus, encoder):
+def test_a_second_build_at_once_is_refused_with_its_owner(settings, corpus, encoder, monkeypatch):
     Bot(settings, encoder=encoder).build([corpus])
+    # both builds start in the same second of the same process: their lock collections must still differ
+    second = int(time.time())
+    monkeypatch.setattr(milvus_index, "time", SimpleNamespace(time=lambda: float(second), monotonic=time.monotonic,
+                                                              sleep=time.sleep, strftime=time.strftime))
     backend = connect(settings)
     with backend.writer():
         with pytest.raises(IndexBusy, match=f"process {os.getpid()}"):

@@ -49,6 +49,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import socket
 import threading
 import time
@@ -738,11 +739,14 @@ _PASSAGE_FIELDS = ["id", "doc_key", "doc_id", "ordinal", "start", "end", "headin
 _META_FIELDS = ["k", "kind", "doc_key", "doc_id", "part", "added", "removed", "body", "v"]
 
 
+_LOCK_OWNER = re.compile(r"_lk_([0-9a-f]+)_(\d+)_(\d+)(?:_[0-9a-f]+)?$")
+
+
 class _BuildLock:
     """One build at a time across machines: an alias, which Milvus lets only one caller create.
 
     Each build makes a small collection named after itself (host, process, start
-    time) and then tries to point the alias ``<name>_lock`` at it; a second build
+    time, a random tail) and then tries to point the alias ``<name>_lock`` at it; a second build
     finds the alias taken and reads the owner from the name. A heartbeat row keeps
     the lock fresh while the build runs. A lock whose owner is gone (a dead process
     on this host, or no heartbeat for ``LOCK_STALE`` seconds) is taken over, so a
@@ -752,7 +756,9 @@ class _BuildLock:
     def __init__(self, backend: MilvusBackend) -> None:
         self._b = backend
         self.host, self.pid, self.since = socket.gethostname(), os.getpid(), int(time.time())
-        self.own = f"{backend.name}_lk_{_host_tag(self.host)}_{self.pid}_{self.since}"
+        # the random tail keeps two builds of one process in the same second apart (a web rebuild
+        # beside a CLI build in one interpreter, or a test); only the alias decides who holds the lock
+        self.own = f"{backend.name}_lk_{_host_tag(self.host)}_{self.pid}_{self.since}_{secrets.token_hex(4)}"
         self._held = False
         self._last = 0.0
         self._stop = threading.Event()
@@ -793,7 +799,10 @@ class _BuildLock:
     def _holder(self) -> dict | None:
         try:
             name = str(self._b.call("describe_alias", alias=self.alias)["collection_name"])
-            tag, pid, since = name.rsplit("_", 3)[1:]
+            owner = _LOCK_OWNER.search(name)
+            if owner is None:
+                raise ValueError(name)
+            tag, pid, since = owner.groups()
             rows = self._b.call("query", name, filter='k == "beat"', output_fields=["beat", "host"],
                                 consistency_level="Strong")
         except (_Refused, ValueError, KeyError):
