@@ -614,6 +614,7 @@ def serve(settings: Settings) -> None:
     warning = exposure_warning(settings)
     if warning:
         print(warning, file=sys.stderr)
+    stop_on_sigterm()
     private_upload_folder()
     bot = Bot(settings)
     bot.ensure_index(progress_bars(STAGES), say=lambda line: print(line, file=sys.stderr))
@@ -621,6 +622,21 @@ def serve(settings: Settings) -> None:
     if bot.encoder_notice:
         print(bot.encoder_notice, file=sys.stderr)
     build_app(bot, settings).launch(**launch_options(settings))
+
+
+def stop_on_sigterm() -> None:
+    """Let SIGTERM (systemd, docker stop, kill) stop the chat the way Ctrl-C does.
+
+    Python's default SIGTERM ends the process without running ``atexit``, so every
+    restart by a service manager would leave its upload folder behind in /tmp.
+    As KeyboardInterrupt, gradio closes its server and the cleanup runs; a build
+    under way stops as it does on Ctrl-C (the index stays as it was).
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def private_upload_folder() -> Path:

@@ -27,12 +27,13 @@ def free_port() -> int:
 
 
 class ServedApp:
-    def __init__(self, index_dir: Path, log: Path, password: str = PASSWORD, env: dict | None = None) -> None:
+    def __init__(self, index_dir: Path, log: Path, password: str = PASSWORD, env: dict | None = None,
+                 temp_parent: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.index_dir = index_dir
         self.log_path = log
-        self.temp_parent = index_dir.parent / "gradio-temp"  # the app makes its own upload folder in here
+        self.temp_parent = temp_parent or index_dir.parent / "gradio-temp"  # the app makes its upload folder here
         env = dict(os.environ, QA_INDEX_DIR=str(index_dir), QA_SEEDS_DIR=str(ROOT / "seeds"),
                    QA_ADMIN_PASSWORD=password, QA_HOST="127.0.0.1", QA_PORT=str(self.port),
                    HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from served_app import PASSWORD, running_app
+from served_app import PASSWORD, ServedApp, running_app
 
 pytestmark = pytest.mark.slow
 
@@ -257,3 +258,15 @@ def test_wrong_passwords_lock_the_client_out(client):
     assert "秒后再试" in messages[-1] and len(messages) <= 6, messages
     with pytest.raises(Exception, match="秒后再试"):
         client.predict(PASSWORD, api_name="/rebuild")  # while locked out, even the right password waits
+
+
+def test_sigterm_stops_the_chat_cleanly_and_removes_its_upload_folder(app, tmp_path):
+    # a second process on the built index starts at once; a service manager stops it with SIGTERM
+    served = ServedApp(app.index_dir, tmp_path / "app.log", temp_parent=tmp_path / "temp").wait()
+    try:
+        assert list(served.temp_parent.glob("qa-uploads-*"))
+        served.proc.send_signal(signal.SIGTERM)
+        assert served.proc.wait(timeout=30) == 0, served.log()
+    finally:
+        served.stop()
+    assert list(served.temp_parent.glob("qa-uploads-*")) == []
