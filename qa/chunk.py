@@ -75,6 +75,20 @@ def _line_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return [(s, e) for s, e in (_strip(text, s, e) for s, e in spans) if e > s]
 
 
+_ANY_BREAK = re.compile(r"[\n.。！？!?；;…]")
+
+
+def longest_unbroken(text: str) -> int:
+    """Length of the longest stretch of ``text`` with no line break and no mark that can end a sentence.
+
+    A cheap upper bound for the longest sentence (``split_sentences`` walks
+    every character in Python; this is one regex split): the build uses it to
+    tell a user when a file has no sentences to cut at, because its passages
+    are then cut by length.
+    """
+    return max(map(len, _ANY_BREAK.split(text)), default=0)
+
+
 def _period_ends(text: str, i: int, end: int) -> bool:
     nxt = text[i + 1] if i + 1 < end else ""
     if nxt == "" or nxt.isspace() or nxt in _CLOSERS or nxt == ".":

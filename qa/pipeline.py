@@ -29,6 +29,10 @@ from .types import Answer, DocInfo, Document, Encoder, Notice, Passage, PassageE
 
 MAX_QUESTION_CHARS = 500  # longer questions are cut here: the model reads ~512 tokens at most
 CUT_NOTICE = "问题超过 {limit} 个字符，只按前 {limit} 个字符检索。"
+# A file whose text runs this long without a line break or sentence mark (minified data, lost line breaks,
+# text without punctuation) has no sentences to cut at: its passages are cut by length, and the user is told.
+UNBROKEN_CHARS = 5000
+UNBROKEN_NOTICE = "{chars:,} characters without a line break or sentence end; passages there are cut by length"
 # Passages encoded between two cache commits: a killed build loses at most one batch (about 15 s of encoding on
 # 2 cores), and the commit after it costs about 1 ms, under 0.1 % of that (benchmarks/cache_commit.py). 64 is also
 # the group encode_passages forms itself, so batching here changes none of its forward passes.
@@ -122,6 +126,9 @@ def load_collection(paths: Iterable[Path], max_file_mb: int = 0, follow_links: b
             continue
         if raw.replaced:
             loaded.notices.append(Notice(str(file), f"{raw.replaced} undecodable byte(s) replaced by \ufffd"))
+        unbroken = chunk.longest_unbroken(loaded.documents[-1].text)
+        if unbroken > UNBROKEN_CHARS:
+            loaded.notices.append(Notice(str(file), UNBROKEN_NOTICE.format(chars=unbroken)))
     return loaded
 
 

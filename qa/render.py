@@ -260,6 +260,8 @@ def report_text(report: Any, titles: dict[str, str]) -> str:
     lines.append(f"本次嵌入 {report.embedded} 段" + (f"；索引共 {total} 段。" if total else "。"))
     for skip in report.skipped:
         lines.append(f"跳过 {one_line(Path(skip.path).name)}：{one_line(skip.reason)}")
+    for notice in report.notices:
+        lines.append(f"已载入但请注意 {one_line(Path(notice.path).name)}：{one_line(notice.message)}")
     return "\n".join(lines)
 
 

@@ -312,6 +312,19 @@ def test_any_reader_failure_becomes_a_skip(tmp_path: Path, monkeypatch) -> None:
     assert reasons["c.html"] == "could not be read (AttributeError: x\\ny)"
 
 
+def test_a_file_without_sentences_to_cut_at_loads_with_a_notice(tmp_path: Path) -> None:
+    from qa.pipeline import UNBROKEN_CHARS, load_collection
+
+    (tmp_path / "good.txt").write_text(ARTICLE * 40, encoding="utf-8")  # long, but in sentences
+    unbroken = "没有标点的一行" * (UNBROKEN_CHARS // 7 + 1)
+    (tmp_path / "one-line.txt").write_text(unbroken, encoding="utf-8")
+    loaded = load_collection([tmp_path])
+    assert sorted(Path(d.path).name for d in loaded.documents) == ["good.txt", "one-line.txt"]
+    assert [(Path(n.path).name, n.message) for n in loaded.notices] == [
+        ("one-line.txt", f"{len(unbroken):,} characters without a line break or sentence end; "
+                         "passages there are cut by length")]
+
+
 @pytest.mark.parametrize(
     "name, extra, words",
     [
