@@ -554,7 +554,11 @@ def build_app(bot: Bot, settings: Settings) -> Any:
 
 
 def _host(request: Any) -> str | None:
-    """The caller's address as the server saw it (a reverse proxy's, behind one)."""
+    """The caller's address: the peer's, or the client's from X-Forwarded-For when the peer is a trusted proxy.
+
+    uvicorn rewrites the address before gradio sees it, trusting the header only from
+    loopback or FORWARDED_ALLOW_IPS, so a remote client cannot forge its way out of a lockout.
+    """
     client = getattr(request, "client", None)
     return getattr(client, "host", None)
 

@@ -146,9 +146,9 @@ def test_upload_over_the_size_limit_is_refused(client, tmp_path):
 
 # -- hostile and unlucky uploads (issue 11, item 5) ----------------------------------------------
 
-def call(app, api: str, data: list) -> tuple[int, str]:
+def call(app, api: str, data: list, headers: dict | None = None) -> tuple[int, str]:
     """A raw call of a named endpoint, the way a script that skips gradio_client's own upload would."""
-    r = httpx.post(f"{app.url}gradio_api/call/{api}", json={"data": data}, timeout=30)
+    r = httpx.post(f"{app.url}gradio_api/call/{api}", json={"data": data}, headers=headers, timeout=30)
     if r.status_code != 200:
         return r.status_code, r.text
     event = r.json()["event_id"]
@@ -258,6 +258,20 @@ def test_wrong_passwords_lock_the_client_out(client):
     assert "秒后再试" in messages[-1] and len(messages) <= 6, messages
     with pytest.raises(Exception, match="秒后再试"):
         client.predict(PASSWORD, api_name="/rebuild")  # while locked out, even the right password waits
+
+
+def test_behind_a_proxy_on_this_host_wrong_passwords_lock_out_the_guesser_not_everyone(app):
+    # a reverse proxy on 127.0.0.1 passes the client's address in X-Forwarded-For (uvicorn trusts it from
+    # loopback only, or from FORWARDED_ALLOW_IPS); the lockout must follow that address, not the proxy's
+    guesser, colleague = {"X-Forwarded-For": "203.0.113.7"}, {"X-Forwarded-For": "198.51.100.9"}
+    def refusal(headers: dict) -> str:
+        status, text = call(app, "rebuild", ["wrong"], headers)
+        assert status == 200 and "event: error" in text, text
+        return json.loads(text.split("data:", 1)[1])["error"]
+
+    replies = [refusal(guesser) for _ in range(7)]
+    assert replies[0] == "管理员密码不正确。" and "次数过多" in replies[-1], replies
+    assert refusal(colleague) == "管理员密码不正确。"
 
 
 def test_sigterm_stops_the_chat_cleanly_and_removes_its_upload_folder(app, tmp_path):
