@@ -625,7 +625,11 @@ def serve(settings: Settings) -> None:
     print(f"嵌入模型：{bot.encoder_name}", file=sys.stderr)
     if bot.encoder_notice:
         print(bot.encoder_notice, file=sys.stderr)
-    build_app(bot, settings).launch(**launch_options(settings))
+    app = build_app(bot, settings)
+    try:
+        app.launch(**launch_options(settings))
+    except KeyboardInterrupt:  # a stop that came before gradio's own wait loop, which handles later ones
+        app.close()
 
 
 def stop_on_sigterm() -> None:

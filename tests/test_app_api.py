@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -274,10 +275,19 @@ def test_behind_a_proxy_on_this_host_wrong_passwords_lock_out_the_guesser_not_ev
     assert refusal(colleague) == "管理员密码不正确。"
 
 
-def test_sigterm_stops_the_chat_cleanly_and_removes_its_upload_folder(app, tmp_path):
-    # a second process on the built index starts at once; a service manager stops it with SIGTERM
-    served = ServedApp(app.index_dir, tmp_path / "app.log", temp_parent=tmp_path / "temp").wait()
+@pytest.mark.parametrize("when", ["as soon as it says it runs", "once it answers"])
+def test_sigterm_stops_the_chat_cleanly_and_removes_its_upload_folder(app, tmp_path, when):
+    # a second process on the built index starts at once; a service manager stops it with SIGTERM, either
+    # while gradio is still finishing its start (before its own wait loop) or while it serves
+    served = ServedApp(app.index_dir, tmp_path / "app.log", temp_parent=tmp_path / "temp")
     try:
+        if when == "once it answers":
+            served.wait()
+        else:
+            for _ in range(6000):  # at most 60 s
+                if "Running on" in served.log() or served.proc.poll() is not None:
+                    break
+                time.sleep(0.01)
         assert list(served.temp_parent.glob("qa-uploads-*"))
         served.proc.send_signal(signal.SIGTERM)
         assert served.proc.wait(timeout=30) == 0, served.log()
