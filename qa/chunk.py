@@ -75,7 +75,7 @@ def _line_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return [(s, e) for s, e in (_strip(text, s, e) for s, e in spans) if e > s]
 
 
-_ANY_BREAK = re.compile(r"[\n.。！？!?；;…]")
+_ANY_BREAK = re.compile(f"[\n.{re.escape(_ENDS)}]")  # a line break, '.' or any sentence end
 
 
 def longest_unbroken(text: str) -> int:
