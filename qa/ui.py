@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Collection, Iterator, Sequence
 from . import render
 from .config import Settings
 from .errors import IndexMissing, IndexUnavailable, QAError, UsageError
-from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, discard, hide_paths, inside, same_secret
+from .web.guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, discard, hide_paths, inside, same_secret
 from .text import keywords
 from .types import Answer
 

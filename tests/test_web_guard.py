@@ -14,7 +14,7 @@ import gradio as gr
 import pytest
 
 from qa.config import Settings
-from qa.guard import Throttle, client_key, file_paths, hide_paths, inside, sweep
+from qa.web.guard import Throttle, client_key, file_paths, hide_paths, inside, sweep
 from qa.pipeline import Bot
 from qa.ui import Chat, exposure_warning
 

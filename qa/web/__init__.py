@@ -1,0 +1,1 @@
+"""The web chat: ``guard`` stands in front of every request. Nothing is imported here."""
