@@ -242,7 +242,7 @@ def info(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Start the web chat (builds the index from seeds/ first if there is none)."""
-    from .ui import serve as run
+    from .web.server import serve as run
 
     run(_settings(ctx, host=host, port=port))
 

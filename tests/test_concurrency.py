@@ -39,7 +39,7 @@ QUESTIONS = [
     "北京今天的天气怎么样？",
     "What did the traffic police brigade do?",
 ]
-LAUNCH = ("import runpy, sys, qa.ui as ui; ui.CONCURRENCY = int(sys.argv[1]); sys.argv = sys.argv[2:]; "
+LAUNCH = ("import runpy, sys, qa.web.layout as layout; layout.CONCURRENCY = int(sys.argv[1]); sys.argv = sys.argv[2:]; "
           "runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
@@ -111,7 +111,7 @@ def test_twenty_clients_against_the_app_on_milvus(tmp_path_factory, capsys):
 
 
 def check_load(url: str, capsys, label: str) -> None:
-    from qa.ui import CONCURRENCY
+    from qa.web.layout import CONCURRENCY
 
     result = load(url)
     with capsys.disabled():

@@ -494,7 +494,7 @@ def test_a_ten_megabyte_file_loads_or_is_refused_in_bounded_time(built, tmp_path
 
 def test_upload_names_cannot_escape_the_uploads_folder():
     from qa.load import SUPPORTED
-    from qa.ui import safe_name
+    from qa.web.admin import safe_name
 
     for name in ("../x.txt", "../../etc/passwd.txt", "..\\..\\evil.txt", "/abs/path.md", "C:\\Windows\\x.txt",
                  "....//....//x.txt", "%2e%2e%2fx.txt", "./.hidden.txt", "a/../../b.html", "\u202etxt.exe.txt"):

@@ -273,14 +273,14 @@ def test_a_milvus_lite_file(tmp_path, corpus, encoder, tiny_model_dir):
 
 def test_the_web_chat_says_the_server_is_down_and_recovers(tmp_path, corpus, encoder, tiny_model_dir):
     from milvus_server import MilvusServer
-    from qa.ui import Chat
+    from qa.web.chat import Chat
 
     server = MilvusServer(tmp_path / "data").start()
     try:
         settings = Settings.load(index_dir=tmp_path / "index", model=str(tiny_model_dir)).with_(milvus_uri=server.uri)
         bot = Bot(settings, encoder=encoder)
         bot.build([corpus])
-        chat = Chat(bot, settings)
+        chat = Chat(bot)
         messages, data, _, panel = chat.reply(QUESTION, [])
         assert data["citations"] and 'id="qa-cited"' in panel
         cite = data["citations"][0]

@@ -119,3 +119,15 @@ def test_nothing_outside_qa_index_names_a_file_of_an_index_folder():
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             assert not INDEX_FILES.search(line), f"{path.name}:{number}: {line.strip()}"
+
+
+def test_the_web_chat_is_layered_and_only_the_cli_starts_it():
+    """guard <- chat <- admin <- layout <- server: answering never needs the admin side, and the
+    rest of the package does not know the web exists (``qa serve`` is the one way in)."""
+    edges = graph()
+    layers = ["qa.web.guard", "qa.web.chat", "qa.web.admin", "qa.web.layout", "qa.web.server"]
+    for number, name in enumerate(layers):
+        assert not edges[name] & set(layers[number + 1 :]), name
+    users = {name for name, deps in edges.items() if not name.startswith("qa.web") and any(
+        d.startswith("qa.web") for d in deps)}
+    assert users == {"qa.cli"}

@@ -10,7 +10,7 @@ import pytest
 
 from qa import render
 from qa.types import Answer, Document, Hit, LeadSentence, Passage
-from qa.ui import admin_ok, safe_name
+from qa.web.admin import admin_ok, safe_name
 from qa.config import Settings
 from qa.errors import UsageError
 

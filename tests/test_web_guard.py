@@ -14,101 +14,103 @@ import gradio as gr
 import pytest
 
 from qa.config import Settings
-from qa.guard import Throttle, client_key, file_paths, hide_paths, inside, sweep
 from qa.pipeline import Bot
-from qa.ui import Chat, exposure_warning
+from qa.web.admin import Admin
+from qa.web.chat import Chat, documents
+from qa.web.guard import Throttle, client_key, file_paths, hide_paths, inside, sweep
+from qa.web.server import exposure_warning
 
 PASSWORD = "s3cret-admin"
 FACT = "柳荫社区老年书法班每周三上午上课，由书法家韩青授课。"
 
 
 @pytest.fixture
-def chat(tmp_path, seeds_dir, tiny_model_dir) -> Chat:
+def admin(tmp_path, seeds_dir, tiny_model_dir) -> Admin:
     seeds = tmp_path / "seeds"
     shutil.copytree(seeds_dir, seeds)
     settings = Settings(index_dir=tmp_path / "index", seeds_dir=seeds, model=str(tiny_model_dir),
                         admin_password=PASSWORD)
     bot = Bot(settings)
     bot.build([seeds])
-    return Chat(bot, settings, temp_folder=tmp_path / "gradio-temp")
+    return Admin(bot, settings, temp_folder=tmp_path / "gradio-temp")
 
 
-def uploaded(chat: Chat, name: str, text: str, digest: str = "h1") -> dict:
+def uploaded(admin: Admin, name: str, text: str, digest: str = "h1") -> dict:
     """A file as gradio's upload route leaves it: <upload folder>/<hash>/<name>, handed over as FileData."""
-    path = chat.temp_folder / digest / name
+    path = admin.temp_folder / digest / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return {"path": str(path), "orig_name": name, "meta": {"_type": "gradio.FileData"}}
 
 
-def stored(chat: Chat) -> list[str]:
-    return sorted(p.name for p in chat.uploads.iterdir()) if chat.uploads.is_dir() else []
+def stored(admin: Admin) -> list[str]:
+    return sorted(p.name for p in admin.uploads.iterdir()) if admin.uploads.is_dir() else []
 
 
 # -- uploads -------------------------------------------------------------------------------------
 
-def test_a_server_file_is_refused_before_anything_is_copied(chat, tmp_path):
+def test_a_server_file_is_refused_before_anything_is_copied(admin, tmp_path):
     secret = tmp_path / "secret.md"
     secret.write_text("机密文件\n\n服务器上的机密：口令是紫藤花开。", encoding="utf-8")
-    good = uploaded(chat, "good.txt", f"书法班\n\n{FACT}")
-    escaping = str(chat.temp_folder / ".." / "secret.md")
+    good = uploaded(admin, "good.txt", f"书法班\n\n{FACT}")
+    escaping = str(admin.temp_folder / ".." / "secret.md")
     for files in ([str(secret)], [{"path": str(secret), "meta": {"_type": "gradio.FileData"}}], [good, escaping]):
         for password in (PASSWORD, "wrong"):
             with pytest.raises(gr.Error) as refused:
-                chat.upload(files, password, client="10.0.0.1")
+                admin.upload(files, password, client="10.0.0.1")
             assert str(tmp_path) not in str(refused.value)
-            assert stored(chat) == []
-    assert all("紫藤" not in d["title"] for d in chat.documents())
+            assert stored(admin) == []
+    assert all("紫藤" not in d["title"] for d in documents(admin.bot))
 
 
-def test_an_upload_whose_name_climbs_out_is_saved_inside_the_uploads_folder(chat, tmp_path):
+def test_an_upload_whose_name_climbs_out_is_saved_inside_the_uploads_folder(admin, tmp_path):
     """The browser's file name never becomes a path: whatever it climbs through, only its
     last part names the copy in uploads/ (the same bytes again are not saved twice)."""
     for digest, hostile in (("h1", "../../escaped.txt"), ("h2", "..\\..\\escaped.txt"), ("h3", "/etc/escaped.txt")):
-        item = uploaded(chat, "x.txt", "攀爬的文件名\n\n" + FACT, digest)
+        item = uploaded(admin, "x.txt", "攀爬的文件名\n\n" + FACT, digest)
         item["orig_name"] = hostile
-        report, _, _ = chat.upload([item], PASSWORD, client="t")
+        report, _, _ = admin.upload([item], PASSWORD, client="t")
         assert ("新增 1 篇" if digest == "h1" else "未变 1 篇") in report, report
-    assert stored(chat) == ["escaped.txt"]
-    assert [p for p in tmp_path.rglob("escaped.txt") if chat.uploads not in p.parents] == []
+    assert stored(admin) == ["escaped.txt"]
+    assert [p for p in tmp_path.rglob("escaped.txt") if admin.uploads not in p.parents] == []
     assert not Path("/etc/escaped.txt").exists()
 
 
-def test_a_batch_with_one_bad_file_saves_nothing(chat):
-    before = {d["doc_id"] for d in chat.documents()}
-    batch = [uploaded(chat, "good.txt", f"书法班\n\n{FACT}", "h1"), uploaded(chat, "run.sh", "echo hi", "h2")]
+def test_a_batch_with_one_bad_file_saves_nothing(admin):
+    before = {d["doc_id"] for d in documents(admin.bot)}
+    batch = [uploaded(admin, "good.txt", f"书法班\n\n{FACT}", "h1"), uploaded(admin, "run.sh", "echo hi", "h2")]
     with pytest.raises(gr.Error, match="不受支持.*均未保存"):
-        chat.upload(batch, PASSWORD, client="10.0.0.1")
-    assert stored(chat) == []
-    assert {d["doc_id"] for d in chat.documents()} == before
-    assert not any(chat.temp_folder.rglob("*.*")), "the temp copies are deleted whatever the outcome"
+        admin.upload(batch, PASSWORD, client="10.0.0.1")
+    assert stored(admin) == []
+    assert {d["doc_id"] for d in documents(admin.bot)} == before
+    assert not any(admin.temp_folder.rglob("*.*")), "the temp copies are deleted whatever the outcome"
 
 
-def test_a_different_file_under_the_same_safe_name_is_saved_beside_it(chat):
-    chat.upload([uploaded(chat, "a b.txt", f"书法班\n\n{FACT}", "h1")], PASSWORD, client="10.0.0.1")
+def test_a_different_file_under_the_same_safe_name_is_saved_beside_it(admin):
+    admin.upload([uploaded(admin, "a b.txt", f"书法班\n\n{FACT}", "h1")], PASSWORD, client="10.0.0.1")
     other = "渡口通知\n\n霞光渡口每天早上六点开船，船长姓柏。"
-    report, _, _ = chat.upload([uploaded(chat, "a_b.txt", other, "h2")], PASSWORD, client="10.0.0.1")
-    assert stored(chat) == ["a_b-2.txt", "a_b.txt"]
+    report, _, _ = admin.upload([uploaded(admin, "a_b.txt", other, "h2")], PASSWORD, client="10.0.0.1")
+    assert stored(admin) == ["a_b-2.txt", "a_b.txt"]
     assert "另存为 a_b-2.txt" in report and "新增 1 篇" in report
-    assert (chat.uploads / "a_b.txt").read_text(encoding="utf-8").endswith(FACT)
-    again, _, _ = chat.upload([uploaded(chat, "a_b.txt", other, "h3")], PASSWORD, client="10.0.0.1")
-    assert stored(chat) == ["a_b-2.txt", "a_b.txt"] and "未变 1 篇" in again  # the same bytes: nothing new
+    assert (admin.uploads / "a_b.txt").read_text(encoding="utf-8").endswith(FACT)
+    again, _, _ = admin.upload([uploaded(admin, "a_b.txt", other, "h3")], PASSWORD, client="10.0.0.1")
+    assert stored(admin) == ["a_b-2.txt", "a_b.txt"] and "未变 1 篇" in again  # the same bytes: nothing new
 
 
-def test_an_unreadable_upload_is_removed_and_named(chat):
-    batch = [uploaded(chat, "good.txt", f"书法班 2024/03 通知\n\n{FACT}", "h1"),
-             uploaded(chat, "blank.txt", " \n\n ", "h2")]
-    report, _, _ = chat.upload(batch, PASSWORD, client="10.0.0.1")
-    assert stored(chat) == ["good.txt"]
+def test_an_unreadable_upload_is_removed_and_named(admin):
+    batch = [uploaded(admin, "good.txt", f"书法班 2024/03 通知\n\n{FACT}", "h1"),
+             uploaded(admin, "blank.txt", " \n\n ", "h2")]
+    report, _, _ = admin.upload(batch, PASSWORD, client="10.0.0.1")
+    assert stored(admin) == ["good.txt"]
     assert "新增 1 篇：《书法班 2024/03 通知》" in report  # a title keeps its slashes
     assert "blank.txt" in report.splitlines()[-1]
 
 
-def test_a_removed_upload_leaves_the_picker_and_the_folder(chat):
-    chat.upload([uploaded(chat, "good.txt", f"书法班\n\n{FACT}")], PASSWORD, client="10.0.0.1")
-    doc_id = next(d["doc_id"] for d in chat.documents() if d["title"] == "书法班")
-    _, _, picker = chat.remove(doc_id, PASSWORD, client="10.0.0.1")
-    assert stored(chat) == [] and doc_id not in [value for _, value in picker.choices]
+def test_a_removed_upload_leaves_the_picker_and_the_folder(admin):
+    admin.upload([uploaded(admin, "good.txt", f"书法班\n\n{FACT}")], PASSWORD, client="10.0.0.1")
+    doc_id = next(d["doc_id"] for d in documents(admin.bot) if d["title"] == "书法班")
+    _, _, picker = admin.remove(doc_id, PASSWORD, client="10.0.0.1")
+    assert stored(admin) == [] and doc_id not in [value for _, value in picker.choices]
 
 
 # -- passwords -----------------------------------------------------------------------------------
@@ -130,38 +132,39 @@ def test_wrong_passwords_lock_the_client_out_with_growing_waits():
     assert client_key("2001:db8::1") == client_key("2001:db8::ffff") != client_key("2001:db8:0:1::1")
 
 
-def test_the_handlers_refuse_a_locked_out_client_even_with_the_right_password(chat):
+def test_the_handlers_refuse_a_locked_out_client_even_with_the_right_password(admin):
     for _ in range(Throttle.FREE):
         with pytest.raises(gr.Error, match="密码不正确"):
-            chat.rebuild("guess", client="10.0.0.9")
+            admin.rebuild("guess", client="10.0.0.9")
     with pytest.raises(gr.Error, match="秒后再试"):
-        chat.rebuild(PASSWORD, client="10.0.0.9")
-    assert chat.check_password(PASSWORD, "10.0.0.10") is None
+        admin.rebuild(PASSWORD, client="10.0.0.9")
+    assert admin.check_password(PASSWORD, "10.0.0.10") is None
 
 
 # -- what a web user may read --------------------------------------------------------------------
 
-def test_errors_reach_the_web_as_one_line_without_paths(chat, caplog):
-    for faiss_file in Path(chat.settings.index_dir).rglob("vectors.faiss"):
+def test_errors_reach_the_web_as_one_line_without_paths(admin, caplog):
+    for faiss_file in Path(admin.settings.index_dir).rglob("vectors.faiss"):
         faiss_file.write_bytes(faiss_file.read_bytes()[:100])
-    broken = Chat(Bot(chat.settings), chat.settings, temp_folder=chat.temp_folder)
+    broken = Chat(Bot(admin.settings))
     with pytest.raises(gr.Error) as error:
         broken.ask("蒙阴交警大队的党建品牌叫什么？")
     message = error.value.message
     assert "qa build --full" in message and "/" not in message and len(message.splitlines()) == 1
     messages, data, _, _ = broken.reply("蒙阴交警大队的党建品牌叫什么？", [])
-    assert data["error"] == message and str(chat.settings.index_dir) not in messages[-1]["content"]
+    assert data["error"] == message and str(admin.settings.index_dir) not in messages[-1]["content"]
 
     def fail(*_args, **_kwargs):
         raise RuntimeError("disk on /srv/private/x went away")
 
+    chat = Chat(admin.bot)
     chat.bot.ask = fail
     with caplog.at_level(logging.ERROR, logger="qa.web"), pytest.raises(gr.Error) as error:
         chat.search("交警")
     assert "/srv" not in error.value.message and "服务器内部错误" in error.value.message
     assert "/srv/private/x" in caplog.text  # the details are logged for the operator
     with pytest.raises(gr.Error, match="history"):
-        Chat(Bot(chat.settings), chat.settings).ask("交警", [1, 2])  # type: ignore[list-item]
+        Chat(Bot(admin.settings)).ask("交警", [1, 2])  # type: ignore[list-item]
 
 
 def test_hide_paths_keeps_only_the_last_component():

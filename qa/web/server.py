@@ -1,0 +1,144 @@
+"""Running the web chat: `qa serve`, its launch options, its private upload folder, and how it stops.
+
+The served app listens on loopback unless told otherwise (and then says at
+start what that opens up), fetches nothing from the internet, sends no raw
+exception text to a browser, and has the ``guard.RequestGuard`` in front of
+every route. SIGTERM stops it the way Ctrl-C does, so the upload folder goes too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from .. import render
+from ..config import Settings
+from .admin import STAGES, TEMP_MAX_AGE, upload_folder
+from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle
+from .layout import build_app
+
+
+def exposure_warning(settings: Settings) -> str | None:
+    """What a non-loopback address opens up, said at start; None on a loopback address."""
+    if _loopback(settings.host):
+        return None
+    admin = ("upload, remove and rebuild are open to anyone who types QA_ADMIN_PASSWORD "
+             f"(wrong passwords lock the client out for up to {int(Throttle.CAP)} s)"
+             if settings.admin_password else "upload, remove and rebuild are disabled (QA_ADMIN_PASSWORD is not set)")
+    return (
+        f"Warning: listening on {settings.host}:{settings.port}, reachable from other machines. "
+        "Anyone who can reach it can ask questions and read every indexed document "
+        "(the chat and the /ask, /search, /documents API); "
+        f"{admin}. Anyone can also send files to the temporary upload folder (at most "
+        f"{UPLOAD_QUOTA_FACTOR * settings.max_upload_mb} MB, deleted after use or {TEMP_MAX_AGE // 60} minutes). "
+        "There is no TLS: put a reverse proxy with HTTPS in front, or use --host 127.0.0.1."
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def launch_options(settings: Settings) -> dict:
+    """Everything `launch` needs: local only, no share link, nothing fetched from the internet,
+    raw exception text never sent to a browser (show_error=False; gr.Error lines still are),
+    and the RequestGuard in front of every route. The guard sweeps the upload folder, so call
+    this after `private_upload_folder` (as `serve` does), never with a shared /tmp/gradio."""
+    import gradio as gr
+    from starlette.middleware import Middleware
+
+    fonts = ["PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC",
+             "WenQuanYi Micro Hei", "system-ui", "sans-serif"]
+    theme = gr.themes.Soft(primary_hue="teal", neutral_hue="slate", font=fonts,
+                           font_mono=["ui-monospace", "Menlo", "Consolas", "monospace"])
+    return dict(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=False,
+        theme=theme,
+        css=render.CSS,
+        head=render.HEAD,
+        max_file_size=f"{settings.max_upload_mb}mb",
+        footer_links=["api"],
+        enable_monitoring=False,
+        mcp_server=False,
+        ssr_mode=False,
+        pwa=False,
+        run_history=False,
+        show_error=False,
+        app_kwargs={
+            "middleware": [
+                Middleware(
+                    RequestGuard,
+                    folder=upload_folder(),
+                    max_age=TEMP_MAX_AGE,
+                    max_file_bytes=settings.max_upload_mb * 1024 * 1024,
+                )
+            ]
+        },
+    )
+
+
+def serve(settings: Settings) -> None:
+    """`qa serve` / `python app.py`: build the index if there is none, then run the chat."""
+    from ..pipeline import Bot
+    from ..render_text import progress_bars
+
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    warning = exposure_warning(settings)
+    if warning:
+        print(warning, file=sys.stderr)
+    stop_on_sigterm()
+    private_upload_folder()
+    bot = Bot(settings)
+    bot.ensure_index(progress_bars(STAGES), say=lambda line: print(line, file=sys.stderr))
+    print(f"嵌入模型：{bot.encoder_name}", file=sys.stderr)
+    if bot.encoder_notice:
+        print(bot.encoder_notice, file=sys.stderr)
+    app = build_app(bot, settings)
+    try:
+        app.launch(**launch_options(settings))
+    except KeyboardInterrupt:  # a stop that came before gradio's own wait loop, which handles later ones
+        app.close()
+
+
+def stop_on_sigterm() -> None:
+    """Let SIGTERM (systemd, docker stop, kill) stop the chat the way Ctrl-C does.
+
+    Python's default SIGTERM ends the process without running ``atexit``, so every
+    restart by a service manager would leave its upload folder behind in /tmp.
+    As KeyboardInterrupt, gradio closes its server and the cleanup runs; a build
+    under way stops as it does on Ctrl-C (the index stays as it was).
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def private_upload_folder() -> Path:
+    """A fresh upload folder for this process (inside GRADIO_TEMP_DIR if set), removed at exit.
+
+    The RequestGuard accepts only files in it and counts what it holds, and
+    the upload handler deletes from it: none of that may touch another
+    gradio app's files in a shared /tmp/gradio.
+    """
+    import atexit
+
+    parent = os.environ.get("GRADIO_TEMP_DIR") or None
+    if parent:
+        Path(parent).mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix="qa-uploads-", dir=parent)
+    os.environ["GRADIO_TEMP_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, True)
+    return Path(folder)
