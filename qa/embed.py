@@ -1,8 +1,8 @@
 """The encoders: which model answers, and turning text into unit vectors.
 
-``Encoder`` runs a sentence-transformers model (its network on
+``SentenceEncoder`` runs a sentence-transformers model (its network on
 OpenVINO when that backend is chosen, see ``qa.openvino``, at the precision
-``qa.precision`` chose for this CPU); ``QueryEncoder`` runs questions
+``qa.precision`` chose for this CPU); ``QuestionEncoder`` runs questions
 through the cached OpenVINO export without torch. torch and
 sentence-transformers take seconds to import, so they are imported inside
 functions only, and ``qa --help`` stays instant. Resolution never hangs: a Hugging Face id is looked up in the local
@@ -31,7 +31,7 @@ from .types import Status
 BATCH = 16  # texts per forward pass: long enough to use both cores, short on padding
 
 
-class Encoder:
+class SentenceEncoder:
     """A loaded sentence-transformers model with the project's prompts and batching."""
 
     def __init__(self, model: Any, name: str, identity: str, location: str,
@@ -161,15 +161,15 @@ def _use_openvino(model: Any, identity: str, cache_dir: Path, progress: Status |
     return decision
 
 
-class QueryEncoder:
+class QuestionEncoder:
     """Questions only, through the cached OpenVINO export, without torch or sentence-transformers.
 
     Why: importing sentence-transformers (and with it torch, transformers and
     scikit-learn) takes most of ten seconds, which a one-off ``qa ask`` would
     pay for one 30 ms query. This runs the same exported network with the
     same tokenizer file, prompt, mean pooling and normalisation as
-    ``Encoder``; a test checks the vectors agree. Passages always go through
-    ``Encoder``.
+    ``SentenceEncoder``; a test checks the vectors agree. Passages always go
+    through ``SentenceEncoder``.
     """
 
     backend = "openvino"
@@ -195,7 +195,7 @@ class QueryEncoder:
         return out
 
 
-def load_query_encoder(settings: Settings) -> QueryEncoder | None:
+def load_query_encoder(settings: Settings) -> QuestionEncoder | None:
     """The light query path when it applies, else None (then use ``load_encoder``).
 
     It applies to the bundled model on the OpenVINO backend once a full
@@ -234,7 +234,7 @@ def load_query_encoder(settings: Settings) -> QueryEncoder | None:
         core.set_property({"CACHE_DIR": str(xml.parent / "compiled")})  # reuse the compiled blob next start
         compiled = openvino.compile_variant(xml, decision.precision, threads, core=core)
         dim = int(json.loads((path / "config.json").read_text())["hidden_size"])
-        return QueryEncoder(compiled, tokenizer, prompt, convert.MODEL_NAME, identity, str(path), dim, decision)
+        return QuestionEncoder(compiled, tokenizer, prompt, convert.MODEL_NAME, identity, str(path), dim, decision)
     except Exception:  # noqa: BLE001 - any surprise: the full encoder answers instead
         return None
 
@@ -248,7 +248,7 @@ def _note(message: str) -> None:
     print(f"qa: {message}", file=sys.stderr, flush=True)
 
 
-def load_encoder(settings: Settings, progress: Status | None = None) -> Encoder:
+def load_encoder(settings: Settings, progress: Status | None = None) -> SentenceEncoder:
     """The configured model, or the bundled one with a one-line notice when that fails."""
     notice = None
     backend = _choose_backend(settings.backend)
@@ -259,7 +259,7 @@ def load_encoder(settings: Settings, progress: Status | None = None) -> Encoder:
             path, name, identity = resolve.resolve(settings.model)
             model, used = _load_st(path, identity, backend, **opts)
             decision = _DECISIONS.get((identity, used, settings.precision))
-            return Encoder(model, name, identity, str(path), None, used, decision)
+            return SentenceEncoder(model, name, identity, str(path), None, used, decision)
         except Exception as exc:  # noqa: BLE001 - bad directory, broken download, incompatible model...
             reason = (
                 exc.message
@@ -276,7 +276,7 @@ def load_encoder(settings: Settings, progress: Status | None = None) -> Encoder:
     except Exception as exc:  # noqa: BLE001 - whatever broke, the user gets one line and the fix
         raise ModelError(f"The converted model in {path} could not be loaded ({type(exc).__name__}).",
                          "Delete that folder and run: qa model install") from None
-    return Encoder(model, convert.MODEL_NAME, identity, str(path), notice, used,
+    return SentenceEncoder(model, convert.MODEL_NAME, identity, str(path), notice, used,
                    _DECISIONS.get((identity, used, settings.precision)))
 
 
