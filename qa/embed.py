@@ -107,7 +107,7 @@ def _choose_backend(setting: str) -> str:
 
 def _load_st(path: Path, identity: str, backend: str = "torch", cache_dir: Path | None = None,
              progress: Status | None = None, explicit: bool = False,
-             precision_setting: str = "auto") -> tuple[Any, str]:
+             precision_setting: str = "auto", streams_setting: int = 0) -> tuple[Any, str]:
     """SentenceTransformer from a local directory, and the backend actually running it.
 
     With ``openvino`` the network runs in OpenVINO at the precision chosen
@@ -124,7 +124,8 @@ def _load_st(path: Path, identity: str, backend: str = "torch", cache_dir: Path 
         model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         if backend == "openvino":
             try:
-                _DECISIONS[key] = _use_openvino(model, identity, Path(cache_dir or "."), progress, precision_setting)
+                _DECISIONS[key] = _use_openvino(model, identity, Path(cache_dir or "."), progress, precision_setting,
+                                                streams_setting)
             except ModelError:
                 raise
             except Exception as exc:  # noqa: BLE001 - not installed, export unsupported for this architecture...
@@ -137,7 +138,7 @@ def _load_st(path: Path, identity: str, backend: str = "torch", cache_dir: Path 
 
 
 def _use_openvino(model: Any, identity: str, cache_dir: Path, progress: Status | None = None,
-                  precision_setting: str = "auto") -> precision.Decision:
+                  precision_setting: str = "auto", streams_setting: int = 0) -> precision.Decision:
     """Swap the transformer inside ``model`` for an OpenVINO-compiled copy, at the precision
     chosen for this CPU (measured once per CPU and model, see ``qa.precision``).
 
@@ -150,7 +151,7 @@ def _use_openvino(model: Any, identity: str, cache_dir: Path, progress: Status |
     module = model[0]
     xml = openvino.export(module.auto_model, module.tokenizer, identity, cache_dir, progress)
     threads = torch.get_num_threads()
-    streams = max(1, int(os.environ.get("QA_OV_STREAMS", threads)))
+    streams = max(1, streams_setting or threads)  # QA_OV_STREAMS; 0: one per thread
     say = progress or _note
     measure = precision.measurer(model, xml, threads, streams, BATCH, say)
     decision = precision.choose(precision_setting, precision.read_cpu(), cache_dir, identity, ov.get_version(), measure)
@@ -253,7 +254,8 @@ def load_encoder(settings: Settings, progress: Status | None = None) -> Sentence
     notice = None
     backend = _choose_backend(settings.backend)
     opts: dict[str, Any] = {"cache_dir": settings.cache_dir, "progress": progress,
-                            "explicit": settings.backend == "openvino", "precision_setting": settings.precision}
+                            "explicit": settings.backend == "openvino", "precision_setting": settings.precision,
+                            "streams_setting": settings.ov_streams}
     if settings.model:
         try:
             path, name, identity = resolve.resolve(settings.model)
