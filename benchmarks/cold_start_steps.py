@@ -38,7 +38,8 @@ def main() -> None:
     step("import faiss")
     import openvino as ov
     step("import openvino")
-    from qa import convert, embed, text
+    from qa import convert, text
+    from qa.openvino import ir_dir
     from qa.config import Settings
     step("import qa modules")
 
@@ -54,7 +55,7 @@ def main() -> None:
     step("rebuild the 250,000-piece tokenizer")
     identity = convert.installed_identity(folder)
     xml = (
-        embed._ir_dir(identity or "", settings.cache_dir, ov.get_version(), importlib.metadata.version("torch"))
+        ir_dir(identity or "", settings.cache_dir, ov.get_version(), importlib.metadata.version("torch"))
         / "model.xml"
     )
     if identity is None or not xml.is_file():

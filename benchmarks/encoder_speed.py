@@ -163,7 +163,8 @@ def _ov_int8(folder: Path, tok, work: Path, settings, threads: int, kind: str):
     import openvino as ov
 
     from qa.chunk import chunk_document
-    from qa.embed import _ir_dir, load_encoder
+    from qa.embed import load_encoder
+    from qa.openvino import ir_dir
     from qa.pipeline import load_documents
 
     xml = work / "int8.xml"
@@ -172,7 +173,7 @@ def _ov_int8(folder: Path, tok, work: Path, settings, threads: int, kind: str):
 
         identity = load_encoder(settings.with_(model="", backend="openvino")).identity  # exports fp32 if needed
         fp32 = ov.Core().read_model(
-            _ir_dir(identity, settings.cache_dir, ov.get_version(), torch.__version__) / "model.xml"
+            ir_dir(identity, settings.cache_dir, ov.get_version(), torch.__version__) / "model.xml"
         )
         if kind == "ov-w8":
             model = nncf.compress_weights(fp32, mode=nncf.CompressWeightsMode.INT8_SYM)

@@ -11,7 +11,7 @@ every seed passage, encoded as a passage and as a query, and for every
 evaluation question encoded as a query.
 
 ``--precision-check`` runs the check ``qa`` uses to choose its OpenVINO
-inference precision (``qa.embed.measure_precisions``: the shipped probe set,
+inference precision (``qa.precision.measure_precisions``: the shipped probe set,
 cosine with f32, interleaved timing rounds) for any candidates, int8 ones
 included (they need nncf), ``--times`` times in a row so the spread of the
 speed-up can be seen, and prints the verdict of ``qa.precision.pick`` for
@@ -107,12 +107,13 @@ def precision_check(candidates: list[str], times: int) -> None:
 
     from qa import precision
     from qa.config import Settings
-    from qa.embed import _ir_dir, load_encoder, measure_precisions
+    from qa.embed import BATCH, load_encoder
+    from qa.openvino import ir_dir
 
     settings = Settings.load().with_(model="", backend="openvino", precision="f32")
     encoder = load_encoder(settings)
     torch_version = importlib.metadata.version("torch")
-    xml = _ir_dir(encoder.identity, settings.cache_dir, ov.get_version(), torch_version) / "model.xml"
+    xml = ir_dir(encoder.identity, settings.cache_dir, ov.get_version(), torch_version) / "model.xml"
     cpu = precision.read_cpu()
     threads = torch.get_num_threads()
     print(f"CPU: {cpu.describe()}; native: {', '.join(cpu.native()) or 'none'}; {threads} threads; "
@@ -122,7 +123,7 @@ def precision_check(candidates: list[str], times: int) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for run in range(1, times + 1):
         load, started = os.getloadavg()[0], time.perf_counter()
-        figures = measure_precisions(encoder.model, xml, candidates, threads, threads)
+        figures = precision.measure_precisions(encoder.model, xml, candidates, threads, threads, BATCH)
         took = time.perf_counter() - started
         for name, f in figures.items():
             if "error" in f:

@@ -32,6 +32,7 @@ class Settings:
     model: str = ""  # QA_MODEL: local dir, Hugging Face id, or "" for the bundled model
     backend: str = "auto"  # QA_BACKEND: auto | torch | openvino
     precision: str = "auto"  # QA_PRECISION: auto | f32 | bf16 | int8 (OpenVINO inference precision)
+    ov_streams: int = 0  # QA_OV_STREAMS: OpenVINO inference streams (parallel requests) for passages; 0: one per thread
 
     # a served index instead of the folder (see qa/index/milvus.py); empty: the FAISS folder
     milvus_uri: str = ""  # QA_MILVUS_URI: http(s)://host:port of a Milvus server, or a local *.db file (Milvus Lite)

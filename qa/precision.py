@@ -15,9 +15,12 @@ The precision never enters the index identity: vectors that passed the
 fidelity bar count as the same model's, so an index built at f32 on one
 machine keeps answering at bf16 on another without re-embedding.
 
-This module needs no OpenVINO and no torch: the measuring itself is passed
-in by ``qa.embed`` (``measure``), so the decision rule and the CPU parser
-can be tested with fed text and figures.
+The decision rule (``choose``, ``pick``) takes the measuring as a function
+(``measure``), so it and the CPU parser can be tested with fed text and
+figures and need no OpenVINO. The measuring itself (``measure_precisions``)
+is here too, compiling through ``qa.openvino`` (OpenVINO itself is
+imported only when measuring), and never calls back into ``qa.embed``:
+the caller hands over the loaded model.
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
+
+from .openvino import compile_variant, forward_module
+from .types import Status
 
 PRECISIONS = ("f32", "bf16", "int8")
 SETTINGS = ("auto", *PRECISIONS)
@@ -297,3 +305,98 @@ def inconclusive(f32_seconds: list[float], seconds: list[float]) -> bool:
     ratios = [a / b for a, b in zip(f32_seconds, seconds, strict=True)]
     above = sum(r >= MIN_SPEEDUP for r in ratios)
     return min(above, len(ratios) - above) * 5 > len(ratios)
+
+
+def measurer(model: Any, xml: Path, threads: int, streams: int, batch: int, say: Status) -> Measure:
+    """The ``measure`` that ``choose`` calls for a loaded sentence-transformers ``model`` whose
+    network was exported to ``xml``: says once what it does, then ``measure_precisions``."""
+
+    def measure(candidates: list[str]) -> dict:
+        say(f"measuring {', '.join(candidates)} against f32 once for this CPU (about half a minute)")
+        return measure_precisions(model, xml, candidates, threads, streams, batch)
+
+    return measure
+
+
+def measure_precisions(model: Any, xml: Path, candidates: list[str], threads: int, streams: int, batch: int,
+                       rounds: int = ROUNDS) -> dict:
+    """Figures for ``pick``: each candidate against f32 on the shipped probe set.
+
+    Fidelity: every probe passage (passage prompt) and question (query
+    prompt) through the real encoding path (``batch`` texts per forward
+    pass, as the encoder runs them), cosine with f32, deterministic.
+    Speed: ``rounds`` timing rounds; in each round every precision encodes
+    the same passages back to back, the order reversed every other round,
+    so drift and other work on the machine hit all alike, and the median of
+    the per-round ratios decides. The first round is the fidelity pass over
+    all passages, the others use every fourth passage, to keep the one-time
+    cost short. When the rounds disagree about the threshold (a busy
+    machine), as many rounds again are run, once. The model's own forward
+    module is put back afterwards.
+    """
+    import openvino as ov
+
+    shipped = probe()
+    module = model[0]
+    prompts = dict(getattr(model, "prompts", None) or {})
+    p_prompt = next((p for p in ("passage", "document") if prompts.get(p)), None)
+    q_prompt = "query" if "query" in prompts else None
+    passages, queries, timing = shipped["passages"], shipped["queries"], shipped["passages"][::4]
+
+    def encode(texts: list[str], prompt: str | None) -> np.ndarray:
+        return np.asarray(model.encode(texts, prompt_name=prompt, batch_size=batch, normalize_embeddings=True,
+                                       convert_to_numpy=True, show_progress_bar=False), np.float32)
+
+    original, core = module.model, ov.Core()
+    runs: dict[str, Any] = {}
+    figures: dict[str, dict] = {}
+    try:
+        for name in ["f32", *candidates]:
+            try:
+                calibration = None
+                if name == "int8-static":
+                    calibration = [np.asarray([module.tokenizer(f"{prompts.get(p_prompt, '')}{t}")["input_ids"]],
+                                              np.int64) for t in passages]
+                compiled = compile_variant(xml, name, threads, streams, core, calibration)
+                runs[name] = forward_module(module.auto_model.config, compiled, streams)
+            except Exception as exc:  # a candidate that cannot run is reported, not adopted
+                if name == "f32":
+                    raise
+                figures[name] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+        vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        seconds: dict[str, list[float]] = {name: [] for name in runs}
+        for name, forward in runs.items():
+            module.model = forward
+            encode(passages[:2], p_prompt)  # warm-up: the first requests allocate
+            started = time.perf_counter()
+            passage_vectors = encode(passages, p_prompt)
+            seconds[name].append((time.perf_counter() - started) * len(timing) / len(passages))  # per round's texts
+            vectors[name] = (passage_vectors, encode(queries, q_prompt))
+        names = list(runs)
+
+        def timing_rounds(first: int, last: int) -> None:
+            for r in range(first, last):
+                for name in (names[::-1] if r % 2 else names):
+                    module.model = runs[name]
+                    started = time.perf_counter()
+                    encode(timing, p_prompt)
+                    seconds[name].append(time.perf_counter() - started)
+
+        timing_rounds(1, rounds)
+        if any(inconclusive(seconds["f32"], seconds[n]) for n in names[1:]):
+            timing_rounds(rounds, 2 * rounds)  # once: a split verdict under load gets twice the rounds
+    finally:
+        module.model = original
+    ref_p, ref_q = vectors["f32"]
+    rate = lambda s: round(len(timing) / float(np.median(s)), 2)  # noqa: E731
+    for name in names[1:]:
+        cos_p, cos_q = (vectors[name][0] * ref_p).sum(1), (vectors[name][1] * ref_q).sum(1)
+        figures[name] = {"cos_passages_min": round(float(cos_p.min()), 6),
+                         "cos_passages_mean": round(float(cos_p.mean()), 6),
+                         "cos_queries_min": round(float(cos_q.min()), 6),
+                         "cos_queries_mean": round(float(cos_q.mean()), 6),
+                         **speedup(seconds["f32"], seconds[name]),
+                         "passages_per_s": rate(seconds[name]), "f32_passages_per_s": rate(seconds["f32"]),
+                         "probe": f"{len(passages)} passages, {len(queries)} queries; timed: all of them, "
+                                  f"then {len(seconds['f32']) - 1} rounds of {len(timing)} passages"}
+    return figures

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total): how long work reports how far it got
+Status = Callable[[str], None]  # one line saying what slow one-off work is doing now ("exporting the model...")
 
 
 def text_hash(text: str) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.embed import Encoder, load_encoder, model_info
+from qa.embed import SentenceEncoder, load_encoder, model_info
 
 pytestmark = pytest.mark.slow
 
@@ -26,12 +26,12 @@ def paragraphs(seeds_dir: Path, min_chars: int = 80) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def bundled() -> Encoder:
+def bundled() -> SentenceEncoder:
     return load_encoder(Settings.load().with_(model="", backend="auto"))
 
 
 @pytest.fixture(scope="session")
-def on_torch() -> Encoder:
+def on_torch() -> SentenceEncoder:
     return load_encoder(Settings.load().with_(model="", backend="torch"))
 
 

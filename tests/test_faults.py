@@ -79,7 +79,7 @@ def built(env) -> Path:
 # -- builds killed with SIGKILL -----------------------------------------------------
 KILL_AT = {
     # during embedding: the encoder has started on the changed documents
-    "embedding": ("qa.embed", "Encoder", "encode_passages"),
+    "embedding": ("qa.embed", "SentenceEncoder", "encode_passages"),
     # during the index write: vectors.faiss is written, the BM25 files are not
     "index-write": ("qa.index.keyword", "KeywordIndex", "save"),
     # during the store commit: the snapshot is complete, the store transaction is not committed

@@ -153,6 +153,26 @@ def test_an_explicit_setting_is_obeyed_without_measuring(tmp_path):
     assert (before_load.precision, before_load.how) == ("f32", "not measured yet")
 
 
+def _relative_imports(module) -> set[str]:
+    """The ``qa`` modules a module imports, lazy imports included, read from its source."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(Path(module.__file__).read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            found |= {node.module} if node.module else {alias.name for alias in node.names}
+    return found
+
+
+def test_measuring_never_calls_back_into_the_encoders():
+    """``qa.embed`` hands the loaded model over; the measuring compiles through ``qa.openvino``,
+    which needs neither the encoders nor the decision rule."""
+    from qa import openvino
+
+    assert "openvino" in _relative_imports(precision) and "embed" not in _relative_imports(precision)
+    assert not {"embed", "precision"} & _relative_imports(openvino)
+
+
 def test_precision_setting_is_validated(monkeypatch):
     monkeypatch.setenv("QA_PRECISION", "bf16")
     assert Settings.load().precision == "bf16"

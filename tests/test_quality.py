@@ -55,11 +55,11 @@ def test_the_readme_question_cites_the_brand_first(seeds_bot):
     assert result.encoder == "multilingual-e5-small"
 
     # a new process (here: a new Bot) asks through the light query path and gets the same answer
-    from qa.embed import QueryEncoder
+    from qa.embed import QuestionEncoder
 
     fresh = Bot(seeds_bot.settings)
     again = fresh.ask("蒙阴交警大队的党建品牌叫什么？")
-    assert isinstance(fresh.query_encoder, QueryEncoder)
+    assert isinstance(fresh.query_encoder, QuestionEncoder)
     assert [h.passage.start for h in again.hits] == [h.passage.start for h in result.hits]
 
 

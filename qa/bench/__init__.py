@@ -125,7 +125,7 @@ PLAIN = "sentence-transformers alone (torch)"
 
 
 def _encoder(encoder, texts: list[str], settings: Settings, rounds: int = 3) -> tuple[dict, np.ndarray]:
-    """Passages/second through ``Encoder`` at the precision chosen for this CPU, at each other
+    """Passages/second through ``SentenceEncoder`` at the precision chosen for this CPU, at each other
     precision it could run (f32, and bf16/int8 where native), and through sentence-transformers
     alone (its torch model, ``encode`` with its defaults), on the same passages in one process.
 

@@ -1,0 +1,174 @@
+"""The OpenVINO side of the encoder: export the network once, derive its precision variants, compile one.
+
+Why apart from ``qa.embed``: the export (torch.export to OpenVINO IR), the
+int8 variants NNCF quantises from it, the compile properties per precision
+and the torch module whose forward pass runs in OpenVINO are one concern,
+used by the full encoder, by the light question encoder and by the precision
+measurement (``qa.precision``). This module imports neither ``qa.embed`` nor
+``qa.precision``. torch, openvino and nncf are imported inside the functions,
+so importing this module costs nothing.
+
+Note: this module is ``qa.openvino``; ``import openvino`` inside it still
+means the OpenVINO package (imports are absolute).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError
+from .types import Status
+
+
+def ir_dir(identity: str, cache_dir: Path, ov_version: str, torch_version: str) -> Path:
+    """Where the OpenVINO export of a model lives; a new OpenVINO or torch re-exports."""
+    tag = hashlib.sha256(f"{identity}|ov{ov_version}|torch{torch_version}".encode()).hexdigest()[:16]
+    return Path(cache_dir) / "openvino" / tag
+
+
+def export(hf_model: Any, tokenizer: Any, identity: str, cache_dir: Path, progress: Status | None = None) -> Path:
+    """Export the transformer to OpenVINO IR once (about half a minute) and cache it.
+
+    torch.export is used because TorchScript tracing fails on transformers 5's
+    mask code; weights are stored fp16 (they are fp16-exact) and run in fp32.
+    """
+    import openvino as ov
+    import torch
+
+    target = ir_dir(identity, cache_dir, ov.get_version(), torch.__version__)
+    if (target / "model.xml").is_file():
+        return target / "model.xml"
+    if progress:
+        progress("exporting the model to OpenVINO (once, about a minute)")
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    sample = tokenizer(["passage: 示例文本 example", "query: 问题"], padding=True, return_tensors="pt")
+    dims = {
+        0: torch.export.Dim("batch"),
+        1: torch.export.Dim("tokens", max=int(hf_model.config.max_position_embeddings)),
+    }
+    with torch.no_grad():
+        program = torch.export.export(Wrapped(hf_model.eval()), (sample["input_ids"], sample["attention_mask"]),
+                                      dynamic_shapes={"input_ids": dims, "attention_mask": dims})
+        ir = ov.convert_model(program)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    try:
+        ov.save_model(ir, str(tmp / "model.xml"), compress_to_fp16=True)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target / "model.xml"
+
+
+_OV_TYPE = {"f32": "f32", "bf16": "bf16", "int8": "f32", "int8-static": "f32"}  # int8: int8 weights in the IR
+
+
+def compile_config(precision_name: str, threads: int, streams: int = 0) -> dict:
+    """Compile properties for a precision. f32 is asked for explicitly: on a CPU with native
+    bf16 OpenVINO would otherwise pick bf16 on its own, unmeasured."""
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": _OV_TYPE[precision_name]}
+    if streams:
+        config.update(PERFORMANCE_HINT="THROUGHPUT" if streams > 1 else "LATENCY", NUM_STREAMS=streams)
+    else:
+        config["PERFORMANCE_HINT"] = "LATENCY"
+    if precision_name == "int8":  # int8 weights pay only with the activations quantised on the fly too
+        config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = 32
+    return config
+
+
+def variant_xml(xml: Path, precision_name: str, calibration: list[np.ndarray] | None = None) -> Path:
+    """The IR a precision runs: f32 and bf16 run the export itself; int8 variants are quantised
+    from it by NNCF once and cached beside it (``int8``: weights only; ``int8-static``: weights
+    and activations, calibrated on ``calibration`` - measured by the benchmarks, never adopted)."""
+    if not precision_name.startswith("int8"):
+        return xml
+    target = xml.parent / precision_name
+    if (target / "model.xml").is_file():
+        return target / "model.xml"
+    try:
+        import nncf
+    except ImportError:
+        raise ModelError("QA_PRECISION=int8 needs the nncf package, which qa does not install.",
+                         'Install it (pip install nncf "torch==2.13.0") or set QA_PRECISION=auto.') from None
+    import openvino as ov
+
+    model = ov.Core().read_model(str(xml))
+    if precision_name == "int8":
+        model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_SYM)
+    else:
+        data = nncf.Dataset(calibration or [], lambda ids: (ids, np.ones_like(ids)))
+        model = nncf.quantize(model, data, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration or []))
+    tmp = Path(tempfile.mkdtemp(prefix=".quantise-", dir=xml.parent))
+    try:
+        ov.save_model(model, str(tmp / "model.xml"))
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target / "model.xml"
+
+
+def compile_variant(xml: Path, precision_name: str, threads: int, streams: int = 0, core: Any = None,
+                    calibration: list[np.ndarray] | None = None) -> Any:
+    """The export compiled for the CPU at a precision (its variant made first if need be);
+    ``core``: an ``openvino.Core`` with properties already set, else a fresh one."""
+    if core is None:
+        import openvino as ov
+
+        core = ov.Core()
+    return core.compile_model(str(variant_xml(xml, precision_name, calibration)), "CPU",
+                              compile_config(precision_name, threads, streams))
+
+
+def forward_module(config: Any, compiled: Any, streams: int) -> Any:
+    """The torch module that stands in for the transformer: its forward pass runs in OpenVINO.
+
+    A batch is run as one unpadded text per infer request, one request per
+    core in parallel: measured faster than one padded batch spread over the
+    cores (benchmarks/encoder_speed.py). ``streams=1`` (``QA_OV_STREAMS=1``)
+    gives the single-request variant for comparison.
+    """
+    import openvino as ov
+    import torch
+
+    class OpenVINOForward(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = config
+            self.queue = ov.AsyncInferQueue(compiled, streams)
+            self.lock = threading.Lock()  # the web chat may encode from several threads
+
+        def forward(self, input_ids: Any = None, attention_mask: Any = None, **_: Any) -> dict:
+            ids, mask = input_ids.numpy(), attention_mask.numpy()
+            hidden = np.zeros((*ids.shape, int(self.config.hidden_size)), np.float32)
+            rows = range(len(ids)) if streams > 1 else [slice(None)]
+
+            def done(request: Any, row: Any) -> None:
+                keep = mask[row] > 0 if streams > 1 else slice(None)
+                hidden[row, keep] = request.get_output_tensor(0).data[0 if streams > 1 else slice(None)]
+
+            with self.lock:
+                self.queue.set_callback(done)
+                for row in rows:
+                    keep = mask[row] > 0 if streams > 1 else slice(None)
+                    feed = (ids[row][keep][None], mask[row][keep][None]) if streams > 1 else (ids, mask)
+                    self.queue.start_async({0: feed[0], 1: feed[1]}, row)
+                self.queue.wait_all()
+            return {"last_hidden_state": torch.from_numpy(hidden)}
+
+    return OpenVINOForward()
