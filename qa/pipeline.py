@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import answer, chunk, clean, load, question, retrieve, text
+from . import abstain, chunk, clean, lead, load, question, retrieve, text
 from .config import Settings
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, LoadError, UsageError
 from .followup import interpret
@@ -290,26 +290,30 @@ class Asker:
         asked = question.analyse(found.query)
         articles = {h.document.doc_id: f"{h.document.title}\n{h.document.text}" for h in hits}
         missing = retrieve.missing_names(asked.places, index.doc_freq, list(articles.values()))
-        evidenced = answer.has_evidence(asked, found.query, hits, weights)
-        abstained = (
-            not hits
-            or not text.tokenize(found.query)  # emoji, punctuation, symbols: nothing to search for
-            or retrieve.decide(cover, top_dense, missing=len(missing), evidenced=evidenced)
+        evidenced = lead.has_evidence(asked, found.query, hits, weights)
+        abstained, reason = abstain.decide(
+            hits=len(hits),
+            words=len(text.tokenize(found.query)),  # emoji, punctuation, symbols: nothing to search for
+            coverage=cover,
+            dense=top_dense,
+            missing=len(missing),
+            evidenced=evidenced,
         )
-        lead = [] if abstained else answer.lead(found.query, hits, weights, asked)
+        sentences = [] if abstained else lead.pick(found.query, hits, weights, asked)
         notices = [CUT_NOTICE.format(limit=MAX_QUESTION_CHARS)] if found.cut else []
         return Answer(
             question=found.question,
             query=found.query,
             abstained=abstained,
             hits=hits,
-            lead=lead,
+            lead=sentences,
             encoder=self.query_encoder.name,
             signals={
                 "coverage": None if cover is None else round(cover, 3),
                 "dense": round(top_dense, 3),
                 "evidence": 1.0 if evidenced else 0.0,
                 "missing_names": float(len(missing)),
+                "reason": reason,
             },
             notices=notices,
         )

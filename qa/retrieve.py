@@ -1,25 +1,13 @@
-"""Hybrid retrieval: BM25 and dense candidates fused, overlaps trimmed, abstention decided.
+"""Hybrid retrieval: BM25 and dense candidates fused, overlaps trimmed, the passages ranked.
 
-Fusion is a weighted sum of per-query normalised scores (each list divided by
-its own best score), which ``qa eval --fusion`` measures against reciprocal
-rank fusion; see the README for the table that chose it.
+Fusion is a weighted sum of scores min-max normalised within each candidate
+list (``fuse_weighted``), which ``qa eval --fusion`` measures against
+reciprocal rank fusion; see the README for the table that chose it.
 
-Abstention rests on two signals, because raw dense scores of multilingual-e5
-sit around 0.8–0.9 for answerable and unanswerable questions alike:
-
-* ``coverage``: the IDF-weighted share of the question's content words found
-  in the best passages. A question about 北京 in a collection that never
-  mentions 北京 covers little, whatever its embedding says.
-* ``dense``: the cosine similarity of the best passage to the question.
-
-The bot abstains when coverage is below ``MIN_COVERAGE``, or when coverage is
-below ``WEAK_COVERAGE`` *and* the dense score is below ``MIN_DENSE``. Raising
-any of the three makes the bot stricter (it abstains more often). Two more
-signals come from the question's meaning (``pipeline.Bot.answer``): a place
-or organisation it names that the collection never mentions
-(``missing_names``), and a count, exact date or contact detail asked for that
-no top passage holds near the question's words (``answer.has_evidence``);
-either one abstains.
+Two abstention signals are measured here because they read the ranked
+passages and the index's word counts: ``coverage`` (how much of the question
+the best passages hold) and ``missing_names`` (named places the collection
+never mentions). ``abstain.decide`` weighs them.
 """
 
 from __future__ import annotations
@@ -32,14 +20,6 @@ from typing import Callable, Sequence
 from .chunk import split_sentences
 from .text import CJK_RANGES
 from .types import Document, Hit, Passage
-
-# Abstention thresholds; higher = stricter. Chosen with
-# benchmarks/tune_retrieval.py --grid on the public set and CMRC (README,
-# "Abstention"); round values, on the lenient side: a wrong abstention still
-# shows the passages as "possibly related", wrong confidence shows noise.
-MIN_COVERAGE = 0.25
-WEAK_COVERAGE = 0.6
-MIN_DENSE = 0.82
 
 _CJK_WORD = re.compile(f"[{CJK_RANGES}]+")
 
@@ -238,23 +218,6 @@ def _found(word: str, text: str) -> float:
         return 0.0  # only Chinese words are mis-cut this way; Latin letter pairs match anything
     pairs = [word[i : i + 2] for i in range(len(word) - 1)]
     return sum(pair in text for pair in pairs) / len(pairs)
-
-
-def decide(cover: float | None, dense: float, missing: int = 0, evidenced: bool = True) -> bool:
-    """True when the bot should abstain (see the module docstring).
-
-    A question with no content words (什么是…？ with an unknown term cut to
-    pieces) has no coverage; the dense score alone decides then.
-    """
-    if not evidenced:
-        return True
-    if cover is None:
-        return dense < MIN_DENSE
-    if cover < MIN_COVERAGE:
-        return True
-    if missing and cover < 1.0:  # a place or body the collection never names (unless its pieces all are)
-        return True
-    return cover < WEAK_COVERAGE and dense < MIN_DENSE
 
 
 def missing_names(names: Sequence[str], doc_freq: Callable[[str], int], articles: Sequence[str]) -> list[str]:
