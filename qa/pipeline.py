@@ -496,7 +496,14 @@ class Indexer:
 
 
 class Bot:
-    """What the CLI and the web chat hold: one ``Asker`` and one ``Indexer`` on one index and model."""
+    """What the CLI and the web chat hold: one ``Asker`` and one ``Indexer`` on one index and model.
+
+    A facade rather than handing callers the two objects: both the CLI and
+    the web chat ask and build through the same connection and encoders, and
+    ``ensure_index`` needs both paths. Its methods are the ones those callers
+    use; ``asker`` and ``indexer`` stay public for what only tests and the
+    benchmarks need (candidates apart from fusion, the manifest).
+    """
 
     def __init__(self, settings: Settings, encoder: PassageEncoder | None = None) -> None:
         self.settings = settings
@@ -504,16 +511,29 @@ class Bot:
         encoders = Encoders(settings, encoder)
         self.asker = Asker(settings, backend, encoders)
         self.indexer = Indexer(settings, backend, encoders)
-        self.ask = self.asker.ask
-        self.candidates = self.asker.candidates
-        self.answer = self.asker.answer
-        self.index = self.asker.index
-        self.has_index = self.asker.has_index
-        self.documents = self.asker.documents
-        self.document = self.asker.document
-        self.build = self.indexer.build
-        self.remove = self.indexer.remove
-        self.manifest = self.indexer.manifest
+
+    def ask(self, question: str, history: Sequence[str] = (), **options: Any) -> Answer:
+        """``options``: ``k``, ``mode``, ``fusion``, ``weight`` of ``Asker.ask``."""
+        return self.asker.ask(question, history, **options)
+
+    def index(self) -> IndexReader:
+        return self.asker.index()
+
+    def has_index(self) -> bool:
+        return self.asker.has_index()
+
+    def documents(self) -> list[DocInfo]:
+        return self.asker.documents()
+
+    def document(self, doc_id: str) -> Document:
+        return self.asker.document(doc_id)
+
+    def build(self, paths: Sequence[Path] | None = None, **options: Any) -> BuildReport:
+        """``options``: ``add_only``, ``full``, ``progress``, ``follow_links`` of ``Indexer.build``."""
+        return self.indexer.build(paths, **options)
+
+    def remove(self, doc_ids: Sequence[str]) -> BuildReport:
+        return self.indexer.remove(doc_ids)
 
     @property
     def encoder(self) -> PassageEncoder:
