@@ -25,7 +25,6 @@ _CJK_WORD = re.compile(f"[{CJK_RANGES}]+")
 
 DENSE_WEIGHT = 0.5  # share of the dense score in the fused score
 CANDIDATES = 50  # candidates taken from each retriever before fusion
-MAX_PER_DOC: int | None = None  # passages one article may hold in the top k (None: no cap)
 
 
 def fuse_weighted(
@@ -64,7 +63,6 @@ def fuse_rrf(
 
 def merge_overlaps(
     hits: Sequence[Hit],
-    per_doc: int | None = None,
     join_limit: int | None = None,
     weights: dict[str, float] | None = None,
 ) -> list[Hit]:
@@ -77,8 +75,8 @@ def merge_overlaps(
     better hit of the same article already shows: the shared sentence is
     trimmed from the weaker one, and a hit with nothing left is dropped. So
     no citation is longer than its passage, and each remains a true slice of
-    the cleaned article. ``per_doc`` caps how many passages one article may
-    contribute (None: no cap); README "Retrieval" gives the measurement.
+    the cleaned article. One article may contribute any number of passages:
+    a cap was measured and not adopted (README "Retrieval").
 
     Two neighbours are shown as one passage only while the union stays
     within ``join_limit`` plus the shared part. When it would not, and the
@@ -88,12 +86,9 @@ def merge_overlaps(
     the edge of the passage that ranked first.
     """
     kept: list[Hit] = []
-    per: dict[str, int] = {}
     for hit in hits:  # best first
         doc_id = hit.passage.doc_id
         if join_limit is not None and _join_into(kept, hit, join_limit, weights):
-            continue
-        if per_doc is not None and per.get(doc_id, 0) >= per_doc:
             continue
         span: tuple[int, int] | None = (hit.passage.start, hit.passage.end)
         for other in kept:
@@ -107,7 +102,6 @@ def merge_overlaps(
         if span != (hit.passage.start, hit.passage.end):
             hit = _with_span(hit, *span)
         kept.append(hit)
-        per[doc_id] = per.get(doc_id, 0) + 1
     return kept
 
 
@@ -253,7 +247,7 @@ def rank(
         Hit(passage=p, document=d, score=float(fused[pid]), dense=dense_of.get(pid), keyword=keyword_of.get(pid))
         for pid, (p, d) in zip(order, rows, strict=True)
     ]
-    return merge_overlaps(hits, MAX_PER_DOC, join_limit, weights)[:k]
+    return merge_overlaps(hits, join_limit, weights)[:k]
 
 
 def best_dense(dense: Sequence[tuple[int, float]]) -> float:

@@ -59,10 +59,8 @@ def test_neighbours_join_only_within_the_limit():
     assert [(h.passage.start, h.passage.end) for h in retrieve.merge_overlaps(both, join_limit=7)] == [(0, 8), (8, 12)]
 
 
-def test_a_hit_inside_a_better_one_is_dropped_and_per_doc_caps(monkeypatch):
+def test_a_hit_inside_a_better_one_is_dropped(monkeypatch):
     assert len(retrieve.merge_overlaps([_hit(0, 12, 0.9), _hit(4, 8, 0.5)])) == 1
-    capped = retrieve.merge_overlaps([_hit(0, 4, 0.9), _hit(4, 8, 0.8), _hit(8, 12, 0.7)], per_doc=2)
-    assert len(capped) == 2
     monkeypatch.setattr(retrieve, "MIN_CITATION", 5)
     assert len(retrieve.merge_overlaps([_hit(0, 8, 0.9), _hit(4, 12, 0.5)])) == 1  # a 4-character remainder
 
