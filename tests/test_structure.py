@@ -119,3 +119,11 @@ def test_nothing_outside_qa_index_names_a_file_of_an_index_folder():
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             assert not INDEX_FILES.search(line), f"{path.name}:{number}: {line.strip()}"
+
+
+def test_the_abstention_decision_has_one_home():
+    """``qa.abstain`` decides from signals alone (it imports nothing of the package), and only the pipeline,
+    which gathers the signals, asks it: a second rule elsewhere would have to import it or repeat it."""
+    edges = graph()
+    assert edges["qa.abstain"] == set()
+    assert {name for name, deps in edges.items() if "qa.abstain" in deps} == {"qa.pipeline"}
