@@ -185,11 +185,6 @@ def describe(error: BaseException) -> str:
 # ---------------------------------------------------------------- encodings
 
 
-def decode_bytes(data: bytes, name: str = "file", declared: str | None = None) -> str:
-    """Decode text bytes (see :func:`decode_text`), without the count of replaced bytes."""
-    return decode_text(data, name, declared)[0]
-
-
 def decode_text(data: bytes, name: str = "file", declared: str | None = None) -> tuple[str, int]:
     """Decode text bytes: BOMs, then UTF-8, then the most plausible of the candidates.
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import answer, chunk, clean, load, question, retrieve, text
+from . import abstain, chunk, clean, lead, load, question, retrieve, text
 from .config import Settings
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, LoadError, UsageError
 from .followup import interpret
@@ -290,26 +290,30 @@ class Asker:
         asked = question.analyse(found.query)
         articles = {h.document.doc_id: f"{h.document.title}\n{h.document.text}" for h in hits}
         missing = retrieve.missing_names(asked.places, index.doc_freq, list(articles.values()))
-        evidenced = answer.has_evidence(asked, found.query, hits, weights)
-        abstained = (
-            not hits
-            or not text.tokenize(found.query)  # emoji, punctuation, symbols: nothing to search for
-            or retrieve.decide(cover, top_dense, missing=len(missing), evidenced=evidenced)
+        evidenced = lead.has_evidence(asked, found.query, hits, weights)
+        abstained, reason = abstain.decide(
+            hits=len(hits),
+            words=len(text.tokenize(found.query)),  # emoji, punctuation, symbols: nothing to search for
+            coverage=cover,
+            dense=top_dense,
+            missing=len(missing),
+            evidenced=evidenced,
         )
-        lead = [] if abstained else answer.lead(found.query, hits, weights, asked)
+        sentences = [] if abstained else lead.pick(found.query, hits, weights, asked)
         notices = [CUT_NOTICE.format(limit=MAX_QUESTION_CHARS)] if found.cut else []
         return Answer(
             question=found.question,
             query=found.query,
             abstained=abstained,
             hits=hits,
-            lead=lead,
+            lead=sentences,
             encoder=self.query_encoder.name,
             signals={
                 "coverage": None if cover is None else round(cover, 3),
                 "dense": round(top_dense, 3),
                 "evidence": 1.0 if evidenced else 0.0,
                 "missing_names": float(len(missing)),
+                "reason": reason,
             },
             notices=notices,
         )
@@ -492,7 +496,14 @@ class Indexer:
 
 
 class Bot:
-    """What the CLI and the web chat hold: one ``Asker`` and one ``Indexer`` on one index and model."""
+    """What the CLI and the web chat hold: one ``Asker`` and one ``Indexer`` on one index and model.
+
+    A facade rather than handing callers the two objects: both the CLI and
+    the web chat ask and build through the same connection and encoders, and
+    ``ensure_index`` needs both paths. Its methods are the ones those callers
+    use; ``asker`` and ``indexer`` stay public for what only tests and the
+    benchmarks need (candidates apart from fusion, the manifest).
+    """
 
     def __init__(self, settings: Settings, encoder: PassageEncoder | None = None) -> None:
         self.settings = settings
@@ -500,16 +511,29 @@ class Bot:
         encoders = Encoders(settings, encoder)
         self.asker = Asker(settings, backend, encoders)
         self.indexer = Indexer(settings, backend, encoders)
-        self.ask = self.asker.ask
-        self.candidates = self.asker.candidates
-        self.answer = self.asker.answer
-        self.index = self.asker.index
-        self.has_index = self.asker.has_index
-        self.documents = self.asker.documents
-        self.document = self.asker.document
-        self.build = self.indexer.build
-        self.remove = self.indexer.remove
-        self.manifest = self.indexer.manifest
+
+    def ask(self, question: str, history: Sequence[str] = (), **options: Any) -> Answer:
+        """``options``: ``k``, ``mode``, ``fusion``, ``weight`` of ``Asker.ask``."""
+        return self.asker.ask(question, history, **options)
+
+    def index(self) -> IndexReader:
+        return self.asker.index()
+
+    def has_index(self) -> bool:
+        return self.asker.has_index()
+
+    def documents(self) -> list[DocInfo]:
+        return self.asker.documents()
+
+    def document(self, doc_id: str) -> Document:
+        return self.asker.document(doc_id)
+
+    def build(self, paths: Sequence[Path] | None = None, **options: Any) -> BuildReport:
+        """``options``: ``add_only``, ``full``, ``progress``, ``follow_links`` of ``Indexer.build``."""
+        return self.indexer.build(paths, **options)
+
+    def remove(self, doc_ids: Sequence[str]) -> BuildReport:
+        return self.indexer.remove(doc_ids)
 
     @property
     def encoder(self) -> PassageEncoder:

@@ -6,9 +6,10 @@ members for another unit. So the question is typed with general rules over
 its words (who / how many / when / where / which ones / how or why / contact),
 and each type has a test for a sentence that could answer it: a person's
 name, a number with the classifier asked for, a date, a place, a list, a
-telephone number. The lead prefers such sentences; abstention uses their
-absence as evidence (``pipeline.Bot.answer``). The rules look only at the
-question's wording, never at any particular question or document.
+telephone number. The lead prefers such sentences; their absence is an
+abstention signal (``lead.has_evidence``, weighed by ``abstain.decide``). The
+rules look only at the question's wording, never at any particular question
+or document.
 
 Names come from jieba's part-of-speech tags (``nr`` person, ``ns`` place,
 ``nt`` organisation), which are noisy on rare names; so a person is also

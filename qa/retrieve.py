@@ -1,25 +1,13 @@
-"""Hybrid retrieval: BM25 and dense candidates fused, overlaps trimmed, abstention decided.
+"""Hybrid retrieval: BM25 and dense candidates fused, overlaps trimmed, the passages ranked.
 
-Fusion is a weighted sum of per-query normalised scores (each list divided by
-its own best score), which ``qa eval --fusion`` measures against reciprocal
-rank fusion; see the README for the table that chose it.
+Fusion is a weighted sum of scores min-max normalised within each candidate
+list (``fuse_weighted``), which ``qa eval --fusion`` measures against
+reciprocal rank fusion; see the README for the table that chose it.
 
-Abstention rests on two signals, because raw dense scores of multilingual-e5
-sit around 0.8–0.9 for answerable and unanswerable questions alike:
-
-* ``coverage``: the IDF-weighted share of the question's content words found
-  in the best passages. A question about 北京 in a collection that never
-  mentions 北京 covers little, whatever its embedding says.
-* ``dense``: the cosine similarity of the best passage to the question.
-
-The bot abstains when coverage is below ``MIN_COVERAGE``, or when coverage is
-below ``WEAK_COVERAGE`` *and* the dense score is below ``MIN_DENSE``. Raising
-any of the three makes the bot stricter (it abstains more often). Two more
-signals come from the question's meaning (``pipeline.Bot.answer``): a place
-or organisation it names that the collection never mentions
-(``missing_names``), and a count, exact date or contact detail asked for that
-no top passage holds near the question's words (``answer.has_evidence``);
-either one abstains.
+Two abstention signals are measured here because they read the ranked
+passages and the index's word counts: ``coverage`` (how much of the question
+the best passages hold) and ``missing_names`` (named places the collection
+never mentions). ``abstain.decide`` weighs them.
 """
 
 from __future__ import annotations
@@ -33,19 +21,10 @@ from .chunk import split_sentences
 from .text import CJK_RANGES
 from .types import Document, Hit, Passage
 
-# Abstention thresholds; higher = stricter. Chosen with
-# benchmarks/tune_retrieval.py --grid on the public set and CMRC (README,
-# "Abstention"); round values, on the lenient side: a wrong abstention still
-# shows the passages as "possibly related", wrong confidence shows noise.
-MIN_COVERAGE = 0.25
-WEAK_COVERAGE = 0.6
-MIN_DENSE = 0.82
-
 _CJK_WORD = re.compile(f"[{CJK_RANGES}]+")
 
 DENSE_WEIGHT = 0.5  # share of the dense score in the fused score
 CANDIDATES = 50  # candidates taken from each retriever before fusion
-MAX_PER_DOC: int | None = None  # passages one article may hold in the top k (None: no cap)
 
 
 def fuse_weighted(
@@ -84,7 +63,6 @@ def fuse_rrf(
 
 def merge_overlaps(
     hits: Sequence[Hit],
-    per_doc: int | None = None,
     join_limit: int | None = None,
     weights: dict[str, float] | None = None,
 ) -> list[Hit]:
@@ -97,8 +75,8 @@ def merge_overlaps(
     better hit of the same article already shows: the shared sentence is
     trimmed from the weaker one, and a hit with nothing left is dropped. So
     no citation is longer than its passage, and each remains a true slice of
-    the cleaned article. ``per_doc`` caps how many passages one article may
-    contribute (None: no cap); README "Retrieval" gives the measurement.
+    the cleaned article. One article may contribute any number of passages:
+    a cap was measured and not adopted (README "Retrieval").
 
     Two neighbours are shown as one passage only while the union stays
     within ``join_limit`` plus the shared part. When it would not, and the
@@ -108,12 +86,9 @@ def merge_overlaps(
     the edge of the passage that ranked first.
     """
     kept: list[Hit] = []
-    per: dict[str, int] = {}
     for hit in hits:  # best first
         doc_id = hit.passage.doc_id
         if join_limit is not None and _join_into(kept, hit, join_limit, weights):
-            continue
-        if per_doc is not None and per.get(doc_id, 0) >= per_doc:
             continue
         span: tuple[int, int] | None = (hit.passage.start, hit.passage.end)
         for other in kept:
@@ -127,7 +102,6 @@ def merge_overlaps(
         if span != (hit.passage.start, hit.passage.end):
             hit = _with_span(hit, *span)
         kept.append(hit)
-        per[doc_id] = per.get(doc_id, 0) + 1
     return kept
 
 
@@ -240,23 +214,6 @@ def _found(word: str, text: str) -> float:
     return sum(pair in text for pair in pairs) / len(pairs)
 
 
-def decide(cover: float | None, dense: float, missing: int = 0, evidenced: bool = True) -> bool:
-    """True when the bot should abstain (see the module docstring).
-
-    A question with no content words (什么是…？ with an unknown term cut to
-    pieces) has no coverage; the dense score alone decides then.
-    """
-    if not evidenced:
-        return True
-    if cover is None:
-        return dense < MIN_DENSE
-    if cover < MIN_COVERAGE:
-        return True
-    if missing and cover < 1.0:  # a place or body the collection never names (unless its pieces all are)
-        return True
-    return cover < WEAK_COVERAGE and dense < MIN_DENSE
-
-
 def missing_names(names: Sequence[str], doc_freq: Callable[[str], int], articles: Sequence[str]) -> list[str]:
     """The places and organisations of the question that the collection never mentions.
 
@@ -290,7 +247,7 @@ def rank(
         Hit(passage=p, document=d, score=float(fused[pid]), dense=dense_of.get(pid), keyword=keyword_of.get(pid))
         for pid, (p, d) in zip(order, rows, strict=True)
     ]
-    return merge_overlaps(hits, MAX_PER_DOC, join_limit, weights)[:k]
+    return merge_overlaps(hits, join_limit, weights)[:k]
 
 
 def best_dense(dense: Sequence[tuple[int, float]]) -> float:

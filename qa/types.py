@@ -110,7 +110,7 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     lead: list[LeadSentence] = field(default_factory=list)
     encoder: str = ""  # name of the embedding model that answered
-    signals: dict[str, float | None] = field(default_factory=dict)  # what abstention was decided on (None: no words)
+    signals: dict[str, float | str | None] = field(default_factory=dict)  # abstention: what decided it, and "reason"
     notices: list[str] = field(default_factory=list)  # said beside the answer, e.g. that the question was cut
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa.errors import LoadError
-from qa.load import SUPPORTED, decode_bytes, discover, read
+from qa.load import SUPPORTED, decode_text, discover, read
 from qa.pipeline import load_documents
 from qa.types import RawText, Skipped
 
@@ -66,10 +66,10 @@ def test_article_loads_and_cleans_in_each_encoding(tmp_path: Path, encoding: str
 def test_undecodable_and_binary_bytes_are_rejected_with_the_file_name() -> None:
     junk = random.Random(7).randbytes(3000)
     with pytest.raises(LoadError, match="junk.txt"):
-        decode_bytes(junk, "junk.txt")
+        decode_text(junk, "junk.txt")
     high = bytes(range(0x80, 0x100)) * 8  # no NUL, valid in no Chinese encoding as text
     with pytest.raises(LoadError, match="encoding could not be recognised"):
-        decode_bytes(high, "odd.txt")
+        decode_text(high, "odd.txt")
 
 
 def _html_page() -> str:

@@ -165,18 +165,18 @@ def test_the_embedding_cache_is_closed_even_when_encoding_fails(make_bot, corpus
 def test_a_question_in_flight_finishes_on_its_snapshot_while_builds_commit(make_bot, corpus):
     """Candidates are taken, then builds remove every document, rebuild the store and clean up; the
     question still gets its passages (no "Passage N is missing"), from the snapshot it started with."""
-    asker = make_bot()
-    asker.build([corpus])
-    found = asker.candidates("海陵巡特警大队党总支有多少名党员？")
+    bot = make_bot()
+    bot.build([corpus])
+    found = bot.asker.candidates("海陵巡特警大队党总支有多少名党员？")
     other = make_bot()
     other.remove([d.doc_id for d in other.documents()])
     other.build([corpus])  # its clean-up drops rows the previous snapshot no longer sees
     other.build([corpus], full=True)  # a new store; the old one is unused but for the question in flight
-    result = asker.answer(found, k=3)
+    result = bot.asker.answer(found, k=3)
     assert result.hits and not result.abstained
     for hit in result.hits:
         assert hit.document.text[hit.passage.start : hit.passage.end] == hit.passage.text
-    assert len(asker.ask("海陵巡特警大队党总支有多少名党员？").hits) > 0  # the next question takes the new snapshot
+    assert len(bot.ask("海陵巡特警大队党总支有多少名党员？").hits) > 0  # the next question takes the new snapshot
 
 
 def test_a_question_finishes_on_the_snapshot_it_started_on_while_builds_switch(make_bot, corpus, tmp_path):
@@ -185,8 +185,8 @@ def test_a_question_finishes_on_the_snapshot_it_started_on_while_builds_switch(m
     snapshot, a build commits (an addition, a removal, a full rebuild into a new store), then
     the question is finished. Its citations must be true slices of the snapshot that answered,
     and the next question must see the new snapshot."""
-    asker = make_bot()
-    asker.build([corpus])
+    bot = make_bot()
+    bot.build([corpus])
     builder = make_bot()
     extra = tmp_path / "extra.txt"
     extra.write_text("临时通知\n\n本周末海陵巡特警大队党总支组织党员开展志愿服务活动，地点在城区主要路口。\n",
@@ -200,16 +200,16 @@ def test_a_question_finishes_on_the_snapshot_it_started_on_while_builds_switch(m
     ]
     question = "海陵巡特警大队党总支有多少名党员？"
     for step in steps:
-        found = asker.candidates(question)
+        found = bot.asker.candidates(question)
         started_on = found.index.version
         step()
-        result = asker.answer(found, k=3)
+        result = bot.asker.answer(found, k=3)
         assert result.hits, result
         for hit in result.hits:
             doc = found.index.document(hit.document.doc_id)
             assert doc.text[hit.passage.start : hit.passage.end] == hit.passage.text
-        assert asker.candidates(question).index.version != started_on  # the next question sees the build
-    assert added and any(d.doc_id == added[0] for d in asker.documents())
+        assert bot.asker.candidates(question).index.version != started_on  # the next question sees the build
+    assert added and any(d.doc_id == added[0] for d in bot.documents())
 
 
 def test_a_build_leaves_no_embedding_cache_open(make_bot, corpus):

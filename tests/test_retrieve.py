@@ -1,4 +1,4 @@
-"""Fusion, overlap merging and the abstention rule, on hand-made hits."""
+"""Fusion, overlap merging and the abstention signals measured on passages, on hand-made hits."""
 
 import pytest
 
@@ -59,10 +59,8 @@ def test_neighbours_join_only_within_the_limit():
     assert [(h.passage.start, h.passage.end) for h in retrieve.merge_overlaps(both, join_limit=7)] == [(0, 8), (8, 12)]
 
 
-def test_a_hit_inside_a_better_one_is_dropped_and_per_doc_caps(monkeypatch):
+def test_a_hit_inside_a_better_one_is_dropped(monkeypatch):
     assert len(retrieve.merge_overlaps([_hit(0, 12, 0.9), _hit(4, 8, 0.5)])) == 1
-    capped = retrieve.merge_overlaps([_hit(0, 4, 0.9), _hit(4, 8, 0.8), _hit(8, 12, 0.7)], per_doc=2)
-    assert len(capped) == 2
     monkeypatch.setattr(retrieve, "MIN_CITATION", 5)
     assert len(retrieve.merge_overlaps([_hit(0, 8, 0.9), _hit(4, 12, 0.5)])) == 1  # a 4-character remainder
 
@@ -79,10 +77,8 @@ def test_coverage_weights_rare_words_more():
     assert retrieve.coverage(["北京", "交警"], weights, ["北京交警"]) == 1.0
 
 
-def test_coverage_without_words_defers_to_the_dense_score():
+def test_coverage_without_words_is_none():
     assert retrieve.coverage([], {}, ["任何文字"]) is None
-    assert retrieve.decide(None, retrieve.MIN_DENSE - 0.01)
-    assert not retrieve.decide(None, retrieve.MIN_DENSE + 0.01)
 
 
 def test_a_mis_cut_name_gets_partial_credit():
@@ -90,21 +86,6 @@ def test_a_mis_cut_name_gets_partial_credit():
     assert retrieve.coverage(["魏舒史"], weights, ["魏舒,字阳元。史称其……"]) == 0.5  # 魏舒 found, 舒史 not
     assert retrieve.coverage(["北京市"], {"北京市": 1.0}, ["南京的交警"]) == 0.0
     assert retrieve.coverage(["password"], {"password": 1.0}, ["http://pass.sw/ordinary"]) == 0.0
-
-
-def test_abstention_thresholds_direction():
-    assert retrieve.decide(0.0, 0.99)  # nothing of the question is in the passages
-    assert not retrieve.decide(1.0, 0.0)  # everything is: answer even with a weak dense score
-    borderline = (retrieve.WEAK_COVERAGE - 0.01, retrieve.MIN_DENSE - 0.01)
-    assert retrieve.decide(*borderline)
-    assert not retrieve.decide(borderline[0], retrieve.MIN_DENSE + 0.01)
-
-
-def test_missing_evidence_and_absent_names_abstain():
-    assert retrieve.decide(1.0, 0.99, evidenced=False)  # asks for a count no passage holds
-    assert retrieve.decide(0.9, 0.99, missing=1)  # a named place the collection never mentions
-    assert not retrieve.decide(0.9, 0.99, missing=0)
-    assert not retrieve.decide(1.0, 0.99, missing=1)  # every word found, if only in pieces: not absent
 
 
 def test_a_name_is_missing_only_when_no_word_and_no_top_article_holds_it():

@@ -131,3 +131,11 @@ def test_the_web_chat_is_layered_and_only_the_cli_starts_it():
     users = {name for name, deps in edges.items() if not name.startswith("qa.web") and any(
         d.startswith("qa.web") for d in deps)}
     assert users == {"qa.cli"}
+
+
+def test_the_abstention_decision_has_one_home():
+    """``qa.abstain`` decides from signals alone (it imports nothing of the package), and only the pipeline,
+    which gathers the signals, asks it: a second rule elsewhere would have to import it or repeat it."""
+    edges = graph()
+    assert edges["qa.abstain"] == set()
+    assert {name for name, deps in edges.items() if "qa.abstain" in deps} == {"qa.pipeline"}

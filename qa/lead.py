@@ -34,7 +34,7 @@ KIND_SHARE = {q.WHICH: 0.5, q.HOW: 0.0, q.WHAT: 0.0}  # of TYPE_BONUS: a list ma
 NAME_REACH = 2  # sentences a who-lead may reach back for the name a pronoun stands for
 
 
-def lead(
+def pick(
     question: str, hits: Sequence[Hit], weights: dict[str, float], asked: q.Asked | None = None
 ) -> list[LeadSentence]:
     """Pick up to ``MAX_LEAD`` sentences from the top hits that best answer ``question``."""
@@ -117,8 +117,10 @@ def naming_articles(asked: q.Asked, hits: Sequence[Hit]) -> set[int]:
 def has_evidence(asked: q.Asked, question: str, hits: Sequence[Hit], weights: dict[str, float]) -> bool:
     """Whether a top passage holds a candidate of the asked type in a sentence with a key term of the question.
 
-    Only a number, a year or date asked for exactly (哪一年, 哪天) or a contact
-    detail is checked this way; other types always count as evidenced.
+    An abstention signal (``abstain.decide`` weighs it), computed here because
+    it reads the same sentences of the same top passages the lead is picked
+    from. Only a number, a year or date asked for exactly (哪一年, 哪天) or a
+    contact detail is checked this way; other types always count as evidenced.
     """
     if asked.kind not in EVIDENCED or (asked.kind == q.WHEN and asked.classifier is None):
         return True  # 什么时候 is as often answered by 高二的时候 or 白垩纪 as by a date
