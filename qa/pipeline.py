@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import answer, chunk, clean, load, question, retrieve, text
+from . import answer, chunk, clean, load, question, retrieve, segment, text
 from .config import Settings
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, LoadError, UsageError
 from .followup import interpret
@@ -243,7 +243,7 @@ class Asker:
                 "The question is empty.", "Type a question in Chinese, e.g. 蒙阴交警大队的党建品牌叫什么？"
             )
         if not self.encoders.query_loaded:  # first question: load jieba and the model while the index opens
-            _in_background(text.prepare, self.settings.cache_dir)
+            _in_background(segment.prepare, self.settings.cache_dir)
             _in_background(self.encoders.query)
         query = interpret(question[:MAX_QUESTION_CHARS], [h[:MAX_QUESTION_CHARS] for h in history])
         index = self.index()
@@ -257,9 +257,9 @@ class Asker:
             )
         if qvec is None:
             qvec = encoder.encode_queries([query])[0]
-        text.prepare(self.settings.cache_dir)
+        segment.prepare(self.settings.cache_dir)
         dense = index.search_dense(qvec, retrieve.CANDIDATES)
-        keyword = index.search_keyword(text.tokenize(query), retrieve.CANDIDATES)
+        keyword = index.search_keyword(segment.tokenize(query), retrieve.CANDIDATES)
         return Candidates(question, query, index, dense, keyword, cut=len(question) > MAX_QUESTION_CHARS)
 
     def answer(
@@ -282,7 +282,7 @@ class Asker:
             fused = retrieve.fuse_rrf(ranked_dense, ranked_keyword)
         else:
             fused = retrieve.fuse_weighted(ranked_dense, ranked_keyword, weight)
-        words = text.keywords(found.query)
+        words = segment.keywords(found.query)
         weights = retrieve.idf_weights(words, index.doc_freq, index.passage_count())
         hits = retrieve.rank(fused, dense, keyword, index.passages, k, self.settings.chunk_max, weights)
         cover = retrieve.coverage(words, weights, [index_text(h.document, h.passage) for h in hits[:3]])
@@ -293,7 +293,7 @@ class Asker:
         evidenced = answer.has_evidence(asked, found.query, hits, weights)
         abstained = (
             not hits
-            or not text.tokenize(found.query)  # emoji, punctuation, symbols: nothing to search for
+            or not segment.tokenize(found.query)  # emoji, punctuation, symbols: nothing to search for
             or retrieve.decide(cover, top_dense, missing=len(missing), evidenced=evidenced)
         )
         lead = [] if abstained else answer.lead(found.query, hits, weights, asked)
@@ -356,7 +356,7 @@ class Indexer:
         for root in roots:
             if not root.exists():
                 raise UsageError(f"{root} does not exist.", "Give a file or folder of articles to index.")
-        text.prepare(self.settings.cache_dir)
+        segment.prepare(self.settings.cache_dir)
         scan = load_collection(roots, self.settings.max_file_mb, follow_links)
         docs = scan.documents
         report = BuildReport(skipped=list(scan.skipped), notices=list(scan.notices))
@@ -462,7 +462,7 @@ class Indexer:
         for done, (doc, passages, texts) in enumerate(plans, start=1):  # add_document replaces an existing doc_id
             vectors = np.asarray(cached[offset : offset + len(texts)], dtype=np.float32).reshape(-1, self.encoder.dim)
             offset += len(texts)
-            writer.add_document(doc, passages, vectors, [text.tokenize(t) for t in texts])
+            writer.add_document(doc, passages, vectors, [segment.tokenize(t) for t in texts])
             if progress is not None:
                 progress("index", done, len(plans))
         return embedded

@@ -39,10 +39,10 @@ def esc(text: str) -> str:
 
 
 def _spans(text: str, words: Sequence[str]) -> list[tuple[int, int]]:
-    """Keyword spans in raw-text offsets (``qa.text`` matches the jieba keywords)."""
+    """Keyword spans in raw-text offsets (``qa.segment`` matches the jieba keywords)."""
     if not words or not text:
         return []
-    from .text import highlight_spans
+    from .segment import highlight_spans
 
     return list(highlight_spans(text, list(words)))
 

@@ -29,7 +29,7 @@ from . import render
 from .config import Settings
 from .errors import IndexMissing, IndexUnavailable, QAError, UsageError
 from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, discard, hide_paths, inside, same_secret
-from .text import keywords
+from .segment import keywords
 from .types import Answer
 
 if TYPE_CHECKING:
