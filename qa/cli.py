@@ -71,7 +71,7 @@ def _bot(settings: Settings) -> Bot:
 
 
 def _progress() -> Progress:
-    from .render_text import progress_bars
+    from .present.terminal import progress_bars
 
     return progress_bars()
 
@@ -150,7 +150,7 @@ def _ensure_index(bot: Bot) -> None:
 def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> None:
     """Ask a QUESTION ('-' reads one question per line from standard input)."""
     from .pipeline import answer_to_json
-    from .render_text import format_answer
+    from .present.terminal import format_answer
 
     bot = _bot(_settings(ctx, top_k=top_k))
     _ensure_index(bot)

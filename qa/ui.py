@@ -1,9 +1,9 @@
 """The web chat (the only gradio importer): chat with cited passages, and document admin.
 
 gradio is imported inside functions so ``qa --help`` stays instant. All HTML
-comes from ``render.py``, which escapes every piece of document text; the chat
+comes from ``qa/present/html.py``, which escapes every piece of document text; the chat
 component additionally sanitises. A click on a citation ``[n]`` is caught by a
-small page script (``render.HEAD``) that hands the citation to a hidden button,
+small page script (``present.html.HEAD``) that hands the citation to a hidden button,
 whose event opens the article in the side panel and scrolls the cited span into view.
 """
 
@@ -25,10 +25,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Iterator, Sequence
 
-from . import render
 from .config import Settings
 from .errors import IndexMissing, IndexUnavailable, QAError, UsageError
 from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, discard, hide_paths, inside, same_secret
+from .present import html as page
 from .segment import keywords
 from .types import Answer
 
@@ -150,19 +150,19 @@ class Chat:
         messages = list(messages or [])
         question = (message or "").strip() if isinstance(message, str) else ""
         if not question:
-            return messages, {}, "", render.render_notice("请输入问题。")
-        panel = render.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。")
+            return messages, {}, "", page.render_notice("请输入问题。")
+        panel = page.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。")
         try:
-            answer = self.bot.ask(question, render.earlier_questions(messages))
+            answer = self.bot.ask(question, page.earlier_questions(messages))
             words = keywords(answer.query)
-            content, data = render.render_answer(answer, words), public_json(answer)
-            valid = [h for h in answer.hits if render.is_valid(h)]
+            content, data = page.render_answer(answer, words), public_json(answer)
+            valid = [h for h in answer.hits if page.is_valid(h)]
             if valid and not answer.abstained:
                 top = valid[0]
-                panel = render.render_article(top.document, top.passage.start, top.passage.end, words)
+                panel = page.render_article(top.document, top.passage.start, top.passage.end, words)
         except Exception as error:  # noqa: BLE001 - shown as one line in the chat, details logged
             text = public_message(error)
-            content, data = f'<p class="qa-error">{render.esc(text)}</p>', {"error": text}
+            content, data = f'<p class="qa-error">{page.esc(text)}</p>', {"error": text}
         messages += [
             {"role": "user", "content": html.escape(question)},
             {"role": "assistant", "content": content},
@@ -171,21 +171,21 @@ class Chat:
 
     def open_article(self, cite: str, messages: list[dict] | None = None) -> str:
         """The article behind a citation link, with the cited span marked."""
-        parsed = render.parse_cite(cite) if isinstance(cite, str) else None
+        parsed = page.parse_cite(cite) if isinstance(cite, str) else None
         if parsed is None:
-            return render.render_notice("无法识别这个引用。")
+            return page.render_notice("无法识别这个引用。")
         doc_id, start, end = parsed
         try:
             doc = self.bot.document(doc_id)
         except QAError:
-            return render.render_notice("这篇文档已不在文档库中。")
+            return page.render_notice("这篇文档已不在文档库中。")
         except Exception as error:  # noqa: BLE001
-            return render.render_notice(public_message(error))
+            return page.render_notice(public_message(error))
         if end > len(doc.text):
-            return render.render_notice("引用位置超出了文档范围，文档可能已更新，请重新提问。")
-        questions = render.earlier_questions(messages or [])
+            return page.render_notice("引用位置超出了文档范围，文档可能已更新，请重新提问。")
+        questions = page.earlier_questions(messages or [])
         words = keywords(questions[-1]) if questions else []
-        return render.render_article(doc, start, end, words)
+        return page.render_article(doc, start, end, words)
 
     def ask(self, question: str, history: list[str] | None = None) -> dict:
         """API: the `qa ask --json` answer to a question; history = earlier questions."""
@@ -213,7 +213,7 @@ class Chat:
     def doc_view(self) -> tuple[str, list[tuple[str, str]]]:
         """The documents table and the remove picker's choices (label, doc_id)."""
         docs = self.documents()
-        return render.render_documents(docs), [(f"{d['title']}（{d['doc_id'][:12]}）", d["doc_id"]) for d in docs]
+        return page.render_documents(docs), [(f"{d['title']}（{d['doc_id'][:12]}）", d["doc_id"]) for d in docs]
 
     def refresh(self) -> tuple[str, Any]:
         """The documents table and a picker that knows the documents as they are now."""
@@ -351,7 +351,7 @@ class Chat:
             dropped = self._drop_unreadable(report)
             # a reader's own error text may quote the file's full path; titles keep their slashes
             skipped = [dataclasses.replace(s, reason=hide_paths(s.reason)) for s in report.skipped]
-            lines = [render.report_text(dataclasses.replace(report, skipped=skipped), self._titles()), *notes]
+            lines = [page.report_text(dataclasses.replace(report, skipped=skipped), self._titles()), *notes]
             if dropped:
                 lines.append(f"无法读取的上传文件已从上传文件夹删除：{'、'.join(dropped)}")
             return self._after("\n".join(lines))
@@ -378,7 +378,7 @@ class Chat:
             report = self.bot.remove([doc_id])
             if inside(path, self.uploads) and path.exists():
                 path.unlink()  # else the next rebuild would add it back
-            return self._after(render.report_text(report, titles))
+            return self._after(page.report_text(report, titles))
 
 
 def _upload_path(item: Any) -> Any:
@@ -439,7 +439,7 @@ def build_app(bot: Bot, settings: Settings) -> Any:
     admin = bool(settings.admin_password)
     # delete_cache: uploads picked but never sent to an admin action go after TEMP_MAX_AGE (and all at exit)
     with gr.Blocks(title="文档问答", analytics_enabled=False, delete_cache=(60, TEMP_MAX_AGE)) as app:
-        gr.HTML(render.render_header(bot.encoder_name, bot.encoder_notice), elem_id="qa-header")
+        gr.HTML(page.render_header(bot.encoder_name, bot.encoder_notice), elem_id="qa-header")
         with gr.Tab("对话", id="chat"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=6, min_width=420):
@@ -447,7 +447,7 @@ def build_app(bot: Bot, settings: Settings) -> Any:
                         elem_id="qa-chat", show_label=False, height="68vh", render_markdown=False, autoscroll=False,
                         sanitize_html=True, allow_tags=False, latex_delimiters=[], feedback_options=None,
                         buttons=["copy"], placeholder="向文档库提问，回答会注明出处。",
-                        examples=[{"text": q} for q in render.example_questions(titles)],
+                        examples=[{"text": q} for q in page.example_questions(titles)],
                     )
                     with gr.Row(elem_id="qa-input"):
                         box = gr.Textbox(placeholder="输入问题，按回车发送", show_label=False, scale=8, autofocus=True,
@@ -455,8 +455,8 @@ def build_app(bot: Bot, settings: Settings) -> Any:
                         send = gr.Button("发送", variant="primary", scale=1, min_width=70, elem_id="qa-send")
                         new = gr.Button("新对话", variant="secondary", scale=1, min_width=70, elem_id="qa-new")
                 with gr.Column(scale=5, min_width=340):
-                    article = gr.HTML(render.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。"),
-                                      elem_id="qa-article", js_on_load=render.SCROLL_JS, max_height=None)
+                    article = gr.HTML(page.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。"),
+                                      elem_id="qa-article", js_on_load=page.SCROLL_JS, max_height=None)
             cite = gr.Textbox(visible="hidden", elem_id="qa-cite-box")
             opener = gr.Button("open", visible="hidden", elem_id="qa-open")
             data = gr.JSON(visible="hidden")
@@ -502,7 +502,7 @@ def build_app(bot: Bot, settings: Settings) -> Any:
 
         chatbot.example_select(pick, None, box, api_visibility="private").then(
             chat.reply, ask_in, ask_out, api_visibility="private")
-        new.click(lambda: ([], {}, "", render.render_notice("新对话。")), None, ask_out, api_visibility="private")
+        new.click(lambda: ([], {}, "", page.render_notice("新对话。")), None, ask_out, api_visibility="private")
         opener.click(chat.open_article, [cite, chatbot], article, js="(c, m) => [window.qaCite || c, m]",
                      api_visibility="private")
 
@@ -586,8 +586,8 @@ def launch_options(settings: Settings) -> dict:
         server_port=settings.port,
         share=False,
         theme=theme,
-        css=render.CSS,
-        head=render.HEAD,
+        css=page.CSS,
+        head=page.HEAD,
         max_file_size=f"{settings.max_upload_mb}mb",
         footer_links=["api"],
         enable_monitoring=False,
@@ -612,7 +612,7 @@ def launch_options(settings: Settings) -> dict:
 def serve(settings: Settings) -> None:
     """`qa serve` / `python app.py`: build the index if there is none, then run the chat."""
     from .pipeline import Bot
-    from .render_text import progress_bars
+    from .present.terminal import progress_bars
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     warning = exposure_warning(settings)

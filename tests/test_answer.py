@@ -70,13 +70,3 @@ def test_evidence_is_missing_when_no_passage_holds_the_asked_unit():
     assert not answer.has_evidence(question.analyse("车站有多少辆公交车？"), "车站有多少辆公交车？", hits, weights)
     assert answer.has_evidence(question.analyse("车站有多少名工作人员？"), "车站有多少名工作人员？", hits, weights)
     assert not answer.has_evidence(question.analyse("车站的联系电话是多少？"), "车站的联系电话是多少？", hits, weights)
-
-
-def test_a_notice_is_shown_in_the_web_reply_and_the_terminal():
-    from qa.render import render_answer
-    from qa.render_text import format_answer
-    from qa.types import Answer
-
-    answer = Answer("问", "问", True, [], [], "e5", notices=["问题超过 500 个字符，只按前 500 个字符检索。"])
-    assert '<div class="qa-notice">问题超过 500 个字符' in render_answer(answer, [])
-    assert "注意: 问题超过 500 个字符" in format_answer(answer)

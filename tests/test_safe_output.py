@@ -15,8 +15,8 @@ from qa.cli import cli
 from qa.load import discover
 from qa.pipeline import load_documents
 from qa.types import RawText
-from qa.render import esc, render_answer, render_article
-from qa.render_text import format_answer
+from qa.present.html import esc, render_answer, render_article
+from qa.present.terminal import format_answer
 from qa.types import Answer, Document, Hit, LeadSentence, Passage
 
 ESCAPES = ["\x1b[2J", "\x1b]0;owned\x07", "\x9b31m", "\x07", "\x00", "\u202e", "\x1b"]

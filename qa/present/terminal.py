@@ -12,8 +12,8 @@ import sys
 import textwrap
 from typing import Any, Mapping
 
-from .text import one_line, printable
-from .types import Answer, Hit, Passage, Progress
+from ..text import one_line, printable
+from ..types import Answer, Hit, Passage, Progress
 
 STAGES = {"embed": "embedding passages", "index": "indexing documents"}
 

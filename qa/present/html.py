@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote, unquote
 
-from .clean import safe_url
-from .render_text import position_label
-from .text import one_line, printable
-from .types import Answer, Document, Hit
+from ..clean import safe_url
+from ..text import one_line, printable
+from ..types import Answer, Document, Hit
+from .terminal import position_label
 
 CITE_PREFIX = "#qa-cite:"  # href of a citation link; the page script turns a click into "open article"
 CITED_ID = "qa-cited"  # id of the <mark> around the cited span in the article viewer
@@ -42,7 +42,7 @@ def _spans(text: str, words: Sequence[str]) -> list[tuple[int, int]]:
     """Keyword spans in raw-text offsets (``qa.segment`` matches the jieba keywords)."""
     if not words or not text:
         return []
-    from .segment import highlight_spans
+    from ..segment import highlight_spans
 
     return list(highlight_spans(text, list(words)))
 
@@ -265,7 +265,7 @@ def report_text(report: Any, titles: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-# Page script: a click on a citation hands it to the hidden "open" button (see ui.py); new replies
+# Page script: a click on a citation hands it to the hidden "open" button (see the web chat's layout); new replies
 # are scrolled to their top.
 HEAD = """<script>
 document.addEventListener('click', function (ev) {
