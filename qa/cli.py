@@ -149,7 +149,7 @@ def _ensure_index(bot: Bot) -> None:
 @click.pass_context
 def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> None:
     """Ask a QUESTION ('-' reads one question per line from standard input)."""
-    from .pipeline import answer_to_json
+    from .present.json import answer_to_json
     from .present.terminal import format_answer
 
     bot = _bot(_settings(ctx, top_k=top_k))
@@ -183,7 +183,7 @@ def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> 
 def evaluate(ctx: click.Context, file: Path, mode: str, fusion: str, as_json: bool) -> None:
     """Score retrieval on a JSONL question set (hit@1, hit@5, MRR, lead, abstention)."""
     from .evaluate import format_report, read_rows, score
-    from .pipeline import answer_to_json
+    from .present.json import answer_to_json
 
     rows = read_rows(file)
     bot = _bot(_settings(ctx))

@@ -14,7 +14,7 @@ through ``qa.index``'s interface, never to its files.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -547,33 +547,3 @@ def _in_background(work: Callable[..., object], *args: object) -> None:
             pass
 
     threading.Thread(target=run, daemon=True).start()
-
-
-def answer_to_json(result: Answer) -> dict[str, Any]:
-    """The shape of ``qa ask --json`` and of the web API."""
-    return {
-        "question": result.question,
-        "query": result.query,
-        "abstained": result.abstained,
-        "notices": list(result.notices),
-        "signals": result.signals,
-        "encoder": result.encoder,
-        "lead": [asdict(s) for s in result.lead],
-        "citations": [
-            {
-                "rank": rank,
-                "doc_id": h.document.doc_id,
-                "title": h.document.title,
-                "source": h.document.source,
-                "date": h.document.date,
-                "url": clean.safe_url(h.document.url),  # an older index may hold a javascript: URL
-                "path": h.document.path,
-                "heading": h.passage.heading,
-                "text": h.passage.text,
-                "start": h.passage.start,
-                "end": h.passage.end,
-                "score": round(h.score, 4),
-            }
-            for rank, h in enumerate(result.hits, start=1)
-        ],
-    }

@@ -29,8 +29,8 @@ from .config import Settings
 from .errors import IndexMissing, IndexUnavailable, QAError, UsageError
 from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, discard, hide_paths, inside, same_secret
 from .present import html as page
+from .present.json import public_json
 from .segment import keywords
-from .types import Answer
 
 if TYPE_CHECKING:
     from .pipeline import Bot
@@ -66,20 +66,6 @@ def safe_name(name: str, suffixes: Collection[str]) -> str:
         )
     stem = re.sub(r"[^\w\-.]+", "_", stem, flags=re.UNICODE).strip("._ ")[:80] or "upload"
     return stem + suffix
-
-
-def public_json(answer: Answer) -> dict:
-    """`qa ask --json` for the web: the same keys, but no server file paths.
-
-    A path is the server's business, and gradio_client would take any dict
-    with a string "path" for a file to download (and fail with 403).
-    """
-    from .pipeline import answer_to_json
-
-    data = answer_to_json(answer)
-    for citation in data["citations"]:
-        citation["path"] = None
-    return data
 
 
 def public_message(error: BaseException) -> str:

@@ -30,7 +30,8 @@ from qa.errors import IndexBusy, IndexUnavailable, UsageError
 from qa.index import connect
 import qa.index.milvus as milvus_index
 from qa.index.milvus import PART_BYTES, MilvusBackend
-from qa.pipeline import Bot, answer_to_json
+from qa.pipeline import Bot
+from qa.present.json import answer_to_json
 from qa.types import Document, Passage
 
 pytestmark = pytest.mark.milvus
