@@ -17,6 +17,7 @@ import click
 from . import __version__
 from .config import Settings
 from .errors import QAError
+from .present.report import summary
 from .text import one_line, printable
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def build(
     report = bot.build(
         list(paths) or None, add_only=add_only, full=full, progress=_progress(), follow_links=follow_links
     )
-    click.echo(report.summary())
+    click.echo(summary(report))
     click.echo(f"Model: {bot.encoder_name}", err=True)
 
 
@@ -113,7 +114,7 @@ def build(
 def remove(ctx: click.Context, doc_ids: tuple[str, ...]) -> None:
     """Remove documents by id (see: qa docs)."""
     report = _bot(_settings(ctx)).remove(list(doc_ids))
-    click.echo(report.summary())
+    click.echo(summary(report))
 
 
 @cli.command()

@@ -25,6 +25,7 @@ from .config import Settings
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, LoadError, UsageError
 from .followup import interpret
 from .index import IndexBackend, IndexReader, IndexWriter, connect
+from .present.report import summary
 from .types import Answer, DocInfo, Document, Encoder, Notice, Passage, PassageEncoder, Progress, Skipped
 
 MAX_QUESTION_CHARS = 500  # longer questions are cut here: the model reads ~512 tokens at most
@@ -52,21 +53,6 @@ class BuildReport:
     full_rebuild_reason: str | None = None
     embedded: int = 0  # passages actually run through the encoder (cache misses)
     passages: int = 0  # passages in the index after the build
-
-    def summary(self) -> str:
-        lines = []
-        if self.full_rebuild_reason:
-            lines.append(f"Full rebuild: {self.full_rebuild_reason}.")
-        lines.append(
-            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
-            f"{len(self.unchanged)} unchanged; {self.embedded} passages embedded; "
-            f"{self.passages} passages in the index."
-        )
-        for notice in self.notices:
-            lines.append(f"Loaded {text.one_line(notice.path)}: {text.one_line(notice.message)}")
-        for skip in self.skipped:
-            lines.append(f"Skipped {text.one_line(skip.path)}: {text.one_line(skip.reason)}")
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -533,7 +519,7 @@ class Bot:
             return None
         say(f"No index yet in {self.indexer.backend.location}; building it from {self.settings.seeds_dir} first.")
         report = self.build([Path(self.settings.seeds_dir)], progress=progress)
-        say(report.summary())
+        say(summary(report))
         return report
 
 

@@ -30,6 +30,7 @@ from .errors import IndexMissing, IndexUnavailable, QAError, UsageError
 from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, discard, hide_paths, inside, same_secret
 from .present import html as page
 from .present.json import public_json
+from .present.report import summary_chinese
 from .segment import keywords
 
 if TYPE_CHECKING:
@@ -337,7 +338,7 @@ class Chat:
             dropped = self._drop_unreadable(report)
             # a reader's own error text may quote the file's full path; titles keep their slashes
             skipped = [dataclasses.replace(s, reason=hide_paths(s.reason)) for s in report.skipped]
-            lines = [page.report_text(dataclasses.replace(report, skipped=skipped), self._titles()), *notes]
+            lines = [summary_chinese(dataclasses.replace(report, skipped=skipped), self._titles()), *notes]
             if dropped:
                 lines.append(f"无法读取的上传文件已从上传文件夹删除：{'、'.join(dropped)}")
             return self._after("\n".join(lines))
@@ -364,7 +365,7 @@ class Chat:
             report = self.bot.remove([doc_id])
             if inside(path, self.uploads) and path.exists():
                 path.unlink()  # else the next rebuild would add it back
-            return self._after(page.report_text(report, titles))
+            return self._after(summary_chinese(report, titles))
 
 
 def _upload_path(item: Any) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-from types import SimpleNamespace
 
 from qa.present import html as page
 from qa.types import Answer, Document, Hit, LeadSentence, Passage
@@ -127,22 +126,6 @@ def test_history_is_the_earlier_user_questions_unescaped():
     ]
     assert page.earlier_questions(messages) == ["a<b & c", "第二问"]
     assert page.earlier_questions(messages, turns=1) == ["第二问"]
-
-
-def test_report_text_names_documents_by_title():
-    report = SimpleNamespace(added=["d1"], updated=[], removed=["d2"], unchanged=["d3"], skipped=[
-        SimpleNamespace(path="/x/bad.pdf", reason="no text")], full_rebuild_reason=None, embedded=4, passages=60,
-        notices=[SimpleNamespace(path="/x/odd.txt", message="2 undecodable byte(s) replaced by \ufffd")])
-    out = page.report_text(report, {"d1": "新文章", "d2": "旧文章"})
-    assert "新增 1 篇：《新文章》" in out and "删除 1 篇：《旧文章》" in out
-    assert (
-        "本次嵌入 4 段；索引共 60 段" in out
-        and "未变 1 篇" in out
-        and "跳过 bad.pdf：no text" in out
-        and "已载入但请注意 odd.txt：2 undecodable byte(s) replaced" in out
-        and "/x/" not in out
-        and "更新" not in out
-    )
 
 
 def test_example_questions_come_from_the_collection():

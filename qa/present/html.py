@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import html
 import re
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 from urllib.parse import quote, unquote
 
 from ..clean import safe_url
-from ..text import one_line, printable
+from ..text import printable
 from ..types import Answer, Document, Hit
 from .terminal import position_label
 
@@ -240,29 +239,6 @@ def message_text(message: dict) -> str:
 def earlier_questions(messages: Sequence[dict], turns: int = 3) -> list[str]:
     """The user's earlier questions, most recent last: the history a follow-up leans on."""
     return [message_text(m) for m in messages if m.get("role") == "user"][-turns:]
-
-
-def report_text(report: Any, titles: dict[str, str]) -> str:
-    """What a build or removal changed, in Chinese, naming documents by title (plain text)."""
-
-    def names(ids: Sequence[str]) -> str:
-        return "、".join(f"《{titles.get(i, i)}》" for i in ids)
-
-    lines = []
-    if report.full_rebuild_reason:
-        lines.append(f"完全重建：{report.full_rebuild_reason}")
-    for label, ids in (("新增", report.added), ("更新", report.updated), ("删除", report.removed)):
-        if ids:
-            lines.append(f"{label} {len(ids)} 篇：{names(ids)}")
-    if report.unchanged:
-        lines.append(f"未变 {len(report.unchanged)} 篇")
-    total = getattr(report, "passages", None)
-    lines.append(f"本次嵌入 {report.embedded} 段" + (f"；索引共 {total} 段。" if total else "。"))
-    for skip in report.skipped:
-        lines.append(f"跳过 {one_line(Path(skip.path).name)}：{one_line(skip.reason)}")
-    for notice in report.notices:
-        lines.append(f"已载入但请注意 {one_line(Path(notice.path).name)}：{one_line(notice.message)}")
-    return "\n".join(lines)
 
 
 # Page script: a click on a citation hands it to the hidden "open" button (see the web chat's layout); new replies
