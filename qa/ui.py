@@ -29,6 +29,7 @@ from .config import Settings
 from .errors import IndexMissing, IndexUnavailable, QAError, UsageError
 from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, discard, hide_paths, inside, same_secret
 from .present import html as page
+from .present import is_valid
 from .present.json import public_json
 from .present.report import summary_chinese
 from .segment import keywords
@@ -143,7 +144,7 @@ class Chat:
             answer = self.bot.ask(question, page.earlier_questions(messages))
             words = keywords(answer.query)
             content, data = page.render_answer(answer, words), public_json(answer)
-            valid = [h for h in answer.hits if page.is_valid(h)]
+            valid = [h for h in answer.hits if is_valid(h)]
             if valid and not answer.abstained:
                 top = valid[0]
                 panel = page.render_article(top.document, top.passage.start, top.passage.end, words)

@@ -6,6 +6,7 @@ import html
 import re
 
 from qa.present import html as page
+from qa.present import is_valid
 from qa.types import Answer, Document, Hit, LeadSentence, Passage
 
 XSS = '<script>window.__pwned=1</script>蒙阴大队<img src=x onerror="window.__pwned=2">党建品牌 & "情满崮乡"'
@@ -86,7 +87,7 @@ def test_citation_whose_text_is_not_in_the_article_is_dropped():
     doc = make_doc("真实的文字在这里。")
     bad = Hit(Passage("d1", 0, "编造的文字", 0, 5), doc, 0.9)
     good = hit_for(doc, "真实的文字")
-    assert not page.is_valid(bad) and page.is_valid(good)
+    assert not is_valid(bad) and is_valid(good)
     out = page.render_answer(Answer("问", "问", False, [bad, good], [LeadSentence("真实的文字", 2)], "e5"), [])
     assert "编造" not in out and ">[2]</a>" in out and ">[1]</a>" not in out
 

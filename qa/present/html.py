@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 from ..clean import safe_url
 from ..text import printable
 from ..types import Answer, Document, Hit
-from .terminal import position_label
+from . import citation_meta, reply, strings
 
 CITE_PREFIX = "#qa-cite:"  # href of a citation link; the page script turns a click into "open article"
 CITED_ID = "qa-cited"  # id of the <mark> around the cited span in the article viewer
@@ -93,15 +93,13 @@ def parse_cite(value: str) -> tuple[str, int, int] | None:
     return doc_id, start, end
 
 
-def is_valid(hit: Hit) -> bool:
-    """A citation is shown only if its passage really is that text of the article."""
-    p = hit.passage
-    return 0 <= p.start < p.end <= len(hit.document.text) and hit.document.text[p.start : p.end] == p.text
-
-
 def _cite_link(rank: int, hit: Hit) -> str:
     href = cite_href(hit.document.doc_id, hit.passage.start, hit.passage.end)
     return f'<a class="qa-cite" href="{esc(href)}" title="查看原文">[{rank}]</a>'
+
+
+def _meta(pieces: Sequence[str]) -> str:
+    return strings.SEP.join(esc(m) for m in pieces)
 
 
 def _excerpt(text: str, words: Sequence[str], limit: int = PASSAGE_CHARS) -> str:
@@ -120,39 +118,33 @@ def _excerpt(text: str, words: Sequence[str], limit: int = PASSAGE_CHARS) -> str
 
 
 def source_card(rank: int, hit: Hit, words: Sequence[str]) -> str:
-    doc, p = hit.document, hit.passage
-    meta = [m for m in (doc.source, doc.date, position_label(p)) if m]
     head = (
         f'<div class="qa-src-head">{_cite_link(rank, hit)} '
-        f'<span class="qa-title">{esc(doc.title)}</span></div>'
-        f'<div class="qa-meta">{" · ".join(esc(m) for m in meta)}</div>'
+        f'<span class="qa-title">{esc(hit.document.title)}</span></div>'
+        f'<div class="qa-meta">{_meta(citation_meta(hit))}</div>'
     )
-    return f'<div class="qa-src">{head}<div class="qa-passage">{_excerpt(p.text, words)}</div></div>'
+    return f'<div class="qa-src">{head}<div class="qa-passage">{_excerpt(hit.passage.text, words)}</div></div>'
 
 
 def render_answer(answer: Answer, words: Sequence[str]) -> str:
     """The assistant's reply: lead sentence(s) with citation numbers, then the cited passages."""
-    ranked = [(rank, hit) for rank, hit in enumerate(answer.hits, start=1) if is_valid(hit)]
-    by_rank = dict(ranked)
+    shown = reply(answer)
+    by_rank = dict(shown.citations)
     parts = ['<div class="qa-reply">']
-    if answer.query and answer.query != answer.question:
-        parts.append(f'<div class="qa-query">按“{esc(answer.query)}”检索</div>')
+    if shown.query:
+        parts.append(f'<div class="qa-query">{esc(strings.QUERY.format(query=shown.query))}</div>')
     parts.extend(f'<div class="qa-notice">{esc(notice)}</div>' for notice in answer.notices)
-    if answer.abstained or not ranked:
-        parts.append('<p class="qa-none">文档库中没有找到能回答这个问题的内容。</p>')
-        if ranked:
-            parts.append('<div class="qa-related">可能相关：</div>')
+    if not shown.answered:
+        parts.append(f'<p class="qa-none">{strings.NO_ANSWER}</p>')
+        if shown.citations:
+            parts.append(f'<div class="qa-related">{strings.RELATED}：</div>')
     else:
-        lead = []
-        for sentence in answer.lead:
-            hit = by_rank.get(sentence.citation)
-            link = _cite_link(sentence.citation, hit) if hit else ""
-            lead.append(f"{highlight(sentence.text, words)}{link}")
+        lead = [highlight(text, words) + (_cite_link(rank, by_rank[rank]) if rank else "") for text, rank in shown.lead]
         if not lead:  # no lead sentence: the best passage speaks for itself
-            lead.append(f"{_excerpt(ranked[0][1].passage.text, words)}{_cite_link(*ranked[0])}")
+            lead.append(f"{_excerpt(shown.citations[0][1].passage.text, words)}{_cite_link(*shown.citations[0])}")
         parts.append(f'<p class="qa-lead">{"".join(lead)}</p>')
         parts.append('<div class="qa-related">来源：</div>')
-    parts.extend(source_card(rank, hit, words) for rank, hit in ranked)
+    parts.extend(source_card(rank, hit, words) for rank, hit in shown.citations)
     parts.append("</div>")
     return "".join(parts)
 
@@ -169,13 +161,11 @@ def render_article(doc: Document, start: int, end: int, words: Sequence[str]) ->
 
     meta = [m for m in (doc.source, doc.date) if m]
     if end > start:
-        meta.append(f"引用：字符 {start}–{end}")
+        meta.append("引用：" + strings.CHARS.format(start=start, end=end))
         body = f'{clip(0, start)}<mark id="{CITED_ID}" class="qa-cited">{clip(start, end)}</mark>{clip(end, len(text))}'
     else:
         body = clip(0, len(text))
-    header = (
-        f'<div class="qa-art-title">{esc(doc.title)}</div><div class="qa-meta">{" · ".join(esc(m) for m in meta)}</div>'
-    )
+    header = f'<div class="qa-art-title">{esc(doc.title)}</div><div class="qa-meta">{_meta(meta)}</div>'
     if url := safe_url(doc.url):  # an index from before ingestion checked URLs may hold javascript: ones
         header += f'<div class="qa-meta qa-url">{esc(url)}</div>'
     return f'<div class="qa-article"><div class="qa-art-head">{header}</div><div class="qa-art-body">{body}</div></div>'
