@@ -38,13 +38,13 @@ def main() -> None:
     step("import faiss")
     import openvino as ov
     step("import openvino")
-    from qa import convert, text
+    from qa import convert, segment
     from qa.openvino import ir_dir
     from qa.config import Settings
     step("import qa modules")
 
     settings = Settings.load()
-    text.prepare(settings.cache_dir)
+    segment.prepare(settings.cache_dir)
     step("jieba start-up (from the JSON copy when cached)")
     source_hash = convert.file_sha256(convert.bundled_bin())
     folder = convert.bundled_dir(settings.cache_dir, source_hash)

@@ -18,7 +18,8 @@ from pathlib import Path
 from qa import abstain, lead, retrieve
 from qa.config import Settings
 from qa.evaluate import read_rows, score
-from qa.pipeline import Asker, answer_to_json
+from qa.pipeline import Asker
+from qa.present.json import answer_to_json
 
 VARIANTS = [("bm25", "weighted", 0.5), ("dense", "weighted", 0.5), ("hybrid", "rrf", 0.5)] + [
     ("hybrid", "weighted", w) for w in (0.3, 0.4, 0.5, 0.6, 0.7)

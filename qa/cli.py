@@ -17,6 +17,7 @@ import click
 from . import __version__
 from .config import Settings
 from .errors import QAError
+from .present.report import summary
 from .text import one_line, printable
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def _bot(settings: Settings) -> Bot:
 
 
 def _progress() -> Progress:
-    from .render_text import progress_bars
+    from .present.terminal import progress_bars
 
     return progress_bars()
 
@@ -102,7 +103,7 @@ def build(
     report = bot.build(
         list(paths) or None, add_only=add_only, full=full, progress=_progress(), follow_links=follow_links
     )
-    click.echo(report.summary())
+    click.echo(summary(report))
     click.echo(f"Model: {bot.encoder_name}", err=True)
 
 
@@ -113,7 +114,7 @@ def build(
 def remove(ctx: click.Context, doc_ids: tuple[str, ...]) -> None:
     """Remove documents by id (see: qa docs)."""
     report = _bot(_settings(ctx)).remove(list(doc_ids))
-    click.echo(report.summary())
+    click.echo(summary(report))
 
 
 @cli.command()
@@ -149,8 +150,8 @@ def _ensure_index(bot: Bot) -> None:
 @click.pass_context
 def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> None:
     """Ask a QUESTION ('-' reads one question per line from standard input)."""
-    from .pipeline import answer_to_json
-    from .render_text import format_answer
+    from .present.json import answer_to_json
+    from .present.terminal import format_answer
 
     bot = _bot(_settings(ctx, top_k=top_k))
     _ensure_index(bot)
@@ -183,7 +184,7 @@ def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> 
 def evaluate(ctx: click.Context, file: Path, mode: str, fusion: str, as_json: bool) -> None:
     """Score retrieval on a JSONL question set (hit@1, hit@5, MRR, lead, abstention)."""
     from .evaluate import format_report, read_rows, score
-    from .pipeline import answer_to_json
+    from .present.json import answer_to_json
 
     rows = read_rows(file)
     bot = _bot(_settings(ctx))

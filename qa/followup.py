@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from . import text
+from . import segment
 
 _OPENERS = re.compile(r"^(那么|那|还有|另外|然后|而|其他的?|其余的?)[,，、\s]*")
 _TAIL = re.compile(r"(的情况|怎么样|如何)?[呢吗嘛]?[?？。!！\s]*$")
@@ -38,7 +38,7 @@ def interpret(question: str, history: Sequence[str]) -> str:
     core = _TAIL.sub("", _OPENERS.sub("", question)).strip()
     if not core:
         return previous
-    predicate = text.predicate(previous)
+    predicate = segment.predicate(previous)
     if predicate:
         return f"{core}{predicate}"
     return f"{core} {previous}"

@@ -14,17 +14,18 @@ through ``qa.index``'s interface, never to its files.
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import abstain, chunk, clean, lead, load, question, retrieve, text
+from . import abstain, chunk, clean, lead, load, question, retrieve, segment, text
 from .config import Settings
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, LoadError, UsageError
 from .followup import interpret
 from .index import IndexBackend, IndexReader, IndexWriter, connect
+from .present.report import summary
 from .types import Answer, DocInfo, Document, Encoder, Notice, Passage, PassageEncoder, Progress, Skipped
 
 MAX_QUESTION_CHARS = 500  # longer questions are cut here: the model reads ~512 tokens at most
@@ -52,21 +53,6 @@ class BuildReport:
     full_rebuild_reason: str | None = None
     embedded: int = 0  # passages actually run through the encoder (cache misses)
     passages: int = 0  # passages in the index after the build
-
-    def summary(self) -> str:
-        lines = []
-        if self.full_rebuild_reason:
-            lines.append(f"Full rebuild: {self.full_rebuild_reason}.")
-        lines.append(
-            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
-            f"{len(self.unchanged)} unchanged; {self.embedded} passages embedded; "
-            f"{self.passages} passages in the index."
-        )
-        for notice in self.notices:
-            lines.append(f"Loaded {text.one_line(notice.path)}: {text.one_line(notice.message)}")
-        for skip in self.skipped:
-            lines.append(f"Skipped {text.one_line(skip.path)}: {text.one_line(skip.reason)}")
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -243,7 +229,7 @@ class Asker:
                 "The question is empty.", "Type a question in Chinese, e.g. 蒙阴交警大队的党建品牌叫什么？"
             )
         if not self.encoders.query_loaded:  # first question: load jieba and the model while the index opens
-            _in_background(text.prepare, self.settings.cache_dir)
+            _in_background(segment.prepare, self.settings.cache_dir)
             _in_background(self.encoders.query)
         query = interpret(question[:MAX_QUESTION_CHARS], [h[:MAX_QUESTION_CHARS] for h in history])
         index = self.index()
@@ -257,9 +243,9 @@ class Asker:
             )
         if qvec is None:
             qvec = encoder.encode_queries([query])[0]
-        text.prepare(self.settings.cache_dir)
+        segment.prepare(self.settings.cache_dir)
         dense = index.search_dense(qvec, retrieve.CANDIDATES)
-        keyword = index.search_keyword(text.tokenize(query), retrieve.CANDIDATES)
+        keyword = index.search_keyword(segment.tokenize(query), retrieve.CANDIDATES)
         return Candidates(question, query, index, dense, keyword, cut=len(question) > MAX_QUESTION_CHARS)
 
     def answer(
@@ -282,7 +268,7 @@ class Asker:
             fused = retrieve.fuse_rrf(ranked_dense, ranked_keyword)
         else:
             fused = retrieve.fuse_weighted(ranked_dense, ranked_keyword, weight)
-        words = text.keywords(found.query)
+        words = segment.keywords(found.query)
         weights = retrieve.idf_weights(words, index.doc_freq, index.passage_count())
         hits = retrieve.rank(fused, dense, keyword, index.passages, k, self.settings.chunk_max, weights)
         cover = retrieve.coverage(words, weights, [index_text(h.document, h.passage) for h in hits[:3]])
@@ -293,7 +279,7 @@ class Asker:
         evidenced = lead.has_evidence(asked, found.query, hits, weights)
         abstained, reason = abstain.decide(
             hits=len(hits),
-            words=len(text.tokenize(found.query)),  # emoji, punctuation, symbols: nothing to search for
+            words=len(segment.tokenize(found.query)),  # emoji, punctuation, symbols: nothing to search for
             coverage=cover,
             dense=top_dense,
             missing=len(missing),
@@ -360,7 +346,7 @@ class Indexer:
         for root in roots:
             if not root.exists():
                 raise UsageError(f"{root} does not exist.", "Give a file or folder of articles to index.")
-        text.prepare(self.settings.cache_dir)
+        segment.prepare(self.settings.cache_dir)
         scan = load_collection(roots, self.settings.max_file_mb, follow_links)
         docs = scan.documents
         report = BuildReport(skipped=list(scan.skipped), notices=list(scan.notices))
@@ -466,7 +452,7 @@ class Indexer:
         for done, (doc, passages, texts) in enumerate(plans, start=1):  # add_document replaces an existing doc_id
             vectors = np.asarray(cached[offset : offset + len(texts)], dtype=np.float32).reshape(-1, self.encoder.dim)
             offset += len(texts)
-            writer.add_document(doc, passages, vectors, [text.tokenize(t) for t in texts])
+            writer.add_document(doc, passages, vectors, [segment.tokenize(t) for t in texts])
             if progress is not None:
                 progress("index", done, len(plans))
         return embedded
@@ -557,7 +543,7 @@ class Bot:
             return None
         say(f"No index yet in {self.indexer.backend.location}; building it from {self.settings.seeds_dir} first.")
         report = self.build([Path(self.settings.seeds_dir)], progress=progress)
-        say(report.summary())
+        say(summary(report))
         return report
 
 
@@ -571,33 +557,3 @@ def _in_background(work: Callable[..., object], *args: object) -> None:
             pass
 
     threading.Thread(target=run, daemon=True).start()
-
-
-def answer_to_json(result: Answer) -> dict[str, Any]:
-    """The shape of ``qa ask --json`` and of the web API."""
-    return {
-        "question": result.question,
-        "query": result.query,
-        "abstained": result.abstained,
-        "notices": list(result.notices),
-        "signals": result.signals,
-        "encoder": result.encoder,
-        "lead": [asdict(s) for s in result.lead],
-        "citations": [
-            {
-                "rank": rank,
-                "doc_id": h.document.doc_id,
-                "title": h.document.title,
-                "source": h.document.source,
-                "date": h.document.date,
-                "url": clean.safe_url(h.document.url),  # an older index may hold a javascript: URL
-                "path": h.document.path,
-                "heading": h.passage.heading,
-                "text": h.passage.text,
-                "start": h.passage.start,
-                "end": h.passage.end,
-                "score": round(h.score, 4),
-            }
-            for rank, h in enumerate(result.hits, start=1)
-        ],
-    }

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from . import text
+from . import segment, text
 
 WHO, COUNT, WHEN, WHERE, WHICH, HOW, CONTACT, WHAT = "who", "count", "when", "where", "which", "how", "contact", "what"
 
@@ -136,7 +136,7 @@ def _entities(q: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def _tag(sentence: str) -> list[tuple[str, str]]:
-    text.tokenize("")  # jieba initialised once, through the project's dictionary cache
+    segment.tokenize("")  # jieba initialised once, through the project's dictionary cache
     import jieba.posseg
 
     return [(pair.word, pair.flag) for pair in jieba.posseg.cut(sentence)]

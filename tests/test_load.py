@@ -403,14 +403,14 @@ def test_too_many_invalid_utf8_bytes_mean_another_encoding_not_repair() -> None:
 
 
 def test_skip_lines_stay_one_line_whatever_the_file_name(tmp_path: Path) -> None:
-    from qa.pipeline import load_collection
-    from qa.pipeline import BuildReport
+    from qa.pipeline import BuildReport, load_collection
+    from qa.present.report import summary
 
     (tmp_path / "two\nlines.txt").write_bytes(b"")
     (tmp_path / "esc\x1b[2J.md").write_bytes(b"")
     loaded = load_collection([tmp_path])
-    summary = BuildReport(skipped=loaded.skipped).summary()
-    lines = summary.splitlines()
-    assert len(lines) == 3 and "\x1b" not in summary
+    text = summary(BuildReport(skipped=loaded.skipped))
+    lines = text.splitlines()
+    assert len(lines) == 3 and "\x1b" not in text
     assert any(line.startswith("Skipped ") and "two\\nlines.txt: the file is empty" in line for line in lines)
     assert any("esc\\x1b[2J.md" in line for line in lines)

@@ -30,7 +30,8 @@ from qa.errors import IndexBusy, IndexUnavailable, UsageError
 from qa.index import connect
 import qa.index.milvus as milvus_index
 from qa.index.milvus import PART_BYTES, MilvusBackend
-from qa.pipeline import Bot, answer_to_json
+from qa.pipeline import Bot
+from qa.present.json import answer_to_json
 from qa.types import Document, Passage
 
 pytestmark = pytest.mark.milvus
@@ -84,7 +85,7 @@ def test_build_answer_and_list_over_grpc(settings, corpus, encoder):
 
 def test_keyword_leg_scores_and_doc_freq_equal_the_folder_index(settings, corpus, encoder, tmp_path):
     """Same tokens, same BM25 formula: the sparse search gives bm25s's scores, per passage."""
-    from qa import text
+    from qa import segment
 
     Bot(settings, encoder=encoder).build([corpus])
     local = settings.with_(milvus_uri="", index_dir=tmp_path / "folder")
@@ -92,7 +93,7 @@ def test_keyword_leg_scores_and_doc_freq_equal_the_folder_index(settings, corpus
     m, f = connect(settings).open(), connect(local).open()
     assert m.passage_count() == f.passage_count()
     for query in (QUESTION, "滨州开发区交警大队有多少名党员民警？", "流动党建 服务群众"):
-        tokens = text.tokenize(query)
+        tokens = segment.tokenize(query)
         theirs, ours = f.search_keyword(tokens, 20), m.search_keyword(tokens, 20)
         assert len(ours) == len(theirs) > 0
 

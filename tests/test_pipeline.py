@@ -14,7 +14,8 @@ from qa.config import Settings
 from qa.embed import load_encoder
 from qa.errors import IndexBusy, IndexMissing, UsageError
 from qa.index.local import Builder
-from qa.pipeline import Bot, answer_to_json
+from qa.pipeline import Bot
+from qa.present.json import answer_to_json
 
 
 class Counting:

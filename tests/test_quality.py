@@ -11,7 +11,8 @@ import pytest
 
 from qa.config import Settings
 from qa.evaluate import read_rows, score
-from qa.pipeline import Bot, answer_to_json
+from qa.pipeline import Bot
+from qa.present.json import answer_to_json
 
 pytestmark = pytest.mark.slow
 

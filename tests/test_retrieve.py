@@ -117,7 +117,7 @@ def test_a_recentred_citation_prefers_the_window_that_mentions_the_question_most
 
 
 def test_the_article_view_highlights_exactly_the_cited_span():
-    from qa.render import render_article
+    from qa.present.html import render_article
 
     trimmed = retrieve.merge_overlaps([_hit(4, 12, 0.9, 1), _hit(0, 8, 0.5, 0)])[1]
     html = render_article(DOC, trimmed.passage.start, trimmed.passage.end, [])

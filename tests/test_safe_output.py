@@ -15,8 +15,8 @@ from qa.cli import cli
 from qa.load import discover
 from qa.pipeline import load_documents
 from qa.types import RawText
-from qa.render import esc, render_answer, render_article
-from qa.render_text import format_answer
+from qa.present.html import esc, render_answer, render_article
+from qa.present.terminal import format_answer
 from qa.types import Answer, Document, Hit, LeadSentence, Passage
 
 ESCAPES = ["\x1b[2J", "\x1b]0;owned\x07", "\x9b31m", "\x07", "\x00", "\u202e", "\x1b"]
@@ -29,24 +29,6 @@ def _dirty(text: str) -> str:
 
 def _clean(output: str) -> bool:
     return not any(code in output for code in ("\x1b", "\x9b", "\x07", "\x00", "\u202e"))
-
-
-def test_printable_removes_whole_escape_sequences_and_keeps_layout() -> None:
-    from qa.text import printable
-
-    assert printable("红\x1b[31m色\x1b[0m") == "红色"
-    assert printable("a\x1b]0;title\x07b") == "ab"  # OSC: a window-title change
-    assert printable("a\x9b2Jb\x00c\x7fd\u202ee") == "abcde"
-    assert printable("行一\r\n行二\r行三\x0c行四\t列") == "行一\n行二\n行三\n行四\t列"
-    assert printable("a\x1b]unterminated\nnext line") == "a\nnext line"  # an open OSC ends at the line
-    assert printable("emoji 👍🏽 and 中文") == "emoji 👍🏽 and 中文"
-
-
-def test_one_line_escapes_instead_of_removing() -> None:
-    from qa.text import one_line
-
-    assert one_line("a\nb\tc\x1b[1m\u202e") == "a\\nb\\tc\\x1b[1m\\u202e"
-    assert "\n" not in one_line("x\u2028y\u0085z")
 
 
 @pytest.mark.parametrize(

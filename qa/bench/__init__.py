@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .. import retrieve, text
+from .. import retrieve, segment
 from ..config import Settings
 from ..index import connect
 from ..index.keyword import KeywordIndex
@@ -81,7 +81,7 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
 
     seeds = _seed_index(indexer, folder, texts, seed_vectors)
     log(f"retrieval at the seeds' size ({len(texts)} passages)")
-    plain = _plain(seed_vectors, [text.tokenize(t) for t in texts])
+    plain = _plain(seed_vectors, [segment.tokenize(t) for t in texts])
     report["seeds"] = _collection(_asker(seeds, encoder), questions, qvecs, plain)
     if milvus:
         report["milvus"] = {"uri": milvus.milvus_uri}
@@ -280,7 +280,7 @@ def _collection(asker: Any, questions: list[str], qvecs: np.ndarray, plain: Plai
         t2 = time.perf_counter()
         index.search_dense(qvecs[i % q], retrieve.CANDIDATES)
         t3 = time.perf_counter()
-        index.search_keyword(text.tokenize(found.query), retrieve.CANDIDATES)
+        index.search_keyword(segment.tokenize(found.query), retrieve.CANDIDATES)
         t4 = time.perf_counter()
         for name, seconds in (("dense", t3 - t2), ("keyword", t4 - t3), ("fusion", t2 - t1), ("total", t2 - t0)):
             parts[name].append(seconds)
@@ -291,7 +291,7 @@ def _collection(asker: Any, questions: list[str], qvecs: np.ndarray, plain: Plai
     timed(retrieval, ROUNDS)
     flat, plain_bm25 = plain
     faiss_times = timed(lambda i: flat.search(qvecs[i % q], retrieve.CANDIDATES), ROUNDS)
-    bm25_times = timed(lambda i: plain_bm25.search(text.tokenize(questions[i % q]), retrieve.CANDIDATES), ROUNDS)
+    bm25_times = timed(lambda i: plain_bm25.search(segment.tokenize(questions[i % q]), retrieve.CANDIDATES), ROUNDS)
     asks = timed(lambda i: asker.ask(questions[i % q]), ASKS)
     out: dict[str, Any] = {name: stats(seconds) for name, seconds in parts.items()}
     out.update(passages=index.passage_count(), kind=index.describe()["dense"],

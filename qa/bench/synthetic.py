@@ -65,7 +65,7 @@ def sentence_pool(docs: Sequence[Document], passages: Sequence[Passage], variant
                   seed: int = 0) -> SentencePool:
     """``variants`` versions of every seed sentence, tokenised once (jieba runs here only)."""
     from ..chunk import split_sentences
-    from ..text import tokenize
+    from ..segment import tokenize
 
     rng = np.random.default_rng(seed)
     owner: dict[tuple[str, int], int] = {}

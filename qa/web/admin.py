@@ -20,7 +20,8 @@ import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
-from .. import render
+from ..present import html as page
+from ..present.report import summary_chinese
 from ..config import Settings
 from ..errors import UsageError
 from .chat import documents, text_argument, web_errors
@@ -100,7 +101,7 @@ class Admin:
     def doc_view(self) -> tuple[str, list[tuple[str, str]]]:
         """The documents table and the remove picker's choices (label, doc_id)."""
         docs = documents(self.bot)
-        return render.render_documents(docs), [(f"{d['title']}（{d['doc_id'][:12]}）", d["doc_id"]) for d in docs]
+        return page.render_documents(docs), [(f"{d['title']}（{d['doc_id'][:12]}）", d["doc_id"]) for d in docs]
 
     def refresh(self) -> tuple[str, Any]:
         """The documents table and a picker that knows the documents as they are now."""
@@ -236,7 +237,7 @@ class Admin:
             dropped = self._drop_unreadable(report)
             # a reader's own error text may quote the file's full path; titles keep their slashes
             skipped = [dataclasses.replace(s, reason=hide_paths(s.reason)) for s in report.skipped]
-            lines = [render.report_text(dataclasses.replace(report, skipped=skipped), self._titles()), *notes]
+            lines = [summary_chinese(dataclasses.replace(report, skipped=skipped), self._titles()), *notes]
             if dropped:
                 lines.append(f"无法读取的上传文件已从上传文件夹删除：{'、'.join(dropped)}")
             return self._after("\n".join(lines))
@@ -263,7 +264,7 @@ class Admin:
             report = self.bot.remove([doc_id])
             if inside(path, self.uploads) and path.exists():
                 path.unlink()  # else the next rebuild would add it back
-            return self._after(render.report_text(report, titles))
+            return self._after(summary_chinese(report, titles))
 
 
 def _upload_path(item: Any) -> Any:

@@ -1,6 +1,6 @@
 """Answering in the web chat: the chat turn, the article behind a citation, and the read-only API.
 
-All HTML comes from ``render.py``, which escapes every piece of document text;
+All HTML comes from ``page.py``, which escapes every piece of document text;
 the chat component additionally sanitises. Whatever fails, a web user reads
 one line without server paths (``public_message``); the details go to the
 server log. The admin handlers share that rule (``web_errors``).
@@ -13,10 +13,11 @@ import logging
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .. import render
+from ..present import html as page
+from ..present import is_valid
+from ..present.json import public_json
 from ..errors import IndexMissing, IndexUnavailable, QAError, UsageError
-from ..text import keywords
-from ..types import Answer
+from ..segment import keywords
 from .guard import hide_paths
 
 if TYPE_CHECKING:
@@ -25,20 +26,6 @@ if TYPE_CHECKING:
 GENERIC_ERROR = "服务器内部错误，请稍后再试；详细信息已记录在服务器日志中。"
 
 log = logging.getLogger("qa.web")
-
-
-def public_json(answer: Answer) -> dict:
-    """`qa ask --json` for the web: the same keys, but no server file paths.
-
-    A path is the server's business, and gradio_client would take any dict
-    with a string "path" for a file to download (and fail with 403).
-    """
-    from ..pipeline import answer_to_json
-
-    data = answer_to_json(answer)
-    for citation in data["citations"]:
-        citation["path"] = None
-    return data
 
 
 def public_message(error: BaseException) -> str:
@@ -102,19 +89,19 @@ class Chat:
         messages = list(messages or [])
         question = (message or "").strip() if isinstance(message, str) else ""
         if not question:
-            return messages, {}, "", render.render_notice("请输入问题。")
-        panel = render.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。")
+            return messages, {}, "", page.render_notice("请输入问题。")
+        panel = page.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。")
         try:
-            answer = self.bot.ask(question, render.earlier_questions(messages))
+            answer = self.bot.ask(question, page.earlier_questions(messages))
             words = keywords(answer.query)
-            content, data = render.render_answer(answer, words), public_json(answer)
-            valid = [h for h in answer.hits if render.is_valid(h)]
+            content, data = page.render_answer(answer, words), public_json(answer)
+            valid = [h for h in answer.hits if is_valid(h)]
             if valid and not answer.abstained:
                 top = valid[0]
-                panel = render.render_article(top.document, top.passage.start, top.passage.end, words)
+                panel = page.render_article(top.document, top.passage.start, top.passage.end, words)
         except Exception as error:  # noqa: BLE001 - shown as one line in the chat, details logged
             text = public_message(error)
-            content, data = f'<p class="qa-error">{render.esc(text)}</p>', {"error": text}
+            content, data = f'<p class="qa-error">{page.esc(text)}</p>', {"error": text}
         messages += [
             {"role": "user", "content": html.escape(question)},
             {"role": "assistant", "content": content},
@@ -123,21 +110,21 @@ class Chat:
 
     def open_article(self, cite: str, messages: list[dict] | None = None) -> str:
         """The article behind a citation link, with the cited span marked."""
-        parsed = render.parse_cite(cite) if isinstance(cite, str) else None
+        parsed = page.parse_cite(cite) if isinstance(cite, str) else None
         if parsed is None:
-            return render.render_notice("无法识别这个引用。")
+            return page.render_notice("无法识别这个引用。")
         doc_id, start, end = parsed
         try:
             doc = self.bot.document(doc_id)
         except QAError:
-            return render.render_notice("这篇文档已不在文档库中。")
+            return page.render_notice("这篇文档已不在文档库中。")
         except Exception as error:  # noqa: BLE001
-            return render.render_notice(public_message(error))
+            return page.render_notice(public_message(error))
         if end > len(doc.text):
-            return render.render_notice("引用位置超出了文档范围，文档可能已更新，请重新提问。")
-        questions = render.earlier_questions(messages or [])
+            return page.render_notice("引用位置超出了文档范围，文档可能已更新，请重新提问。")
+        questions = page.earlier_questions(messages or [])
         words = keywords(questions[-1]) if questions else []
-        return render.render_article(doc, start, end, words)
+        return page.render_article(doc, start, end, words)
 
     def ask(self, question: str, history: list[str] | None = None) -> dict:
         """API: the `qa ask --json` answer to a question; history = earlier questions."""

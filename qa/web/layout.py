@@ -1,7 +1,7 @@
 """The web chat's page: a chat tab with the article panel, and a documents tab; every event wired.
 
 gradio is imported inside functions so ``qa --help`` stays instant. A click on
-a citation ``[n]`` is caught by a small page script (``render.HEAD``) that
+a citation ``[n]`` is caught by a small page script (``present.html.HEAD``) that
 hands the citation to a hidden button, whose event opens the article in the
 side panel and scrolls the cited span into view. The endpoint names
 (``api_name``) and argument orders are the web API: clients depend on them.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from .. import render
+from ..present import html as page
 from ..config import Settings
 from .admin import TEMP_MAX_AGE, Admin, supported_suffixes
 from .chat import Chat, web_errors
@@ -33,7 +33,7 @@ def build_app(bot: Bot, settings: Settings) -> Any:
     enabled = bool(settings.admin_password)
     # delete_cache: uploads picked but never sent to an admin action go after TEMP_MAX_AGE (and all at exit)
     with gr.Blocks(title="文档问答", analytics_enabled=False, delete_cache=(60, TEMP_MAX_AGE)) as app:
-        gr.HTML(render.render_header(bot.encoder_name, bot.encoder_notice), elem_id="qa-header")
+        gr.HTML(page.render_header(bot.encoder_name, bot.encoder_notice), elem_id="qa-header")
         with gr.Tab("对话", id="chat"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=6, min_width=420):
@@ -41,7 +41,7 @@ def build_app(bot: Bot, settings: Settings) -> Any:
                         elem_id="qa-chat", show_label=False, height="68vh", render_markdown=False, autoscroll=False,
                         sanitize_html=True, allow_tags=False, latex_delimiters=[], feedback_options=None,
                         buttons=["copy"], placeholder="向文档库提问，回答会注明出处。",
-                        examples=[{"text": q} for q in render.example_questions(titles)],
+                        examples=[{"text": q} for q in page.example_questions(titles)],
                     )
                     with gr.Row(elem_id="qa-input"):
                         box = gr.Textbox(placeholder="输入问题，按回车发送", show_label=False, scale=8, autofocus=True,
@@ -49,8 +49,8 @@ def build_app(bot: Bot, settings: Settings) -> Any:
                         send = gr.Button("发送", variant="primary", scale=1, min_width=70, elem_id="qa-send")
                         new = gr.Button("新对话", variant="secondary", scale=1, min_width=70, elem_id="qa-new")
                 with gr.Column(scale=5, min_width=340):
-                    article = gr.HTML(render.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。"),
-                                      elem_id="qa-article", js_on_load=render.SCROLL_JS, max_height=None)
+                    article = gr.HTML(page.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。"),
+                                      elem_id="qa-article", js_on_load=page.SCROLL_JS, max_height=None)
             cite = gr.Textbox(visible="hidden", elem_id="qa-cite-box")
             opener = gr.Button("open", visible="hidden", elem_id="qa-open")
             data = gr.JSON(visible="hidden")
@@ -96,7 +96,7 @@ def build_app(bot: Bot, settings: Settings) -> Any:
 
         chatbot.example_select(pick, None, box, api_visibility="private").then(
             chat.reply, ask_in, ask_out, api_visibility="private")
-        new.click(lambda: ([], {}, "", render.render_notice("新对话。")), None, ask_out, api_visibility="private")
+        new.click(lambda: ([], {}, "", page.render_notice("新对话。")), None, ask_out, api_visibility="private")
         opener.click(chat.open_article, [cite, chatbot], article, js="(c, m) => [window.qaCite || c, m]",
                      api_visibility="private")
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import render
+from ..present import html as page
 from ..config import Settings
 from .admin import STAGES, TEMP_MAX_AGE, upload_folder
 from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle
@@ -65,8 +65,8 @@ def launch_options(settings: Settings) -> dict:
         server_port=settings.port,
         share=False,
         theme=theme,
-        css=render.CSS,
-        head=render.HEAD,
+        css=page.CSS,
+        head=page.HEAD,
         max_file_size=f"{settings.max_upload_mb}mb",
         footer_links=["api"],
         enable_monitoring=False,
@@ -91,7 +91,7 @@ def launch_options(settings: Settings) -> dict:
 def serve(settings: Settings) -> None:
     """`qa serve` / `python app.py`: build the index if there is none, then run the chat."""
     from ..pipeline import Bot
-    from ..render_text import progress_bars
+    from ..present.terminal import progress_bars
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     warning = exposure_warning(settings)

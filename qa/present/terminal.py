@@ -12,25 +12,15 @@ import sys
 import textwrap
 from typing import Any, Mapping
 
-from .text import one_line, printable
-from .types import Answer, Hit, Passage, Progress
+from ..text import one_line, printable
+from ..types import Answer, Hit, Progress
+from . import citation_meta, reply, strings
 
 STAGES = {"embed": "embedding passages", "index": "indexing documents"}
 
 
-def position_label(passage: Passage) -> str:
-    """Where a passage sits, in the terminal and the web chat alike: section, passage number, character range."""
-    where = f"第{passage.ordinal + 1}段 · 字符 {passage.start}–{passage.end}"
-    return f"{passage.heading} · {where}" if passage.heading else where
-
-
 def _line(text: str | None) -> str:
     return one_line(printable(text or "").replace("\n", " "))
-
-
-def location(hit: Hit) -> str:
-    """Where the passage sits: its section and character range in the cleaned article."""
-    return _line(position_label(hit.passage))
 
 
 def progress_bars(labels: Mapping[str, str] = STAGES) -> Progress:
@@ -52,26 +42,22 @@ def progress_bars(labels: Mapping[str, str] = STAGES) -> Progress:
 
 
 def citation_line(rank: int, hit: Hit) -> str:
-    d = hit.document
-    parts = [f"[{rank}] {_line(d.title)}"]
-    parts.append(_line(d.source) or "来源不详")
-    if d.date:
-        parts.append(_line(d.date))
-    parts.append(location(hit))
-    return " · ".join(parts)
+    return strings.SEP.join([f"[{rank}] {_line(hit.document.title)}", *map(_line, citation_meta(hit))])
 
 
 def format_answer(answer: Answer, width: int = 100) -> str:
+    """The answer for ``qa ask``: the lead, then every citation in full (so no passage stands in for a lead)."""
+    shown = reply(answer)
     lines = [f"问: {_line(answer.question)}"]
-    if answer.query != answer.question:
-        lines.append(f"理解为: {_line(answer.query)}")
+    if shown.query:
+        lines.append(_line(strings.QUERY.format(query=shown.query)))
     lines.extend(f"注意: {_line(notice)}" for notice in answer.notices)
-    if answer.abstained:
-        lines.append("答: 资料库中没有找到能回答这个问题的内容。以下段落可能相关:")
-    elif answer.lead:
-        lead = " ".join(f"{_line(s.text)}[{s.citation}]" for s in answer.lead)
+    if not shown.answered:
+        lines.append(f"答: {strings.NO_ANSWER}" + (f"{strings.RELATED}:" if shown.citations else ""))
+    elif shown.lead:
+        lead = " ".join(_line(text) + (f"[{rank}]" if rank else "") for text, rank in shown.lead)
         lines.append(f"答: {lead}")
-    for rank, hit in enumerate(answer.hits, start=1):
+    for rank, hit in shown.citations:
         lines.append("")
         lines.append(citation_line(rank, hit) + f"  (score {hit.score:.3f})")
         body = _line(hit.passage.text)

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import html
 import re
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 from urllib.parse import quote, unquote
 
-from .clean import safe_url
-from .render_text import position_label
-from .text import one_line, printable
-from .types import Answer, Document, Hit
+from ..clean import safe_url
+from ..text import printable
+from ..types import Answer, Document, Hit
+from . import citation_meta, reply, strings
 
 CITE_PREFIX = "#qa-cite:"  # href of a citation link; the page script turns a click into "open article"
 CITED_ID = "qa-cited"  # id of the <mark> around the cited span in the article viewer
@@ -39,10 +38,10 @@ def esc(text: str) -> str:
 
 
 def _spans(text: str, words: Sequence[str]) -> list[tuple[int, int]]:
-    """Keyword spans in raw-text offsets (``qa.text`` matches the jieba keywords)."""
+    """Keyword spans in raw-text offsets (``qa.segment`` matches the jieba keywords)."""
     if not words or not text:
         return []
-    from .text import highlight_spans
+    from ..segment import highlight_spans
 
     return list(highlight_spans(text, list(words)))
 
@@ -94,15 +93,13 @@ def parse_cite(value: str) -> tuple[str, int, int] | None:
     return doc_id, start, end
 
 
-def is_valid(hit: Hit) -> bool:
-    """A citation is shown only if its passage really is that text of the article."""
-    p = hit.passage
-    return 0 <= p.start < p.end <= len(hit.document.text) and hit.document.text[p.start : p.end] == p.text
-
-
 def _cite_link(rank: int, hit: Hit) -> str:
     href = cite_href(hit.document.doc_id, hit.passage.start, hit.passage.end)
     return f'<a class="qa-cite" href="{esc(href)}" title="查看原文">[{rank}]</a>'
+
+
+def _meta(pieces: Sequence[str]) -> str:
+    return strings.SEP.join(esc(m) for m in pieces)
 
 
 def _excerpt(text: str, words: Sequence[str], limit: int = PASSAGE_CHARS) -> str:
@@ -121,39 +118,33 @@ def _excerpt(text: str, words: Sequence[str], limit: int = PASSAGE_CHARS) -> str
 
 
 def source_card(rank: int, hit: Hit, words: Sequence[str]) -> str:
-    doc, p = hit.document, hit.passage
-    meta = [m for m in (doc.source, doc.date, position_label(p)) if m]
     head = (
         f'<div class="qa-src-head">{_cite_link(rank, hit)} '
-        f'<span class="qa-title">{esc(doc.title)}</span></div>'
-        f'<div class="qa-meta">{" · ".join(esc(m) for m in meta)}</div>'
+        f'<span class="qa-title">{esc(hit.document.title)}</span></div>'
+        f'<div class="qa-meta">{_meta(citation_meta(hit))}</div>'
     )
-    return f'<div class="qa-src">{head}<div class="qa-passage">{_excerpt(p.text, words)}</div></div>'
+    return f'<div class="qa-src">{head}<div class="qa-passage">{_excerpt(hit.passage.text, words)}</div></div>'
 
 
 def render_answer(answer: Answer, words: Sequence[str]) -> str:
     """The assistant's reply: lead sentence(s) with citation numbers, then the cited passages."""
-    ranked = [(rank, hit) for rank, hit in enumerate(answer.hits, start=1) if is_valid(hit)]
-    by_rank = dict(ranked)
+    shown = reply(answer)
+    by_rank = dict(shown.citations)
     parts = ['<div class="qa-reply">']
-    if answer.query and answer.query != answer.question:
-        parts.append(f'<div class="qa-query">按“{esc(answer.query)}”检索</div>')
+    if shown.query:
+        parts.append(f'<div class="qa-query">{esc(strings.QUERY.format(query=shown.query))}</div>')
     parts.extend(f'<div class="qa-notice">{esc(notice)}</div>' for notice in answer.notices)
-    if answer.abstained or not ranked:
-        parts.append('<p class="qa-none">文档库中没有找到能回答这个问题的内容。</p>')
-        if ranked:
-            parts.append('<div class="qa-related">可能相关：</div>')
+    if not shown.answered:
+        parts.append(f'<p class="qa-none">{strings.NO_ANSWER}</p>')
+        if shown.citations:
+            parts.append(f'<div class="qa-related">{strings.RELATED}：</div>')
     else:
-        lead = []
-        for sentence in answer.lead:
-            hit = by_rank.get(sentence.citation)
-            link = _cite_link(sentence.citation, hit) if hit else ""
-            lead.append(f"{highlight(sentence.text, words)}{link}")
+        lead = [highlight(text, words) + (_cite_link(rank, by_rank[rank]) if rank else "") for text, rank in shown.lead]
         if not lead:  # no lead sentence: the best passage speaks for itself
-            lead.append(f"{_excerpt(ranked[0][1].passage.text, words)}{_cite_link(*ranked[0])}")
+            lead.append(f"{_excerpt(shown.citations[0][1].passage.text, words)}{_cite_link(*shown.citations[0])}")
         parts.append(f'<p class="qa-lead">{"".join(lead)}</p>')
         parts.append('<div class="qa-related">来源：</div>')
-    parts.extend(source_card(rank, hit, words) for rank, hit in ranked)
+    parts.extend(source_card(rank, hit, words) for rank, hit in shown.citations)
     parts.append("</div>")
     return "".join(parts)
 
@@ -170,13 +161,11 @@ def render_article(doc: Document, start: int, end: int, words: Sequence[str]) ->
 
     meta = [m for m in (doc.source, doc.date) if m]
     if end > start:
-        meta.append(f"引用：字符 {start}–{end}")
+        meta.append("引用：" + strings.CHARS.format(start=start, end=end))
         body = f'{clip(0, start)}<mark id="{CITED_ID}" class="qa-cited">{clip(start, end)}</mark>{clip(end, len(text))}'
     else:
         body = clip(0, len(text))
-    header = (
-        f'<div class="qa-art-title">{esc(doc.title)}</div><div class="qa-meta">{" · ".join(esc(m) for m in meta)}</div>'
-    )
+    header = f'<div class="qa-art-title">{esc(doc.title)}</div><div class="qa-meta">{_meta(meta)}</div>'
     if url := safe_url(doc.url):  # an index from before ingestion checked URLs may hold javascript: ones
         header += f'<div class="qa-meta qa-url">{esc(url)}</div>'
     return f'<div class="qa-article"><div class="qa-art-head">{header}</div><div class="qa-art-body">{body}</div></div>'
@@ -242,30 +231,7 @@ def earlier_questions(messages: Sequence[dict], turns: int = 3) -> list[str]:
     return [message_text(m) for m in messages if m.get("role") == "user"][-turns:]
 
 
-def report_text(report: Any, titles: dict[str, str]) -> str:
-    """What a build or removal changed, in Chinese, naming documents by title (plain text)."""
-
-    def names(ids: Sequence[str]) -> str:
-        return "、".join(f"《{titles.get(i, i)}》" for i in ids)
-
-    lines = []
-    if report.full_rebuild_reason:
-        lines.append(f"完全重建：{report.full_rebuild_reason}")
-    for label, ids in (("新增", report.added), ("更新", report.updated), ("删除", report.removed)):
-        if ids:
-            lines.append(f"{label} {len(ids)} 篇：{names(ids)}")
-    if report.unchanged:
-        lines.append(f"未变 {len(report.unchanged)} 篇")
-    total = getattr(report, "passages", None)
-    lines.append(f"本次嵌入 {report.embedded} 段" + (f"；索引共 {total} 段。" if total else "。"))
-    for skip in report.skipped:
-        lines.append(f"跳过 {one_line(Path(skip.path).name)}：{one_line(skip.reason)}")
-    for notice in report.notices:
-        lines.append(f"已载入但请注意 {one_line(Path(notice.path).name)}：{one_line(notice.message)}")
-    return "\n".join(lines)
-
-
-# Page script: a click on a citation hands it to the hidden "open" button (see ui.py); new replies
+# Page script: a click on a citation hands it to the hidden "open" button (see the web chat's layout); new replies
 # are scrolled to their top.
 HEAD = """<script>
 document.addEventListener('click', function (ev) {

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import html
 import re
-from types import SimpleNamespace
 
-import pytest
-
-from qa import render
+from qa.present import html as page
+from qa.present import is_valid
 from qa.types import Answer, Document, Hit, LeadSentence, Passage
-from qa.web.admin import admin_ok, safe_name
-from qa.config import Settings
-from qa.errors import UsageError
 
 XSS = '<script>window.__pwned=1</script>蒙阴大队<img src=x onerror="window.__pwned=2">党建品牌 & "情满崮乡"'
 
@@ -33,18 +28,18 @@ def tags(fragment: str) -> set[str]:
 
 def test_mark_spans_escapes_every_slice_and_marks_raw_offsets():
     text = "a<b>c&d"
-    out = render.mark_spans(text, [(1, 4)])
+    out = page.mark_spans(text, [(1, 4)])
     assert out == 'a<mark class="qa-kw">&lt;b&gt;</mark>c&amp;d'
 
 
 def test_mark_spans_clips_and_merges_bad_spans():
-    out = render.mark_spans("abcdef", [(4, 99), (-3, 2), (1, 3)])
+    out = page.mark_spans("abcdef", [(4, 99), (-3, 2), (1, 3)])
     assert out == '<mark class="qa-kw">ab</mark><mark class="qa-kw">c</mark>d<mark class="qa-kw">ef</mark>'
     assert html.unescape(re.sub(r"<[^>]+>", "", out)) == "abcdef"
 
 
 def test_highlight_never_creates_markup_from_document_text():
-    out = render.highlight(XSS, ["党建品牌", "script", "onerror"])
+    out = page.highlight(XSS, ["党建品牌", "script", "onerror"])
     assert tags(out) <= {"mark"}
     assert "<script" not in out and "<img" not in out
     assert '<mark class="qa-kw">党建品牌</mark>' in out
@@ -59,12 +54,12 @@ def test_reply_has_lead_with_citation_then_sources():
     hit = hit_for(doc, "蒙阴大队打造“情满崮乡”党建品牌。", ordinal=1)
     answer = Answer("蒙阴交警大队的党建品牌叫什么？", "蒙阴交警大队的党建品牌叫什么？", False, [hit],
                     [LeadSentence("蒙阴大队打造“情满崮乡”党建品牌。", 1)], "e5")
-    out = render.render_answer(answer, ["党建品牌"])
+    out = page.render_answer(answer, ["党建品牌"])
     assert "\n" not in out  # one HTML block: no Markdown rule can apply
     lead = out[out.index('class="qa-lead"'):out.index("来源：")]
     assert "情满崮乡" in lead and ">[1]</a>" in lead
     href = re.search(r'href="([^"]+)"', lead).group(1)
-    assert render.parse_cite(html.unescape(href)) == ("d1", hit.passage.start, hit.passage.end)
+    assert page.parse_cite(html.unescape(href)) == ("d1", hit.passage.start, hit.passage.end)
     for part in ("蒙阴交警", "人民视点", "2023-08-15", "第2段", f"字符 {hit.passage.start}–{hit.passage.end}"):
         assert part in out
     assert '<mark class="qa-kw">党建品牌</mark>' in out
@@ -74,7 +69,7 @@ def test_reply_has_lead_with_citation_then_sources():
 def test_reply_shows_interpreted_query_for_follow_up():
     doc = make_doc("海陵巡特警大队有党员32名。")
     answer = Answer("那海陵巡特警大队呢？", "海陵巡特警大队有多少党员", False, [hit_for(doc, doc.text)], [], "e5")
-    out = render.render_answer(answer, [])
+    out = page.render_answer(answer, [])
     assert "按“海陵巡特警大队有多少党员”检索" in out
     assert ">[1]</a>" in out  # no lead sentence: the best passage is shown with its citation
 
@@ -82,9 +77,9 @@ def test_reply_shows_interpreted_query_for_follow_up():
 def test_abstention_says_no_answer_and_offers_possibly_related():
     doc = make_doc("完全无关的一段文字。")
     answer = Answer("火星上有几座城市？", "火星上有几座城市？", True, [hit_for(doc, doc.text)], [], "e5")
-    out = render.render_answer(answer, [])
+    out = page.render_answer(answer, [])
     assert "没有找到" in out and "可能相关" in out and "来源：" not in out
-    empty = render.render_answer(Answer("问", "问", True, [], [], "e5"), [])
+    empty = page.render_answer(Answer("问", "问", True, [], [], "e5"), [])
     assert "没有找到" in empty and "可能相关" not in empty
 
 
@@ -92,8 +87,8 @@ def test_citation_whose_text_is_not_in_the_article_is_dropped():
     doc = make_doc("真实的文字在这里。")
     bad = Hit(Passage("d1", 0, "编造的文字", 0, 5), doc, 0.9)
     good = hit_for(doc, "真实的文字")
-    assert not render.is_valid(bad) and render.is_valid(good)
-    out = render.render_answer(Answer("问", "问", False, [bad, good], [LeadSentence("真实的文字", 2)], "e5"), [])
+    assert not is_valid(bad) and is_valid(good)
+    out = page.render_answer(Answer("问", "问", False, [bad, good], [LeadSentence("真实的文字", 2)], "e5"), [])
     assert "编造" not in out and ">[2]</a>" in out and ">[1]</a>" not in out
 
 
@@ -101,7 +96,7 @@ def test_article_marks_cited_span_with_anchor_and_escapes_everything():
     doc = make_doc(XSS + "\n后文。", title="<b>标题</b>", url="http://x/?a=<i>")
     start = doc.text.index("蒙阴大队")
     end = start + len("蒙阴大队")
-    out = render.render_article(doc, start, end, ["党建品牌", "蒙阴"])
+    out = page.render_article(doc, start, end, ["党建品牌", "蒙阴"])
     assert tags(out) <= {"div", "mark", "br"}
     assert '<mark id="qa-cited" class="qa-cited"><mark class="qa-kw">蒙阴</mark>大队</mark>' in out
     assert out.count('id="qa-cited"') == 1
@@ -111,17 +106,17 @@ def test_article_marks_cited_span_with_anchor_and_escapes_everything():
 
 
 def test_cite_href_round_trips_odd_doc_ids():
-    href = render.cite_href("a:b/c 中", 3, 9)
-    assert href.startswith(render.CITE_PREFIX) and '"' not in href and "<" not in href
-    assert render.parse_cite(href) == ("a:b/c 中", 3, 9)
+    href = page.cite_href("a:b/c 中", 3, 9)
+    assert href.startswith(page.CITE_PREFIX) and '"' not in href and "<" not in href
+    assert page.parse_cite(href) == ("a:b/c 中", 3, 9)
     for bad in ("", "#qa-cite:x:1", "#qa-cite:x:5:2", "#qa-cite:x:a:b", "#qa-cite::1:2"):
-        assert render.parse_cite(bad) is None
+        assert page.parse_cite(bad) is None
 
 
 def test_documents_table_escapes_titles():
-    out = render.render_documents([{"doc_id": "abc", "title": "<img src=x onerror=alert(1)>", "passages": 3}])
+    out = page.render_documents([{"doc_id": "abc", "title": "<img src=x onerror=alert(1)>", "passages": 3}])
     assert "<img" not in out and "&lt;img" in out and ">3<" in out
-    assert "空" in render.render_documents([])
+    assert "空" in page.render_documents([])
 
 
 def test_history_is_the_earlier_user_questions_unescaped():
@@ -130,24 +125,8 @@ def test_history_is_the_earlier_user_questions_unescaped():
         {"role": "assistant", "content": "<div>x</div>"},
         {"role": "user", "content": [{"type": "text", "text": "第二问"}]},
     ]
-    assert render.earlier_questions(messages) == ["a<b & c", "第二问"]
-    assert render.earlier_questions(messages, turns=1) == ["第二问"]
-
-
-def test_report_text_names_documents_by_title():
-    report = SimpleNamespace(added=["d1"], updated=[], removed=["d2"], unchanged=["d3"], skipped=[
-        SimpleNamespace(path="/x/bad.pdf", reason="no text")], full_rebuild_reason=None, embedded=4, passages=60,
-        notices=[SimpleNamespace(path="/x/odd.txt", message="2 undecodable byte(s) replaced by \ufffd")])
-    out = render.report_text(report, {"d1": "新文章", "d2": "旧文章"})
-    assert "新增 1 篇：《新文章》" in out and "删除 1 篇：《旧文章》" in out
-    assert (
-        "本次嵌入 4 段；索引共 60 段" in out
-        and "未变 1 篇" in out
-        and "跳过 bad.pdf：no text" in out
-        and "已载入但请注意 odd.txt：2 undecodable byte(s) replaced" in out
-        and "/x/" not in out
-        and "更新" not in out
-    )
+    assert page.earlier_questions(messages) == ["a<b & c", "第二问"]
+    assert page.earlier_questions(messages, turns=1) == ["第二问"]
 
 
 def test_example_questions_come_from_the_collection():
@@ -158,28 +137,8 @@ def test_example_questions_come_from_the_collection():
         "常德公安交警直属一大队开展文明单位创建工作成效显著",
         "第四篇",
     ]
-    assert render.example_questions(titles) == [
+    assert page.example_questions(titles) == [
         "介绍一下滨州经济技术开发区交警大队党支部",
         "介绍一下山东临沂蒙阴交警大队",
         "介绍一下常德公安交警直属一大队开展文明单位创建工作成效显著",
     ]
-
-
-def test_safe_name_keeps_only_a_harmless_last_component():
-    allowed = {".txt", ".html", ".pdf"}
-    assert safe_name("../../etc/passwd.txt", allowed) == "passwd.txt"
-    assert safe_name("C:\\Users\\x\\报告 2024.TXT", allowed) == "报告_2024.txt"
-    assert safe_name("..txt", allowed) == "upload.txt"
-    assert safe_name("<script>.html", allowed) == "script.html"
-    with pytest.raises(UsageError, match="格式不受支持"):
-        safe_name("evil.sh", allowed)
-    with pytest.raises(UsageError, match="格式不受支持"):
-        safe_name("noext", allowed)
-
-
-def test_admin_needs_a_configured_and_matching_password():
-    assert not admin_ok(Settings(admin_password=""), "")
-    assert not admin_ok(Settings(admin_password=""), "x")
-    assert not admin_ok(Settings(admin_password="s3cret"), "s3cre")
-    assert not admin_ok(Settings(admin_password="s3cret"), None)
-    assert admin_ok(Settings(admin_password="s3cret"), "s3cret")
