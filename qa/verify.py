@@ -85,7 +85,7 @@ def says_no_answer(reply: str) -> bool:
 
 def split(reply: str) -> list[Piece]:
     """The reply's sentences, each with the citations written after it (or right after its end mark)."""
-    reply = unicodedata.normalize("NFKC", reply.replace("\r", ""))
+    reply = reply.replace("\r", "")  # not NFKC: the sentences are shown as the model wrote them
     pieces: list[Piece] = []
     buffer: list[str] = []
     cites: list[int] = []
@@ -180,7 +180,7 @@ def _fails(sentence: str, question: str, support: str) -> str | None:
         return "名称不在所引段落中: " + "、".join(missing_names[:3])
     words = content_words(sentence)
     if not words:
-        return None
+        return "没有可核对的实词"  # a fragment (营, 段落:) says nothing a reader should see as an answer
     found = sum(1 for w in words if w in support)
     if found < CONTENT_SHARE * len(words):
         absent = [w for w in words if w not in support]
