@@ -61,6 +61,22 @@ def _milvus(command: Any) -> Any:
     return click.option("--milvus-uri", help=_MILVUS_HELP, expose_value=False, callback=keep)(command)
 
 
+def _llm(command: Any) -> Any:
+    """``--llm-url``, ``--llm-model``, ``--llm-timeout``: the written answer (qa/generate.py). The key stays in
+    QA_LLM_API_KEY, out of the process list."""
+    def keep(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            ctx.ensure_object(dict)[str(param.name)] = value
+
+    for name, kind, text in (
+        ("--llm-timeout", int, "Seconds for the model's whole reply [QA_LLM_TIMEOUT; 30]."),
+        ("--llm-model", str, "Model name on that server [QA_LLM_MODEL]."),
+        ("--llm-url", str, "Written answers from an OpenAI-compatible API at this base URL [QA_LLM_URL; unset: none]."),
+    ):
+        command = click.option(name, type=kind, help=text, expose_value=False, callback=keep)(command)
+    return command
+
+
 def _settings(ctx: click.Context, **overrides) -> Settings:
     return Settings.load(**ctx.obj, **overrides)
 
@@ -147,6 +163,7 @@ def _ensure_index(bot: Bot) -> None:
 @click.option("-k", "top_k", type=int, help="Passages to return [QA_TOP_K; 5].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (one per line with '-').")
 @_milvus
+@_llm
 @click.pass_context
 def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> None:
     """Ask a QUESTION ('-' reads one question per line from standard input)."""
@@ -169,6 +186,10 @@ def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> 
         if as_json:
             click.echo(json.dumps(answer_to_json(result), ensure_ascii=False))
         else:
+            if result.generated is not None and not result.abstained:
+                from .present.terminal import format_generated
+
+                click.echo("\n".join(format_generated(result.generated)))  # the checked answer first
             click.echo(format_answer(result))
     if bot.encoder_notice and not as_json:
         click.echo(bot.encoder_notice, err=True)
@@ -179,26 +200,39 @@ def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> 
 @click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense", "all"]), default="hybrid", show_default=True)
 @click.option("--fusion", type=click.Choice(["weighted", "rrf"]), default="weighted", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--llm", "use_llm", is_flag=True, help="Also run the LLM (QA_LLM_URL) and report its checked answers.")
 @_milvus
+@_llm
 @click.pass_context
-def evaluate(ctx: click.Context, file: Path, mode: str, fusion: str, as_json: bool) -> None:
+def evaluate(ctx: click.Context, file: Path, mode: str, fusion: str, as_json: bool, use_llm: bool) -> None:
     """Score retrieval on a JSONL question set (hit@1, hit@5, MRR, lead, abstention)."""
     from .evaluate import format_report, read_rows, score
     from .present.json import answer_to_json
 
     rows = read_rows(file)
-    bot = _bot(_settings(ctx))
+    settings = _settings(ctx)
+    if use_llm and not settings.llm_url:
+        raise click.UsageError("--llm needs the model's address: --llm-url URL or QA_LLM_URL.")
+    bot = _bot(settings if use_llm else settings.with_(llm_url=""))  # the model is asked only with --llm
     _ensure_index(bot)
     modes = ["bm25", "dense", "hybrid"] if mode == "all" else [mode]
-    reports = {}
+    reports: dict[str, Any] = {}
     for m in modes:
-        results = [answer_to_json(bot.ask(r["question"], mode=m, fusion=fusion)) for r in rows]
-        reports[m] = score(rows, results)
+        answers = [bot.ask(r["question"], mode=m, fusion=fusion) for r in rows]
+        reports[m] = score(rows, [answer_to_json(a) for a in answers])
+        if use_llm:
+            from .generate import eval_report
+
+            reports[m]["llm"] = eval_report(answers)
     if as_json:
         click.echo(json.dumps(reports if mode == "all" else reports[mode], ensure_ascii=False, indent=1))
         return
     for m, report in reports.items():
         click.echo(format_report(report, label=f"[{m}{'/' + fusion if m == 'hybrid' else ''}] "))
+        if "llm" in report:
+            from .generate import format_eval
+
+            click.echo(format_eval(report["llm"]))
 
 
 @cli.group()

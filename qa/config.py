@@ -57,6 +57,12 @@ class Settings:
     # ingestion
     max_file_mb: int = 20  # QA_MAX_FILE_MB: larger files are skipped by `qa build` (0: no cap); see README
 
+    # written answers from an OpenAI-compatible LLM (qa/generate.py); empty URL: none, and no network call
+    llm_url: str = ""  # QA_LLM_URL: base URL of the API, e.g. http://127.0.0.1:11434/v1 (Ollama)
+    llm_model: str = ""  # QA_LLM_MODEL: the model name the server knows (empty: "default")
+    llm_api_key: str = ""  # QA_LLM_API_KEY: sent as a bearer token; local servers usually need none
+    llm_timeout: int = 30  # QA_LLM_TIMEOUT: seconds for the whole reply, streaming included; then the lead is shown
+
     @classmethod
     def load(cls, **overrides: Any) -> "Settings":
         """Build settings from ``QA_*`` variables, then apply non-None overrides (flags)."""
@@ -119,6 +125,13 @@ class Settings:
             raise UsageError(
                 f"QA_MAX_FILE_MB cannot be negative ({self.max_file_mb}).", "Use 0 for no cap, or a size in MB."
             )
+        if self.llm_url and not self.llm_url.startswith(("http://", "https://")):
+            raise UsageError(
+                f"QA_LLM_URL {self.llm_url!r} is not an http(s) address.",
+                "Use the API's base URL, e.g. http://127.0.0.1:11434/v1 (Ollama) or http://127.0.0.1:8000/v1 (vLLM).",
+            )
+        if self.llm_timeout < 1:
+            raise UsageError(f"QA_LLM_TIMEOUT must be at least 1 second, not {self.llm_timeout}.", "Use e.g. 30.")
         if not 0 < self.port < 65536:
             raise UsageError(f"Port {self.port} is out of range.", "Use a port between 1 and 65535.")
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import abstain, chunk, clean, lead, load, question, retrieve, segment, text
+from . import abstain, chunk, clean, generate, lead, load, question, retrieve, segment, text
 from .config import Settings
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, LoadError, UsageError
 from .followup import interpret
@@ -214,7 +214,8 @@ class Asker:
     ) -> Answer:
         """Answer one question; ``mode`` (hybrid | bm25 | dense) and ``fusion``
         (weighted | rrf) exist so ``qa eval`` can compare the alternatives."""
-        return self.answer(self.candidates(question, history), k, mode, fusion, weight)
+        result = self.answer(self.candidates(question, history), k, mode, fusion, weight)
+        return generate.attach(self.settings, result)  # the written answer, only with QA_LLM_URL and no abstention
 
     def candidates(self, question: str, history: Sequence[str] = (), qvec: np.ndarray | None = None) -> Candidates:
         """Interpret the question and take candidates from both retrievers (the costly part).

@@ -101,6 +101,27 @@ class LeadSentence:
 
 
 @dataclass(frozen=True)
+class CheckedSentence:
+    """One sentence of a model's reply, with the passages it cites (1-based) and the check's verdict."""
+
+    text: str  # without its [n] markers
+    citations: list[int]
+    supported: bool  # shown only when True (qa/verify.py)
+    why: str  # the check's reason, in words a reader can follow
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A written answer from an LLM after the check (qa/generate.py, qa/verify.py)."""
+
+    model: str
+    text: str  # exactly what is shown: the supported sentences, each with its [n]
+    sentences: list[CheckedSentence] = field(default_factory=list)
+    fallback: str | None = None  # why the extractive lead is shown instead; None: ``text`` is shown
+    seconds: float = 0.0  # how long the model took (qa eval --llm)
+
+
+@dataclass(frozen=True)
 class Answer:
     """What the bot says to one question."""
 
@@ -112,6 +133,7 @@ class Answer:
     encoder: str = ""  # name of the embedding model that answered
     signals: dict[str, float | str | None] = field(default_factory=dict)  # abstention: what decided it, and "reason"
     notices: list[str] = field(default_factory=list)  # said beside the answer, e.g. that the question was cut
+    generated: Generated | None = None  # the checked written answer, only when QA_LLM_URL is set
 
 
 @dataclass(frozen=True)

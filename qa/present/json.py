@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..clean import safe_url
-from ..types import Answer
+from ..types import Answer, Generated
 
 
 def answer_to_json(result: Answer) -> dict[str, Any]:
@@ -40,6 +40,7 @@ def answer_to_json(result: Answer) -> dict[str, Any]:
             }
             for rank, h in enumerate(result.hits, start=1)
         ],
+        **({"generated": generated_json(result.generated)} if result.generated else {}),
     }
 
 
@@ -53,3 +54,13 @@ def public_json(answer: Answer) -> dict[str, Any]:
     for citation in data["citations"]:
         citation["path"] = None
     return data
+
+
+def generated_json(generated: Generated) -> dict[str, Any]:
+    """The ``"generated"`` object of ``qa ask --json`` and the web API."""
+    return {
+        "model": generated.model,
+        "text": generated.text,
+        "sentences": [asdict(s) for s in generated.sentences],
+        "fallback": generated.fallback,
+    }

@@ -12,3 +12,7 @@ QUERY = "按“{query}”检索"  # a follow-up folded into the earlier question
 CHARS = "字符 {start}–{end}"  # a character range of the cleaned article
 POSITION = "第{number}段 · " + CHARS
 SEP = " · "  # between the pieces of a citation's metadata
+
+# The written answer (qa/generate.py): why the extractive lead is shown instead, and what was left out.
+LLM_FALLBACK = "显示的是摘录的答案：{reason}"
+LLM_DROPPED = "另有 {n} 句无法由所引段落证实，未显示。"

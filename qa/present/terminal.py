@@ -13,7 +13,7 @@ import textwrap
 from typing import Any, Mapping
 
 from ..text import one_line, printable
-from ..types import Answer, Hit, Progress
+from ..types import Answer, Generated, Hit, Progress
 from . import citation_meta, reply, strings
 
 STAGES = {"embed": "embedding passages", "index": "indexing documents"}
@@ -65,3 +65,14 @@ def format_answer(answer: Answer, width: int = 100) -> str:
     lines.append("")
     lines.append(f"模型: {_line(answer.encoder)}")
     return "\n".join(lines)
+
+
+def format_generated(generated: Generated) -> list[str]:
+    """Terminal lines for ``qa ask``: the checked answer, or the notice saying why the lead is shown."""
+    if generated.fallback:
+        return [f"注意: {strings.LLM_FALLBACK.format(reason=one_line(generated.fallback))}"]
+    lines = [f"答（{one_line(generated.model)}，已核对）: {one_line(generated.text)}"]
+    dropped = sum(not s.supported for s in generated.sentences)
+    if dropped:
+        lines.append(strings.LLM_DROPPED.format(n=dropped))
+    return lines

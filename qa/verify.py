@@ -1,0 +1,289 @@
+"""The check: which sentences of a model's reply the cited passages support.
+
+A written answer is only worth more than the extractive lead if a reader can
+trust each sentence as much as the passage it cites. So every sentence of the
+reply is checked against the passage(s) it cites, with tests a changed fact
+cannot pass:
+
+- it must cite at least one passage that was given (``[n]`` is ``citations[n-1]``);
+- every number in it (Arabic or Chinese numerals, in dates, amounts, counts and
+  percentages; compared by value, so 三月 = 3月 and 1,200 = 1200) appears in the cited
+  passage(s);
+- every name in it (jieba's person, place and organisation tags, the role-word
+  names of ``question.names``, quoted or 《》 terms) appears in the cited passage(s)
+  or in the question;
+- at least ``CONTENT_SHARE`` of its content words appear in the cited passage(s).
+
+"The cited passage" is what the model was shown: title, source, date and text.
+A sentence with no ``[n]`` at all is kept only when one given passage passes
+the check, and it is then shown citing that passage. A sentence citing a passage
+that was not given, or one that fails, is not re-cited: a wrong citation is a
+wrong answer.
+
+Failing sentences are **dropped**, not shown in a fold: the point of the written
+answer is that everything a person sees is supported. They stay in
+``Generated.sentences`` with ``supported`` false and ``why``, for the API and
+for measuring a model, and the reply says how many were left out. What the check
+cannot catch: a sentence whose words and numbers are all in the passage but
+whose meaning is changed (a negation, two numbers swapped between facts).
+
+``CONTENT_SHARE`` was chosen on the faithfulness benchmark
+(``benchmarks/faithfulness.py``): tuned on the odd-numbered public questions,
+reported on the even-numbered ones.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Sequence
+
+from . import question as q
+from . import segment
+from .types import CheckedSentence, Hit
+
+CONTENT_SHARE = 0.75  # share of a sentence's content words that must be in the cited passage(s); see the docstring
+
+# The fixed reply the prompt asks for when the passages do not answer (qa/generate.py uses it too).
+NO_ANSWER = "资料中没有找到答案。"
+_NO_ANSWER_MARKS = ("没有找到答案", "无法回答", "不能回答", "没有提供", "未提及", "没有提及", "未提供")
+
+_CITE = re.compile(r"[\[【［]\s*(\d{1,3}(?:\s*[,，、\-–]\s*\d{1,3})*)\s*[\]】］]")
+_ENDS = "。！？!?；;\n"
+_CLOSERS = "”’」』）)】》\"'"
+
+_CN_DIGITS = {"零": 0, "〇": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
+              "八": 8, "九": 9}
+_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+_CN_BIG = {"万": 10_000, "亿": 100_000_000}
+_ARABIC = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+_CHINESE = re.compile(r"[零〇○一二两三四五六七八九十百千万亿]+")
+# A Chinese numeral is read as a number only before a unit, a classifier or a date part, or when it is
+# long (二〇一三): a lone 一 is mostly an article (一个问题, 统一, 第一), not a fact.
+_UNIT_AFTER = re.compile(r"[" + q._CLASSIFIERS + r"月日号岁%％]|人次|分之|点|成")
+_PERCENT_CN = re.compile(r"百分之([零〇○一二两三四五六七八九十百千点]+)")
+_APPROXIMATE = "几"  # 十几, 几十万: a range, not a number to check
+_QUOTED = re.compile(r"“([^”]{2,30})”|「([^」]{2,30})」|《([^》]{1,40})》|\"([^\"]{2,30})\"")
+_NAME_TAGS = ("nr", "ns", "nt")
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One sentence of the reply, its text without markers and the ``[n]`` it gave."""
+
+    text: str
+    citations: tuple[int, ...]
+
+
+def says_no_answer(reply: str) -> bool:
+    """Whether the reply is (or opens with) the fixed "the passages do not answer" reply."""
+    head = _CITE.sub("", _normal(reply))[:40]
+    return any(mark in head for mark in _NO_ANSWER_MARKS) and len(_CITE.findall(reply)) == 0
+
+
+def split(reply: str) -> list[Piece]:
+    """The reply's sentences, each with the citations written after it (or right after its end mark)."""
+    reply = reply.replace("\r", "")  # not NFKC: the sentences are shown as the model wrote them
+    pieces: list[Piece] = []
+    buffer: list[str] = []
+    cites: list[int] = []
+    i = 0
+
+    def flush() -> None:
+        sentence = _clean(_CITE.sub("", "".join(buffer)))
+        if sentence and re.search(r"\w", sentence):
+            pieces.append(Piece(sentence, tuple(dict.fromkeys(cites))))
+        elif cites and pieces:  # markers alone on a line belong to the sentence before
+            last = pieces[-1]
+            pieces[-1] = Piece(last.text, tuple(dict.fromkeys(last.citations + tuple(cites))))
+        buffer.clear()
+        cites.clear()
+
+    while i < len(reply):
+        marker = _CITE.match(reply, i)
+        if marker:
+            numbers = _numbers_in_marker(marker.group(1))
+            if not "".join(buffer).strip() and pieces:  # 句子。[1]: the marker after the end mark
+                last = pieces[-1]
+                pieces[-1] = Piece(last.text, tuple(dict.fromkeys(last.citations + tuple(numbers))))
+            else:
+                cites.extend(numbers)
+            i = marker.end()
+            continue
+        char = reply[i]
+        buffer.append(char)
+        i += 1
+        if char in _ENDS:
+            while i < len(reply) and reply[i] in _CLOSERS:
+                buffer.append(reply[i])
+                i += 1
+            trailing = _CITE.match(reply, i)
+            while trailing:  # 句子。[1][2]
+                cites.extend(_numbers_in_marker(trailing.group(1)))
+                i = trailing.end()
+                trailing = _CITE.match(reply, i)
+            flush()
+    flush()
+    return pieces
+
+
+def check(reply: str, question: str, hits: Sequence[Hit]) -> list[CheckedSentence]:
+    """Every sentence of ``reply`` with its citations (1-based, as shown), whether it is supported, and why."""
+    supports = [support_text(h) for h in hits]
+    checked = []
+    for piece in split(reply):
+        if not piece.citations:
+            found = None
+            for number, support in enumerate(supports, start=1):
+                if not _fails(piece.text, question, support):
+                    found = number
+                    break
+            if found is None:
+                checked.append(CheckedSentence(piece.text, [], False, "没有引用，也没有哪一段能证实"))
+            else:
+                why = f"没有引用；第 [{found}] 段能证实，已补上引用"
+                checked.append(CheckedSentence(piece.text, [found], True, why))
+            continue
+        given = [n for n in piece.citations if 1 <= n <= len(supports)]
+        if len(given) < len(piece.citations):
+            absent = ", ".join(str(n) for n in piece.citations if n not in given)
+            why = f"引用了没有提供的段落 [{absent}]"
+            checked.append(CheckedSentence(piece.text, list(piece.citations), False, why))
+            continue
+        reason = _fails(piece.text, question, "\n".join(supports[n - 1] for n in given))
+        checked.append(CheckedSentence(piece.text, given, reason is None, reason or "所引段落能证实"))
+    return checked
+
+
+def support_text(hit: Hit) -> str:
+    """What the model was shown of one passage: the check looks for the sentence's facts here."""
+    d = hit.document
+    return "\n".join(x for x in (d.title, d.source or "", d.date or "", hit.passage.text) if x)
+
+
+def shown(sentences: Sequence[CheckedSentence]) -> str:
+    """The text shown: the supported sentences, each followed by its ``[n]``."""
+    return "".join(f"{s.text}{''.join(f'[{n}]' for n in s.citations)}" for s in sentences if s.supported)
+
+
+def _fails(sentence: str, question: str, support: str) -> str | None:
+    """Why ``support`` does not support ``sentence``; None when it does."""
+    support = _normal(support)
+    missing_numbers = [n for n in numbers(sentence) if n not in numbers(support)]
+    if missing_numbers:
+        return "数字不在所引段落中: " + "、".join(_show_number(n) for n in missing_numbers[:3])
+    asked = _normal(question)
+    missing_names = [n for n in names(sentence) if n not in support and n not in asked]
+    if missing_names:
+        return "名称不在所引段落中: " + "、".join(missing_names[:3])
+    words = content_words(sentence)
+    if not words:
+        return "没有可核对的实词"  # a fragment (营, 段落:) says nothing a reader should see as an answer
+    found = sum(1 for w in words if w in support)
+    if found < CONTENT_SHARE * len(words):
+        absent = [w for w in words if w not in support]
+        return f"只有 {found}/{len(words)} 个实词在所引段落中（缺: {'、'.join(absent[:4])}）"
+    return None
+
+
+def content_words(sentence: str) -> list[str]:
+    """The sentence's content words (jieba precise mode, stop words and single characters out), lowercased."""
+    return segment.keywords(_normal(sentence))
+
+
+def names(sentence: str) -> list[str]:
+    """People, places and organisations named in ``sentence``, and its quoted terms."""
+    sentence = _normal(sentence)
+    found = [w for w, flag in q._tag(sentence) if len(w) >= 2 and flag.startswith(_NAME_TAGS)]
+    found += list(q.names(sentence))
+    found += [m.group(1) for m in q._ROLE_NAME.finditer(sentence)]  # 辅警立春: any name after a role word
+    found += [next(g for g in m.groups() if g) for m in _QUOTED.finditer(sentence)]
+    return list(dict.fromkeys(_normal(n) for n in found))
+
+
+def numbers(sentence: str) -> frozenset[float]:
+    """The values of the numbers in ``sentence``: Arabic and Chinese numerals, with 万 and 亿 applied
+    (3万 is 30000, and also 3, so that a passage saying 3万人 supports 3万人 however it is written)."""
+    sentence = _normal(sentence)
+    values: set[float] = set()
+    for m in _PERCENT_CN.finditer(sentence):
+        value = _chinese_value(m.group(1))
+        if value is not None:
+            values.add(value)
+    sentence = _PERCENT_CN.sub(" ", sentence)
+    for m in _ARABIC.finditer(sentence):
+        if _APPROXIMATE in sentence[max(0, m.start() - 1) : m.end() + 1]:
+            continue
+        value = float(m.group().replace(",", ""))
+        values.add(value)
+        scale = _CN_BIG.get(sentence[m.end() : m.end() + 1])
+        if scale:
+            values.add(value * scale)
+    for m in _CHINESE.finditer(sentence):
+        token = m.group()
+        around = sentence[max(0, m.start() - 1) : m.end() + 1]
+        if _APPROXIMATE in around or token in ("万", "亿", "千", "百"):
+            continue
+        after = sentence[m.end() : m.end() + 2]
+        if len(token) < 3 and not _UNIT_AFTER.match(after):
+            continue
+        if token == "一" or sentence[max(0, m.start() - 1) : m.start()] == "第":
+            continue  # 一个, 第一: an article or an ordinal word, not a count
+        value = _year_digits(token) if len(token) == 4 and all(c in _CN_DIGITS for c in token) else None
+        value = value if value is not None else _chinese_value(token)
+        if value is not None:
+            values.add(value)
+    return frozenset(values)
+
+
+def _year_digits(token: str) -> float:
+    """二〇一三 read digit by digit."""
+    return float("".join(str(_CN_DIGITS[c]) for c in token))
+
+
+def _chinese_value(token: str) -> float | None:
+    """三十五 -> 35, 两万三千 -> 23000, 一点五 -> 1.5; None when it is not a well-formed numeral."""
+    if "点" in token:
+        whole, _, part = token.partition("点")
+        head = _chinese_value(whole) if whole else 0.0
+        if head is None or not part or any(c not in _CN_DIGITS for c in part):
+            return None
+        return head + float("0." + "".join(str(_CN_DIGITS[c]) for c in part))
+    total, section, digit = 0.0, 0.0, None
+    for char in token:
+        if char in _CN_DIGITS:
+            if digit is not None:  # 二三: digits in a row, read as written
+                digit = digit * 10 + _CN_DIGITS[char]
+            else:
+                digit = _CN_DIGITS[char]
+        elif char in _CN_UNITS:
+            section += (digit if digit is not None else 1) * _CN_UNITS[char]
+            digit = None
+        elif char in _CN_BIG:
+            section += digit or 0
+            total += (section or 1) * _CN_BIG[char]
+            section, digit = 0.0, None
+        else:
+            return None
+    return total + section + (digit or 0)
+
+
+def _show_number(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)
+
+
+def _numbers_in_marker(inside: str) -> list[int]:
+    parts = [int(p) for p in re.findall(r"\d+", inside)]
+    if re.search(r"[\-–]", inside) and len(parts) == 2 and 0 < parts[1] - parts[0] < 10:
+        return list(range(parts[0], parts[1] + 1))  # [1-3]
+    return parts
+
+
+def _normal(value: str) -> str:
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", value)).strip()
+
+
+def _clean(sentence: str) -> str:
+    return sentence.strip().lstrip("，,、：:；;").strip()
