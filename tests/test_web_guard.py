@@ -210,3 +210,10 @@ def test_a_non_loopback_address_is_announced_with_what_it_opens():
     opened = exposure_warning(Settings(host="192.168.1.5", admin_password=PASSWORD))
     assert shut and "0.0.0.0" in shut and "ask questions" in shut and "disabled" in shut
     assert opened and "192.168.1.5" in opened and "QA_ADMIN_PASSWORD" in opened and "disabled" not in opened
+
+
+def test_the_chat_bubble_drops_control_and_bidi_characters_of_the_question(admin):
+    messages, _, _, _ = Chat(admin.bot).reply("蒙阴\x1b[31m交警\u202e大队\x07的党建品牌\u2066叫什么？\x00", [])
+    echoed = messages[0]["content"]
+    assert echoed == "蒙阴交警大队的党建品牌叫什么？"
+    assert not any(ch in echoed for ch in "\x1b\u202e\x07\u2066\x00")

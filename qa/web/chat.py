@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import render
 from ..errors import IndexMissing, IndexUnavailable, QAError, UsageError
-from ..text import keywords
+from ..text import keywords, printable
 from ..types import Answer
 from .guard import hide_paths
 
@@ -100,7 +100,7 @@ class Chat:
     def reply(self, message: str, messages: list[dict] | None) -> tuple[list[dict], dict, str, str]:
         """One chat turn: (messages, answer JSON, cleared input, article panel)."""
         messages = list(messages or [])
-        question = (message or "").strip() if isinstance(message, str) else ""
+        question = printable(message).strip() if isinstance(message, str) else ""  # echoed: no control codes
         if not question:
             return messages, {}, "", render.render_notice("请输入问题。")
         panel = render.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。")
