@@ -217,3 +217,27 @@ def test_the_chat_bubble_drops_control_and_bidi_characters_of_the_question(admin
     echoed = messages[0]["content"]
     assert echoed == "蒙阴交警大队的党建品牌叫什么？"
     assert not any(ch in echoed for ch in "\x1b\u202e\x07\u2066\x00")
+
+
+def test_an_index_outage_shows_visitors_a_short_chinese_line_and_the_admin_the_details(admin, caplog):
+    from qa.errors import IndexUnavailable
+
+    def down(*_args, **_kwargs):
+        raise IndexUnavailable("Milvus at http://10.1.2.3:19530 cannot be reached (timed out).",
+                               "Check QA_MILVUS_URI and QA_MILVUS_TOKEN, or start the server.")
+
+    chat = Chat(admin.bot)
+    admin.bot.ask = down
+    admin.bot.build = down
+    with caplog.at_level(logging.INFO, logger="qa.web"):
+        messages, data, _, _ = chat.reply("蒙阴交警大队的党建品牌叫什么？", [])
+        with pytest.raises(gr.Error) as api_error:
+            chat.ask("蒙阴交警大队的党建品牌叫什么？")
+    for shown in (messages[-1]["content"], data["error"], api_error.value.message):
+        assert "暂时不可用" in shown, shown
+        assert "10.1.2.3" not in shown and "QA_MILVUS" not in shown and "Milvus" not in shown
+    assert api_error.value.print_exception is False
+    logged = [r for r in caplog.records if "10.1.2.3" in r.getMessage()]
+    assert len(logged) == 2 and all(r.exc_info is None and "\n" not in r.getMessage() for r in logged)
+    with pytest.raises(gr.Error, match="10.1.2.3"):  # the admin, past the password, reads what is wrong
+        admin.rebuild(PASSWORD, client="10.0.0.1")

@@ -143,7 +143,7 @@ class Admin:
         items = files if isinstance(files, list) else [files] if files else []
         paths = [_upload_path(item) for item in items]
         try:
-            with web_errors():
+            with web_errors(detailed=True):
                 self._check(password, client)
                 if not paths:
                     raise gr_error("请先选择要上传的文件。")
@@ -218,7 +218,7 @@ class Admin:
 
     def rebuild(self, password: str, progress: Any = None, client: str | None = None) -> tuple[str, str, Any]:
         """Bring the index up to date with the seeds and uploads folders."""
-        with web_errors():
+        with web_errors(detailed=True):
             self._check(password, client)
             roots = [p for p in (Path(self.settings.seeds_dir), self.uploads) if p.is_dir()]
             if not roots:
@@ -231,7 +231,7 @@ class Admin:
             if progress is not None:
                 progress((done, total), desc=STAGES.get(stage, stage))
 
-        with web_errors():
+        with web_errors(detailed=True):
             report = self.bot.build(paths, add_only=add_only, progress=step)
             dropped = self._drop_unreadable(report)
             # a reader's own error text may quote the file's full path; titles keep their slashes
@@ -253,7 +253,7 @@ class Admin:
 
     def remove(self, doc_id: str | None, password: str, client: str | None = None) -> tuple[str, str, Any]:
         """Remove a document from the index (and its file, if it was uploaded)."""
-        with web_errors():
+        with web_errors(detailed=True):
             self._check(password, client)
             if not doc_id:
                 raise gr_error("请先选择要删除的文档。")
