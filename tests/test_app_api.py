@@ -241,6 +241,17 @@ def test_anonymous_uploads_are_bounded(app):
         path.unlink()
 
 
+def test_a_refused_admin_call_is_one_line_in_the_log(app):
+    before = len(app.log_path.read_text(encoding="utf-8", errors="replace"))
+    status, text = call(app, "rebuild", ["wrong"], {"X-Forwarded-For": "192.0.2.99"})
+    assert "event: error" in text
+    time.sleep(1)
+    added = app.log_path.read_text(encoding="utf-8", errors="replace")[before:]
+    lines = [line for line in added.splitlines() if line.strip()]
+    assert len(lines) == 1 and "192.0.2.99" in lines[0] and "rebuild" in lines[0], added
+    assert "Traceback" not in added
+
+
 def test_wrong_api_input_gets_one_clear_line_not_a_python_error(client):
     with pytest.raises(Exception) as error:
         client.predict("交警", [1, 2], api_name="/ask")

@@ -219,6 +219,22 @@ def test_the_chat_bubble_drops_control_and_bidi_characters_of_the_question(admin
     assert not any(ch in echoed for ch in "\x1b\u202e\x07\u2066\x00")
 
 
+def test_a_refused_admin_call_logs_one_line_without_a_traceback(admin, caplog):
+    with caplog.at_level(logging.INFO, logger="qa.web"):
+        for action, call in (("rebuild", lambda: admin.rebuild("wrong", client="10.0.0.7")),
+                             ("remove", lambda: admin.remove("x", "wrong", client="10.0.0.7")),
+                             ("upload", lambda: admin.upload([], "wrong", client="10.0.0.7"))):
+            caplog.clear()
+            with pytest.raises(gr.Error) as refused:
+                call()
+            assert refused.value.print_exception is False  # gradio would print ~30 lines for it
+            assert len(caplog.records) == 1, caplog.text
+            record = caplog.records[0]
+            line = record.getMessage()
+            assert "10.0.0.7" in line and action in line and "password" in line and "\n" not in line
+            assert record.exc_info is None
+
+
 def test_an_index_outage_shows_visitors_a_short_chinese_line_and_the_admin_the_details(admin, caplog):
     from qa.errors import IndexUnavailable
 

@@ -6,6 +6,10 @@ batch: the password (a wrong guess is charged to the client, see
 gradio's upload folder, its name is made safe, its size is within the limit;
 then it is copied into the uploads folder without overwriting anything, and
 indexed. gradio's temp copies are deleted whatever the outcome.
+
+A refused call is one warning line in the server log (address, action,
+reason) and never a traceback: anyone can send wrong passwords, and a
+traceback per try would let them grow the log thirty lines at a time.
 """
 
 from __future__ import annotations
@@ -75,9 +79,10 @@ def upload_folder() -> Path:
 
 
 def gr_error(message: str) -> Exception:
+    """A refusal for the browser; gradio prints no traceback for it (see the module docstring)."""
     import gradio as gr
 
-    return gr.Error(message)
+    return gr.Error(message, print_exception=False)
 
 
 class Admin:
@@ -113,20 +118,25 @@ class Admin:
         """Outputs of an admin action: its report, the refreshed table and picker."""
         return (text, *self.refresh())
 
-    def check_password(self, password: str | None, client: str | None) -> str | None:
-        """None if ``password`` is right, else the reason to refuse; wrong guesses lock the client out."""
+    def check_password(self, password: str | None, client: str | None, action: str = "unlock") -> str | None:
+        """None if ``password`` is right, else the reason to refuse (logged as one line); wrong
+        guesses lock the client out."""
         if not self.settings.admin_password:
-            return "管理功能未启用：请设置环境变量 QA_ADMIN_PASSWORD 后重启。"
-        wait = self.throttle.attempt(client)
-        if wait > 0:
-            return f"管理员密码错误次数过多，请 {math.ceil(wait)} 秒后再试。"
-        if not admin_ok(self.settings, password if isinstance(password, str) else None):
-            return "管理员密码不正确。"
-        self.throttle.succeeded(client)
-        return None
+            reason, refusal = "admin disabled (QA_ADMIN_PASSWORD is not set)", \
+                "管理功能未启用：请设置环境变量 QA_ADMIN_PASSWORD 后重启。"
+        elif (wait := self.throttle.attempt(client)) > 0:
+            reason, refusal = f"locked out after wrong passwords, {math.ceil(wait)} s left", \
+                f"管理员密码错误次数过多，请 {math.ceil(wait)} 秒后再试。"
+        elif not admin_ok(self.settings, password if isinstance(password, str) else None):
+            reason, refusal = "wrong password", "管理员密码不正确。"
+        else:
+            self.throttle.succeeded(client)
+            return None
+        log.warning("refused admin %s from %s: %s", action, client or "?", reason)
+        return refusal
 
-    def _check(self, password: str | None, client: str | None) -> None:
-        refusal = self.check_password(password, client)
+    def _check(self, password: str | None, client: str | None, action: str) -> None:
+        refusal = self.check_password(password, client, action)
         if refusal:
             raise gr_error(refusal)
 
@@ -144,7 +154,7 @@ class Admin:
         paths = [_upload_path(item) for item in items]
         try:
             with web_errors(detailed=True):
-                self._check(password, client)
+                self._check(password, client, "upload")
                 if not paths:
                     raise gr_error("请先选择要上传的文件。")
                 batch = self._validate(items, paths)
@@ -219,7 +229,7 @@ class Admin:
     def rebuild(self, password: str, progress: Any = None, client: str | None = None) -> tuple[str, str, Any]:
         """Bring the index up to date with the seeds and uploads folders."""
         with web_errors(detailed=True):
-            self._check(password, client)
+            self._check(password, client, "rebuild")
             roots = [p for p in (Path(self.settings.seeds_dir), self.uploads) if p.is_dir()]
             if not roots:
                 raise gr_error("没有可索引的文件夹（种子文件夹和上传文件夹都不存在）。")
@@ -254,7 +264,7 @@ class Admin:
     def remove(self, doc_id: str | None, password: str, client: str | None = None) -> tuple[str, str, Any]:
         """Remove a document from the index (and its file, if it was uploaded)."""
         with web_errors(detailed=True):
-            self._check(password, client)
+            self._check(password, client, "remove")
             if not doc_id:
                 raise gr_error("请先选择要删除的文档。")
             doc_id = text_argument(doc_id, "文档 ID")
