@@ -212,6 +212,26 @@ def test_a_non_loopback_address_is_announced_with_what_it_opens():
     assert opened and "192.168.1.5" in opened and "QA_ADMIN_PASSWORD" in opened and "disabled" not in opened
 
 
+# -- issue 22 ------------------------------------------------------------------------------------
+
+def test_a_long_name_keeps_its_suffix_and_is_stored_within_255_bytes(admin):
+    """The suffix is judged on the name as sent (not the shortened label), and the stored name is
+    capped in bytes: 4-byte characters used to make "File name too long"."""
+    for digest, name in (("h1", "长" * 117 + ".txt"), ("h2", "𠀀" * 80 + ".txt"), ("h3", "文" * 300 + ".TXT")):
+        item = uploaded(admin, "short.txt", f"长名字的文档{digest}\n\n{FACT}{digest}", digest)
+        item["orig_name"] = name
+        report, _, _ = admin.upload([item], PASSWORD, client="10.0.0.1")
+        assert "新增 1 篇" in report, report
+    names = stored(admin)
+    assert len(names) == 3
+    for name in names:
+        assert name.endswith(".txt") and len(name.encode("utf-8")) <= 255, name
+    again = uploaded(admin, "short.txt", "另一篇长名字的文档\n\n霞光渡口每天早上六点开船，船长姓柏。", "h4")
+    again["orig_name"] = "𠀀" * 80 + ".txt"  # a different file under the same long name: saved beside, still capped
+    report, _, _ = admin.upload([again], PASSWORD, client="10.0.0.1")
+    assert "另存为" in report and all(len(n.encode("utf-8")) <= 255 for n in stored(admin))
+
+
 def test_the_chat_bubble_drops_control_and_bidi_characters_of_the_question(admin):
     messages, _, _, _ = Chat(admin.bot).reply("蒙阴\x1b[31m交警\u202e大队\x07的党建品牌\u2066叫什么？\x00", [])
     echoed = messages[0]["content"]

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 STAGES = {"embed": "嵌入段落", "load": "读取文档", "chunk": "切分段落", "index": "写入索引"}
 TEMP_MAX_AGE = 15 * 60  # seconds an upload may wait in gradio's folder for the admin's click
+NAME_BYTES = 255  # the longest file name Linux file systems take, in bytes (UTF-8)
 
 log = logging.getLogger("qa.web")
 
@@ -56,7 +57,8 @@ def safe_name(name: str, suffixes: Collection[str]) -> str:
     """A file name safe to create in the uploads folder, from whatever the browser sent.
 
     Only the last path component survives; anything but letters, digits, CJK,
-    ``-_.`` becomes ``_``; the suffix must be one ingestion reads.
+    ``-_.`` becomes ``_``; the suffix must be one ingestion reads, judged on
+    the whole name as sent; the stem is cut so the name fits in NAME_BYTES.
     """
     base = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").split("/")[-1]
     stem, dot, suffix = base.rpartition(".")
@@ -64,11 +66,19 @@ def safe_name(name: str, suffixes: Collection[str]) -> str:
         stem, suffix = base, ""
     suffix = "." + suffix.lower()
     if suffix not in suffixes:
+        shown = base if len(base) <= 60 else base[:30] + "…" + base[-20:]
         raise UsageError(
-            f"文件 {base!r} 的格式不受支持。", f"支持的格式：{'、'.join(sorted(suffixes))}。"
+            f"文件 {shown!r} 的格式不受支持。", f"支持的格式：{'、'.join(sorted(suffixes))}。"
         )
-    stem = re.sub(r"[^\w\-.]+", "_", stem, flags=re.UNICODE).strip("._ ")[:80] or "upload"
-    return stem + suffix
+    stem = re.sub(r"[^\w\-.]+", "_", stem, flags=re.UNICODE).strip("._ ") or "upload"
+    return fit_name(stem, suffix)
+
+
+def fit_name(stem: str, suffix: str, limit: int = NAME_BYTES) -> str:
+    """``stem + suffix`` with the stem cut (at a character, never inside one) to fit ``limit`` UTF-8 bytes."""
+    room = limit - len(suffix.encode("utf-8"))
+    cut = stem.encode("utf-8")[:room].decode("utf-8", errors="ignore").rstrip("._ ")
+    return (cut or "upload") + suffix
 
 
 def upload_folder() -> Path:
@@ -180,7 +190,7 @@ class Admin:
             if not src.is_file() or src.is_symlink():
                 raise gr_error(f"文件《{label}》已不在上传临时文件夹中（可能已过期），请重新选择；本批文件均未保存。")
             try:
-                name = safe_name(label, supported_suffixes())
+                name = safe_name(_original_name(item, path), supported_suffixes())
             except UsageError as error:
                 raise gr_error(f"{error} 本批文件均未保存。") from None
             if src.stat().st_size > limit:
@@ -221,7 +231,7 @@ class Admin:
         """``name`` in uploads/ if free or holding the same bytes, else ``stem-2.suffix``, ``-3`` ..."""
         stem, suffix = name[: -len(Path(name).suffix)], Path(name).suffix
         for n in range(1, 10_000):
-            target = self.uploads / (name if n == 1 else f"{stem}-{n}{suffix}")
+            target = self.uploads / (name if n == 1 else fit_name(stem, f"-{n}{suffix}"))
             if not target.exists() or filecmp.cmp(src, target, shallow=False):
                 return target
         raise gr_error(f"上传文件夹里与 {name} 同名的文件过多，请先改名。")
@@ -285,8 +295,13 @@ def _upload_path(item: Any) -> Any:
     return getattr(item, "path", None) or getattr(item, "name", None)
 
 
-def _label(item: Any, path: Any) -> str:
-    """The file's name as the user knows it, for messages (never a server path)."""
+def _original_name(item: Any, path: Any) -> str:
+    """The file's name as the browser sent it, whole (``safe_name`` judges its suffix)."""
     name = getattr(item, "orig_name", None) or (item.get("orig_name") if isinstance(item, dict) else None)
-    name = name or (path if isinstance(path, str) else "?")
-    return hide_paths(str(name).replace("\\", "/").rsplit("/", 1)[-1]).replace("\n", " ")[:120]
+    return str(name or (path if isinstance(path, str) else "?"))
+
+
+def _label(item: Any, path: Any) -> str:
+    """The file's name as the user knows it, for messages (never a server path; shortened)."""
+    name = _original_name(item, path)
+    return hide_paths(name.replace("\\", "/").rsplit("/", 1)[-1]).replace("\n", " ")[:120]
