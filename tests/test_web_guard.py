@@ -277,3 +277,120 @@ def test_an_index_outage_shows_visitors_a_short_chinese_line_and_the_admin_the_d
     assert len(logged) == 2 and all(r.exc_info is None and "\n" not in r.getMessage() for r in logged)
     with pytest.raises(gr.Error, match="10.1.2.3"):  # the admin, past the password, reads what is wrong
         admin.rebuild(PASSWORD, client="10.0.0.1")
+
+
+# -- the upload route: slots held only while bytes arrive (issue 22, item 1) ---------------------
+
+def _run(coroutine):
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+async def _reading_app(scope, receive, send):
+    """Stands in for gradio's upload route: reads the whole body, then answers 200."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        if not message.get("more_body", False):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b"[]"})
+
+
+def _upload_scope(host: str) -> dict:
+    return {"type": "http", "method": "POST", "path": "/gradio_api/upload", "client": (host, 5000),
+            "headers": [(b"content-type", b"multipart/form-data; boundary=b"), (b"content-length", b"1000")]}
+
+
+async def _upload(guard, host: str, stall: bool) -> int:
+    """One upload through the guard: the body arrives at once, or a first chunk and then nothing."""
+    import asyncio
+
+    sent = [False]
+    never = asyncio.Event()
+
+    async def receive() -> dict:
+        if not sent[0]:
+            sent[0] = True
+            return {"type": "http.request", "body": b"--b\r\nContent-Disposition: form-data", "more_body": stall}
+        await never.wait()
+        return {"type": "http.disconnect"}
+
+    status = []
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    await guard(_upload_scope(host), receive, send)
+    return status[0]
+
+
+def test_a_stalled_upload_frees_its_slot_and_gets_408(tmp_path):
+    import asyncio
+    import time as clock
+
+    from qa.web.guard import MAX_UPLOADS_AT_ONCE, RequestGuard
+
+    guard = RequestGuard(_reading_app, tmp_path / "up", max_file_bytes=10_000, max_age=60,
+                         read_timeout=0.3, deadline=5)
+
+    async def scenario():
+        stalled = [asyncio.create_task(_upload(guard, "203.0.113.5", stall=True)) for _ in range(MAX_UPLOADS_AT_ONCE)]
+        await asyncio.sleep(0.05)
+        busy = await _upload(guard, "203.0.113.6", stall=False)  # the slots are held while the stalled ones wait
+        start = clock.monotonic()
+        statuses = await asyncio.wait_for(asyncio.gather(*stalled), 5)
+        return busy, statuses, clock.monotonic() - start, await _upload(guard, "203.0.113.6", stall=False)
+
+    busy, statuses, waited, after = _run(scenario())
+    assert busy == 429 and statuses == [408] * MAX_UPLOADS_AT_ONCE and waited < 2 and after == 200
+
+
+def test_an_upload_that_trickles_past_the_deadline_gets_408(tmp_path):
+    import asyncio
+
+    from qa.web.guard import RequestGuard
+
+    guard = RequestGuard(_reading_app, tmp_path / "up", max_file_bytes=10_000, max_age=60,
+                         read_timeout=0.3, deadline=0.6)
+
+    async def trickle(scope, receive, send):
+        async def slowly() -> dict:
+            await asyncio.sleep(0.1)  # a byte now and then: never idle for read_timeout
+            return {"type": "http.request", "body": b"x", "more_body": True}
+
+        sent = []
+
+        async def record(message: dict) -> None:
+            sent.append(message)
+
+        await guard(scope, slowly, record)
+        return sent[0]["status"]
+
+    assert _run(asyncio.wait_for(trickle(_upload_scope("203.0.113.5"), None, None), 5)) == 408
+
+
+def test_an_address_that_passed_the_admin_password_has_an_upload_slot_of_its_own(admin, tmp_path):
+    import asyncio
+
+    from qa.web.guard import MAX_UPLOADS_AT_ONCE, RequestGuard, TrustedClients
+
+    trusted = TrustedClients()
+    guard = RequestGuard(_reading_app, tmp_path / "up", max_file_bytes=10_000, max_age=60, trusted=trusted,
+                         read_timeout=30, deadline=60)
+    admin.trusted = trusted
+    admin.rebuild(PASSWORD, client="198.51.100.20")  # the admin's address passed the password
+
+    async def scenario():
+        stalled = [asyncio.create_task(_upload(guard, "203.0.113.5", stall=True)) for _ in range(MAX_UPLOADS_AT_ONCE)]
+        await asyncio.sleep(0.05)
+        result = (await _upload(guard, "203.0.113.6", stall=False), await _upload(guard, "198.51.100.20", stall=False))
+        for task in stalled:
+            task.cancel()
+        await asyncio.gather(*stalled, return_exceptions=True)
+        return result
+
+    assert _run(scenario()) == (429, 200)

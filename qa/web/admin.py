@@ -5,7 +5,9 @@ batch: the password (a wrong guess is charged to the client, see
 ``guard.Throttle``), the file is one this page uploaded and still waiting in
 gradio's upload folder, its name is made safe, its size is within the limit;
 then it is copied into the uploads folder without overwriting anything, and
-indexed. gradio's temp copies are deleted whatever the outcome.
+indexed. gradio's temp copies are deleted whatever the outcome: each belongs
+to one upload request (``guard.RequestGuard`` gives every request its own
+folder), so deleting it never takes another upload's file.
 
 A refused call is one warning line in the server log (address, action,
 reason) and never a traceback: anyone can send wrong passwords, and a
@@ -28,7 +30,7 @@ from .. import render
 from ..config import Settings
 from ..errors import UsageError
 from .chat import documents, text_argument, web_errors
-from .guard import Throttle, discard, hide_paths, inside, same_secret
+from .guard import Throttle, TrustedClients, discard, hide_paths, inside, same_secret
 
 if TYPE_CHECKING:
     from ..pipeline import Bot
@@ -99,14 +101,17 @@ class Admin:
     """The documents tab's event handlers, bound to one Bot; plain methods so tests can call them.
 
     ``client`` arguments are the caller's address (gr.Request), which the
-    password throttle charges; tests pass any string.
+    password throttle charges; tests pass any string. An address that passes
+    the password joins ``trusted``, which the upload guard keeps room for.
     """
 
-    def __init__(self, bot: Bot, settings: Settings, temp_folder: Path | None = None) -> None:
+    def __init__(self, bot: Bot, settings: Settings, temp_folder: Path | None = None,
+                 trusted: TrustedClients | None = None) -> None:
         self.bot, self.settings = bot, settings
         self.uploads = settings.uploads_dir
         self._temp = temp_folder
         self.throttle = Throttle()
+        self.trusted = trusted if trusted is not None else TrustedClients()
 
     @property
     def temp_folder(self) -> Path:
@@ -130,7 +135,7 @@ class Admin:
 
     def check_password(self, password: str | None, client: str | None, action: str = "unlock") -> str | None:
         """None if ``password`` is right, else the reason to refuse (logged as one line); wrong
-        guesses lock the client out."""
+        guesses lock the client out, a right one makes its address trusted for uploads."""
         if not self.settings.admin_password:
             reason, refusal = "admin disabled (QA_ADMIN_PASSWORD is not set)", \
                 "管理功能未启用：请设置环境变量 QA_ADMIN_PASSWORD 后重启。"
@@ -141,6 +146,7 @@ class Admin:
             reason, refusal = "wrong password", "管理员密码不正确。"
         else:
             self.throttle.succeeded(client)
+            self.trusted.add(client)
             return None
         log.warning("refused admin %s from %s: %s", action, client or "?", reason)
         return refusal

@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import render
 from ..config import Settings
 from .admin import STAGES, TEMP_MAX_AGE, upload_folder
-from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle
+from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, TrustedClients
 from .layout import build_app
 
 
@@ -48,11 +48,12 @@ def _loopback(host: str) -> bool:
         return False  # a name: it may resolve to anything
 
 
-def launch_options(settings: Settings) -> dict:
+def launch_options(settings: Settings, trusted: TrustedClients | None = None) -> dict:
     """Everything `launch` needs: local only, no share link, nothing fetched from the internet,
     raw exception text never sent to a browser (show_error=False; gr.Error lines still are),
     and the RequestGuard in front of every route. The guard sweeps the upload folder, so call
-    this after `private_upload_folder` (as `serve` does), never with a shared /tmp/gradio."""
+    this after `private_upload_folder` (as `serve` does), never with a shared /tmp/gradio.
+    ``trusted``: the admin addresses, shared with `build_app`'s admin handlers."""
     import gradio as gr
     from starlette.middleware import Middleware
 
@@ -82,6 +83,7 @@ def launch_options(settings: Settings) -> dict:
                     folder=upload_folder(),
                     max_age=TEMP_MAX_AGE,
                     max_file_bytes=settings.max_upload_mb * 1024 * 1024,
+                    trusted=trusted,
                 )
             ]
         },
@@ -104,9 +106,10 @@ def serve(settings: Settings) -> None:
     print(f"嵌入模型：{bot.encoder_name}", file=sys.stderr)
     if bot.encoder_notice:
         print(bot.encoder_notice, file=sys.stderr)
-    app = build_app(bot, settings)
+    trusted = TrustedClients()
+    app = build_app(bot, settings, trusted)
     try:
-        app.launch(**launch_options(settings))
+        app.launch(**launch_options(settings, trusted))
     except KeyboardInterrupt:  # a stop that came before gradio's own wait loop, which handles later ones
         app.close()
 
