@@ -310,6 +310,23 @@ def test_a_refused_admin_call_is_one_line_in_the_log(app):
     assert "Traceback" not in added
 
 
+def test_the_full_encoder_loads_in_the_background_and_the_first_question_is_answered(app, tmp_path):
+    served = ServedApp(app.index_dir, tmp_path / "app.log", temp_parent=tmp_path / "temp").wait()
+    try:
+        started = time.monotonic()
+        r = httpx.post(f"{served.url}gradio_api/call/ask", json={"data": [QUESTION, []]}, timeout=30)
+        answer = httpx.get(f"{served.url}gradio_api/call/ask/{r.json()['event_id']}", timeout=120).text
+        assert "event: complete" in answer and time.monotonic() - started < 60, answer
+        assert "情满崮乡" in json.dumps(json.loads(answer.split("data:", 1)[1]), ensure_ascii=False)
+        assert "Loading the full encoder for uploads in the background" in served.log()
+        deadline = time.monotonic() + 120
+        while "Full encoder loaded" not in served.log():
+            assert time.monotonic() < deadline and served.proc.poll() is None, served.log()
+            time.sleep(0.5)
+    finally:
+        served.stop()
+
+
 def test_wrong_api_input_gets_one_clear_line_not_a_python_error(client):
     with pytest.raises(Exception) as error:
         client.predict("交警", [1, 2], api_name="/ask")
