@@ -5,8 +5,8 @@ password: the browser uploads a file as soon as it is picked), and its
 preprocessing fetches any ``http(s)`` "file" named in a request into its temp
 folder, from any endpoint. So the checks cannot wait for a handler:
 ``RequestGuard`` sits in front of the whole app and refuses, before anything is
-read to disk or fetched, every file reference that is not already in this
-process's own upload folder, and bounds what anonymous uploads can hold there.
+read to disk or fetched, every file reference that is not an upload it handed
+out itself, and bounds what anonymous uploads can hold in the upload folder.
 ``Throttle`` slows password guessing per client; ``hide_paths`` keeps server
 paths out of messages. No gradio import here: this runs under ``qa --help``.
 
@@ -23,6 +23,8 @@ while, so an address that passed the admin password within the last hour
 of its own that anonymous uploads cannot take: the admin is never starved.
 That reservation is per address: a guesser behind the admin's own NAT or
 proxy address shares it, which is why it is small (ADMIN_UPLOADS_AT_ONCE).
+gradio leaves the partial file of a dropped upload in the folder; it counts
+against the quota until the sweep deletes it (after ``max_age``).
 
 gradio stores an upload under the hash of its bytes, so two uploads of the
 same file would share one path, and an admin action on one (a wrong password
