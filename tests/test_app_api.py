@@ -229,7 +229,9 @@ def test_anonymous_uploads_are_bounded(app):
     refused = None
     for batch in range(10):
         files = [("files", (f"f{batch}-{i}.txt", f"{batch}-{i}".encode())) for i in range(50)]
-        r = httpx.post(f"{app.url}gradio_api/upload", files=files, timeout=30)
+        # from an address that never typed the admin password: this one has, and has room of its own
+        r = httpx.post(f"{app.url}gradio_api/upload", files=files, timeout=30,
+                       headers={"X-Forwarded-For": "203.0.113.40"})
         if r.status_code != 200:
             refused = r
             break
@@ -239,6 +241,90 @@ def test_anonymous_uploads_are_bounded(app):
     assert 0 < len(waiting) <= 200 + 50
     for path in waiting:  # make room for the tests after this one (the app would after 15 minutes)
         path.unlink()
+
+
+# -- issue 22 ------------------------------------------------------------------------------------
+
+def raw_upload(app, name: str, data: bytes, headers: dict | None = None) -> httpx.Response:
+    return httpx.post(f"{app.url}gradio_api/upload", files=[("files", (name, data))], headers=headers, timeout=30)
+
+
+def test_idle_upload_connections_are_dropped_and_never_starve_the_admin(app):
+    """Four sockets that send a multipart header and then nothing used to hold every upload slot, for as
+    long as they stayed open; now each gets 408 after the read timeout, and the admin uploads meanwhile."""
+    from qa.web.guard import MAX_UPLOADS_AT_ONCE
+
+    patience = 30  # seconds: well past the guard's read timeout (UPLOAD_READ_TIMEOUT, 10 s)
+    stranger, admin = {"X-Forwarded-For": "203.0.113.50"}, {"X-Forwarded-For": "198.51.100.20"}
+    status, text = call(app, "rebuild", [PASSWORD], admin)  # this address has passed the admin password
+    assert status == 200 and "event: complete" in text, text
+    idle = []
+    try:
+        for _ in range(MAX_UPLOADS_AT_ONCE):
+            s = socket.create_connection(("127.0.0.1", app.port), timeout=patience)
+            s.sendall(b"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.50\r\n"
+                      b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000\r\n\r\n"
+                      b'--b\r\nContent-Disposition: form-data; name="files"; filename="a.txt"\r\n')
+            idle.append(s)
+        deadline = time.monotonic() + 10
+        while raw_upload(app, "s.txt", b"x", stranger).status_code != 429:  # the idle ones hold the slots
+            assert time.monotonic() < deadline, "the idle uploads never took the slots"
+            time.sleep(0.1)
+        started = time.monotonic()
+        assert raw_upload(app, "admin.txt", b"admin", admin).status_code == 200  # not starved
+        answers = [s.recv(200).split(b" ", 2)[1] for s in idle]  # each is answered, not left hanging
+        assert answers == [b"408"] * MAX_UPLOADS_AT_ONCE
+        assert time.monotonic() - started < patience
+        assert raw_upload(app, "s.txt", b"x", stranger).status_code == 200  # the slots are free again
+    finally:
+        for s in idle:
+            s.close()
+        for path in app.temp_files():
+            path.unlink()
+
+
+def test_two_uploads_of_the_same_file_each_own_their_temp_copy(app, client, tmp_path):
+    """gradio names a stored upload after its bytes: two uploads of one file shared a path, and the first
+    admin action on it (a wrong password too) deleted the other's file."""
+    data = "同名同内容\n\n白鹭洲公园的游船码头每天九点开放，管理员姓龚。".encode()
+    first, second = (raw_upload(app, "same.txt", data).json()[0] for _ in range(2))
+    assert first != second
+    as_file = lambda path: {"path": path, "orig_name": "same.txt", "meta": {"_type": "gradio.FileData"}}  # noqa: E731
+    status, text = call(app, "upload", [[as_file(first)], "wrong"], {"X-Forwarded-For": "203.0.113.60"})
+    assert "event: error" in text and "密码" in json.loads(text.split("data:", 1)[1])["error"]
+    status, text = call(app, "upload", [[as_file(second)], PASSWORD])
+    assert "event: complete" in text and "新增 1 篇" in json.loads(text.split("data:", 1)[1])[0], text
+    doc_id = next(d["doc_id"] for d in client.predict(api_name="/documents") if d["title"] == "同名同内容")
+    client.predict(doc_id, PASSWORD, api_name="/remove")
+    assert app.temp_files() == []
+
+
+def test_a_refused_admin_call_is_one_line_in_the_log(app):
+    before = len(app.log_path.read_text(encoding="utf-8", errors="replace"))
+    status, text = call(app, "rebuild", ["wrong"], {"X-Forwarded-For": "192.0.2.99"})
+    assert "event: error" in text
+    time.sleep(1)
+    added = app.log_path.read_text(encoding="utf-8", errors="replace")[before:]
+    lines = [line for line in added.splitlines() if line.strip()]
+    assert len(lines) == 1 and "192.0.2.99" in lines[0] and "rebuild" in lines[0], added
+    assert "Traceback" not in added
+
+
+def test_the_full_encoder_loads_in_the_background_and_the_first_question_is_answered(app, tmp_path):
+    served = ServedApp(app.index_dir, tmp_path / "app.log", temp_parent=tmp_path / "temp").wait()
+    try:
+        started = time.monotonic()
+        r = httpx.post(f"{served.url}gradio_api/call/ask", json={"data": [QUESTION, []]}, timeout=30)
+        answer = httpx.get(f"{served.url}gradio_api/call/ask/{r.json()['event_id']}", timeout=120).text
+        assert "event: complete" in answer and time.monotonic() - started < 60, answer
+        assert "情满崮乡" in json.dumps(json.loads(answer.split("data:", 1)[1]), ensure_ascii=False)
+        assert "Loading the full encoder for uploads in the background" in served.log()
+        deadline = time.monotonic() + 120
+        while "Full encoder loaded" not in served.log():
+            assert time.monotonic() < deadline and served.proc.poll() is None, served.log()
+            time.sleep(0.5)
+    finally:
+        served.stop()
 
 
 def test_wrong_api_input_gets_one_clear_line_not_a_python_error(client):

@@ -210,3 +210,187 @@ def test_a_non_loopback_address_is_announced_with_what_it_opens():
     opened = exposure_warning(Settings(host="192.168.1.5", admin_password=PASSWORD))
     assert shut and "0.0.0.0" in shut and "ask questions" in shut and "disabled" in shut
     assert opened and "192.168.1.5" in opened and "QA_ADMIN_PASSWORD" in opened and "disabled" not in opened
+
+
+# -- issue 22 ------------------------------------------------------------------------------------
+
+def test_a_long_name_keeps_its_suffix_and_is_stored_within_255_bytes(admin):
+    """The suffix is judged on the name as sent (not the shortened label), and the stored name is
+    capped in bytes: 4-byte characters used to make "File name too long"."""
+    for digest, name in (("h1", "长" * 117 + ".txt"), ("h2", "𠀀" * 80 + ".txt"), ("h3", "文" * 300 + ".TXT")):
+        item = uploaded(admin, "short.txt", f"长名字的文档{digest}\n\n{FACT}{digest}", digest)
+        item["orig_name"] = name
+        report, _, _ = admin.upload([item], PASSWORD, client="10.0.0.1")
+        assert "新增 1 篇" in report, report
+    names = stored(admin)
+    assert len(names) == 3
+    for name in names:
+        assert name.endswith(".txt") and len(name.encode("utf-8")) <= 255, name
+    again = uploaded(admin, "short.txt", "另一篇长名字的文档\n\n霞光渡口每天早上六点开船，船长姓柏。", "h4")
+    again["orig_name"] = "𠀀" * 80 + ".txt"  # a different file under the same long name: saved beside, still capped
+    report, _, _ = admin.upload([again], PASSWORD, client="10.0.0.1")
+    assert "另存为" in report and all(len(n.encode("utf-8")) <= 255 for n in stored(admin))
+
+
+def test_the_chat_bubble_drops_control_and_bidi_characters_of_the_question(admin):
+    messages, _, _, _ = Chat(admin.bot).reply("蒙阴\x1b[31m交警\u202e大队\x07的党建品牌\u2066叫什么？\x00", [])
+    echoed = messages[0]["content"]
+    assert echoed == "蒙阴交警大队的党建品牌叫什么？"
+    assert not any(ch in echoed for ch in "\x1b\u202e\x07\u2066\x00")
+
+
+def test_a_refused_admin_call_logs_one_line_without_a_traceback(admin, caplog):
+    with caplog.at_level(logging.INFO, logger="qa.web"):
+        for action, call in (("rebuild", lambda: admin.rebuild("wrong", client="10.0.0.7")),
+                             ("remove", lambda: admin.remove("x", "wrong", client="10.0.0.7")),
+                             ("upload", lambda: admin.upload([], "wrong", client="10.0.0.7"))):
+            caplog.clear()
+            with pytest.raises(gr.Error) as refused:
+                call()
+            assert refused.value.print_exception is False  # gradio would print ~30 lines for it
+            assert len(caplog.records) == 1, caplog.text
+            record = caplog.records[0]
+            line = record.getMessage()
+            assert "10.0.0.7" in line and action in line and "password" in line and "\n" not in line
+            assert record.exc_info is None
+
+
+def test_an_index_outage_shows_visitors_a_short_chinese_line_and_the_admin_the_details(admin, caplog):
+    from qa.errors import IndexUnavailable
+
+    def down(*_args, **_kwargs):
+        raise IndexUnavailable("Milvus at http://10.1.2.3:19530 cannot be reached (timed out).",
+                               "Check QA_MILVUS_URI and QA_MILVUS_TOKEN, or start the server.")
+
+    chat = Chat(admin.bot)
+    admin.bot.ask = down
+    admin.bot.build = down
+    with caplog.at_level(logging.INFO, logger="qa.web"):
+        messages, data, _, _ = chat.reply("蒙阴交警大队的党建品牌叫什么？", [])
+        with pytest.raises(gr.Error) as api_error:
+            chat.ask("蒙阴交警大队的党建品牌叫什么？")
+    for shown in (messages[-1]["content"], data["error"], api_error.value.message):
+        assert "暂时不可用" in shown, shown
+        assert "10.1.2.3" not in shown and "QA_MILVUS" not in shown and "Milvus" not in shown
+    assert api_error.value.print_exception is False
+    logged = [r for r in caplog.records if "10.1.2.3" in r.getMessage()]
+    assert len(logged) == 2 and all(r.exc_info is None and "\n" not in r.getMessage() for r in logged)
+    with pytest.raises(gr.Error, match="10.1.2.3"):  # the admin, past the password, reads what is wrong
+        admin.rebuild(PASSWORD, client="10.0.0.1")
+
+
+# -- the upload route: slots held only while bytes arrive (issue 22, item 1) ---------------------
+
+def _run(coroutine):
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+async def _reading_app(scope, receive, send):
+    """Stands in for gradio's upload route: reads the whole body, then answers 200."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        if not message.get("more_body", False):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b"[]"})
+
+
+def _upload_scope(host: str) -> dict:
+    return {"type": "http", "method": "POST", "path": "/gradio_api/upload", "client": (host, 5000),
+            "headers": [(b"content-type", b"multipart/form-data; boundary=b"), (b"content-length", b"1000")]}
+
+
+async def _upload(guard, host: str, stall: bool) -> int:
+    """One upload through the guard: the body arrives at once, or a first chunk and then nothing."""
+    import asyncio
+
+    sent = [False]
+    never = asyncio.Event()
+
+    async def receive() -> dict:
+        if not sent[0]:
+            sent[0] = True
+            return {"type": "http.request", "body": b"--b\r\nContent-Disposition: form-data", "more_body": stall}
+        await never.wait()
+        return {"type": "http.disconnect"}
+
+    status = []
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    await guard(_upload_scope(host), receive, send)
+    return status[0]
+
+
+def test_a_stalled_upload_frees_its_slot_and_gets_408(tmp_path):
+    import asyncio
+    import time as clock
+
+    from qa.web.guard import MAX_UPLOADS_AT_ONCE, RequestGuard
+
+    guard = RequestGuard(_reading_app, tmp_path / "up", max_file_bytes=10_000, max_age=60,
+                         read_timeout=0.3, deadline=5)
+
+    async def scenario():
+        stalled = [asyncio.create_task(_upload(guard, "203.0.113.5", stall=True)) for _ in range(MAX_UPLOADS_AT_ONCE)]
+        await asyncio.sleep(0.05)
+        busy = await _upload(guard, "203.0.113.6", stall=False)  # the slots are held while the stalled ones wait
+        start = clock.monotonic()
+        statuses = await asyncio.wait_for(asyncio.gather(*stalled), 5)
+        return busy, statuses, clock.monotonic() - start, await _upload(guard, "203.0.113.6", stall=False)
+
+    busy, statuses, waited, after = _run(scenario())
+    assert busy == 429 and statuses == [408] * MAX_UPLOADS_AT_ONCE and waited < 2 and after == 200
+
+
+def test_an_upload_that_trickles_past_the_deadline_gets_408(tmp_path):
+    import asyncio
+
+    from qa.web.guard import RequestGuard
+
+    guard = RequestGuard(_reading_app, tmp_path / "up", max_file_bytes=10_000, max_age=60,
+                         read_timeout=0.3, deadline=0.6)
+
+    async def trickle(scope, receive, send):
+        async def slowly() -> dict:
+            await asyncio.sleep(0.1)  # a byte now and then: never idle for read_timeout
+            return {"type": "http.request", "body": b"x", "more_body": True}
+
+        sent = []
+
+        async def record(message: dict) -> None:
+            sent.append(message)
+
+        await guard(scope, slowly, record)
+        return sent[0]["status"]
+
+    assert _run(asyncio.wait_for(trickle(_upload_scope("203.0.113.5"), None, None), 5)) == 408
+
+
+def test_an_address_that_passed_the_admin_password_has_an_upload_slot_of_its_own(admin, tmp_path):
+    import asyncio
+
+    from qa.web.guard import MAX_UPLOADS_AT_ONCE, RequestGuard, TrustedClients
+
+    trusted = TrustedClients()
+    guard = RequestGuard(_reading_app, tmp_path / "up", max_file_bytes=10_000, max_age=60, trusted=trusted,
+                         read_timeout=30, deadline=60)
+    admin.trusted = trusted
+    admin.rebuild(PASSWORD, client="198.51.100.20")  # the admin's address passed the password
+
+    async def scenario():
+        stalled = [asyncio.create_task(_upload(guard, "203.0.113.5", stall=True)) for _ in range(MAX_UPLOADS_AT_ONCE)]
+        await asyncio.sleep(0.05)
+        result = (await _upload(guard, "203.0.113.6", stall=False), await _upload(guard, "198.51.100.20", stall=False))
+        for task in stalled:
+            task.cancel()
+        await asyncio.gather(*stalled, return_exceptions=True)
+        return result
+
+    assert _run(scenario()) == (429, 200)

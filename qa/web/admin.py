@@ -5,7 +5,13 @@ batch: the password (a wrong guess is charged to the client, see
 ``guard.Throttle``), the file is one this page uploaded and still waiting in
 gradio's upload folder, its name is made safe, its size is within the limit;
 then it is copied into the uploads folder without overwriting anything, and
-indexed. gradio's temp copies are deleted whatever the outcome.
+indexed. gradio's temp copies are deleted whatever the outcome: each belongs
+to one upload request (``guard.RequestGuard`` gives every request its own
+folder), so deleting it never takes another upload's file.
+
+A refused call is one warning line in the server log (address, action,
+reason) and never a traceback: anyone can send wrong passwords, and a
+traceback per try would let them grow the log thirty lines at a time.
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ from ..present.report import summary_chinese
 from ..config import Settings
 from ..errors import UsageError
 from .chat import documents, text_argument, web_errors
-from .guard import Throttle, discard, hide_paths, inside, same_secret
+from .guard import Throttle, TrustedClients, discard, hide_paths, inside, same_secret
 
 if TYPE_CHECKING:
     from ..pipeline import Bot
 
 STAGES = {"embed": "嵌入段落", "load": "读取文档", "chunk": "切分段落", "index": "写入索引"}
 TEMP_MAX_AGE = 15 * 60  # seconds an upload may wait in gradio's folder for the admin's click
+NAME_BYTES = 255  # the longest file name Linux file systems take, in bytes (UTF-8)
 
 log = logging.getLogger("qa.web")
 
@@ -53,7 +60,8 @@ def safe_name(name: str, suffixes: Collection[str]) -> str:
     """A file name safe to create in the uploads folder, from whatever the browser sent.
 
     Only the last path component survives; anything but letters, digits, CJK,
-    ``-_.`` becomes ``_``; the suffix must be one ingestion reads.
+    ``-_.`` becomes ``_``; the suffix must be one ingestion reads, judged on
+    the whole name as sent; the stem is cut so the name fits in NAME_BYTES.
     """
     base = unicodedata.normalize("NFKC", str(name)).replace("\\", "/").split("/")[-1]
     stem, dot, suffix = base.rpartition(".")
@@ -61,11 +69,19 @@ def safe_name(name: str, suffixes: Collection[str]) -> str:
         stem, suffix = base, ""
     suffix = "." + suffix.lower()
     if suffix not in suffixes:
+        shown = base if len(base) <= 60 else base[:30] + "…" + base[-20:]
         raise UsageError(
-            f"文件 {base!r} 的格式不受支持。", f"支持的格式：{'、'.join(sorted(suffixes))}。"
+            f"文件 {shown!r} 的格式不受支持。", f"支持的格式：{'、'.join(sorted(suffixes))}。"
         )
-    stem = re.sub(r"[^\w\-.]+", "_", stem, flags=re.UNICODE).strip("._ ")[:80] or "upload"
-    return stem + suffix
+    stem = re.sub(r"[^\w\-.]+", "_", stem, flags=re.UNICODE).strip("._ ") or "upload"
+    return fit_name(stem, suffix)
+
+
+def fit_name(stem: str, suffix: str, limit: int = NAME_BYTES) -> str:
+    """``stem + suffix`` with the stem cut (at a character, never inside one) to fit ``limit`` UTF-8 bytes."""
+    room = limit - len(suffix.encode("utf-8"))
+    cut = stem.encode("utf-8")[:room].decode("utf-8", errors="ignore").rstrip("._ ")
+    return (cut or "upload") + suffix
 
 
 def upload_folder() -> Path:
@@ -76,23 +92,27 @@ def upload_folder() -> Path:
 
 
 def gr_error(message: str) -> Exception:
+    """A refusal for the browser; gradio prints no traceback for it (see the module docstring)."""
     import gradio as gr
 
-    return gr.Error(message)
+    return gr.Error(message, print_exception=False)
 
 
 class Admin:
     """The documents tab's event handlers, bound to one Bot; plain methods so tests can call them.
 
     ``client`` arguments are the caller's address (gr.Request), which the
-    password throttle charges; tests pass any string.
+    password throttle charges; tests pass any string. An address that passes
+    the password joins ``trusted``, which the upload guard keeps room for.
     """
 
-    def __init__(self, bot: Bot, settings: Settings, temp_folder: Path | None = None) -> None:
+    def __init__(self, bot: Bot, settings: Settings, temp_folder: Path | None = None,
+                 trusted: TrustedClients | None = None) -> None:
         self.bot, self.settings = bot, settings
         self.uploads = settings.uploads_dir
         self._temp = temp_folder
         self.throttle = Throttle()
+        self.trusted = trusted if trusted is not None else TrustedClients()
 
     @property
     def temp_folder(self) -> Path:
@@ -114,20 +134,26 @@ class Admin:
         """Outputs of an admin action: its report, the refreshed table and picker."""
         return (text, *self.refresh())
 
-    def check_password(self, password: str | None, client: str | None) -> str | None:
-        """None if ``password`` is right, else the reason to refuse; wrong guesses lock the client out."""
+    def check_password(self, password: str | None, client: str | None, action: str = "unlock") -> str | None:
+        """None if ``password`` is right, else the reason to refuse (logged as one line); wrong
+        guesses lock the client out, a right one makes its address trusted for uploads."""
         if not self.settings.admin_password:
-            return "管理功能未启用：请设置环境变量 QA_ADMIN_PASSWORD 后重启。"
-        wait = self.throttle.attempt(client)
-        if wait > 0:
-            return f"管理员密码错误次数过多，请 {math.ceil(wait)} 秒后再试。"
-        if not admin_ok(self.settings, password if isinstance(password, str) else None):
-            return "管理员密码不正确。"
-        self.throttle.succeeded(client)
-        return None
+            reason, refusal = "admin disabled (QA_ADMIN_PASSWORD is not set)", \
+                "管理功能未启用：请设置环境变量 QA_ADMIN_PASSWORD 后重启。"
+        elif (wait := self.throttle.attempt(client)) > 0:
+            reason, refusal = f"locked out after wrong passwords, {math.ceil(wait)} s left", \
+                f"管理员密码错误次数过多，请 {math.ceil(wait)} 秒后再试。"
+        elif not admin_ok(self.settings, password if isinstance(password, str) else None):
+            reason, refusal = "wrong password", "管理员密码不正确。"
+        else:
+            self.throttle.succeeded(client)
+            self.trusted.add(client)
+            return None
+        log.warning("refused admin %s from %s: %s", action, client or "?", reason)
+        return refusal
 
-    def _check(self, password: str | None, client: str | None) -> None:
-        refusal = self.check_password(password, client)
+    def _check(self, password: str | None, client: str | None, action: str) -> None:
+        refusal = self.check_password(password, client, action)
         if refusal:
             raise gr_error(refusal)
 
@@ -144,8 +170,8 @@ class Admin:
         items = files if isinstance(files, list) else [files] if files else []
         paths = [_upload_path(item) for item in items]
         try:
-            with web_errors():
-                self._check(password, client)
+            with web_errors(detailed=True):
+                self._check(password, client, "upload")
                 if not paths:
                     raise gr_error("请先选择要上传的文件。")
                 batch = self._validate(items, paths)
@@ -171,7 +197,7 @@ class Admin:
             if not src.is_file() or src.is_symlink():
                 raise gr_error(f"文件《{label}》已不在上传临时文件夹中（可能已过期），请重新选择；本批文件均未保存。")
             try:
-                name = safe_name(label, supported_suffixes())
+                name = safe_name(_original_name(item, path), supported_suffixes())
             except UsageError as error:
                 raise gr_error(f"{error} 本批文件均未保存。") from None
             if src.stat().st_size > limit:
@@ -212,15 +238,15 @@ class Admin:
         """``name`` in uploads/ if free or holding the same bytes, else ``stem-2.suffix``, ``-3`` ..."""
         stem, suffix = name[: -len(Path(name).suffix)], Path(name).suffix
         for n in range(1, 10_000):
-            target = self.uploads / (name if n == 1 else f"{stem}-{n}{suffix}")
+            target = self.uploads / (name if n == 1 else fit_name(stem, f"-{n}{suffix}"))
             if not target.exists() or filecmp.cmp(src, target, shallow=False):
                 return target
         raise gr_error(f"上传文件夹里与 {name} 同名的文件过多，请先改名。")
 
     def rebuild(self, password: str, progress: Any = None, client: str | None = None) -> tuple[str, str, Any]:
         """Bring the index up to date with the seeds and uploads folders."""
-        with web_errors():
-            self._check(password, client)
+        with web_errors(detailed=True):
+            self._check(password, client, "rebuild")
             roots = [p for p in (Path(self.settings.seeds_dir), self.uploads) if p.is_dir()]
             if not roots:
                 raise gr_error("没有可索引的文件夹（种子文件夹和上传文件夹都不存在）。")
@@ -232,7 +258,7 @@ class Admin:
             if progress is not None:
                 progress((done, total), desc=STAGES.get(stage, stage))
 
-        with web_errors():
+        with web_errors(detailed=True):
             report = self.bot.build(paths, add_only=add_only, progress=step)
             dropped = self._drop_unreadable(report)
             # a reader's own error text may quote the file's full path; titles keep their slashes
@@ -254,8 +280,8 @@ class Admin:
 
     def remove(self, doc_id: str | None, password: str, client: str | None = None) -> tuple[str, str, Any]:
         """Remove a document from the index (and its file, if it was uploaded)."""
-        with web_errors():
-            self._check(password, client)
+        with web_errors(detailed=True):
+            self._check(password, client, "remove")
             if not doc_id:
                 raise gr_error("请先选择要删除的文档。")
             doc_id = text_argument(doc_id, "文档 ID")
@@ -276,8 +302,13 @@ def _upload_path(item: Any) -> Any:
     return getattr(item, "path", None) or getattr(item, "name", None)
 
 
-def _label(item: Any, path: Any) -> str:
-    """The file's name as the user knows it, for messages (never a server path)."""
+def _original_name(item: Any, path: Any) -> str:
+    """The file's name as the browser sent it, whole (``safe_name`` judges its suffix)."""
     name = getattr(item, "orig_name", None) or (item.get("orig_name") if isinstance(item, dict) else None)
-    name = name or (path if isinstance(path, str) else "?")
-    return hide_paths(str(name).replace("\\", "/").rsplit("/", 1)[-1]).replace("\n", " ")[:120]
+    return str(name or (path if isinstance(path, str) else "?"))
+
+
+def _label(item: Any, path: Any) -> str:
+    """The file's name as the user knows it, for messages (never a server path; shortened)."""
+    name = _original_name(item, path)
+    return hide_paths(name.replace("\\", "/").rsplit("/", 1)[-1]).replace("\n", " ")[:120]

@@ -4,6 +4,11 @@ All HTML comes from ``page.py``, which escapes every piece of document text;
 the chat component additionally sanitises. Whatever fails, a web user reads
 one line without server paths (``public_message``); the details go to the
 server log. The admin handlers share that rule (``web_errors``).
+
+An index outage (``IndexUnavailable``: Milvus down) is the operator's
+business: its message names the server's address and the settings to fix,
+so visitors read UNAVAILABLE instead, the log gets the details in one line,
+and the admin handlers (past the password) still show them.
 """
 
 from __future__ import annotations
@@ -18,19 +23,25 @@ from ..present import is_valid
 from ..present.json import public_json
 from ..errors import IndexMissing, IndexUnavailable, QAError, UsageError
 from ..segment import keywords
+from ..text import one_line, printable
 from .guard import hide_paths
 
 if TYPE_CHECKING:
     from ..pipeline import Bot
 
 GENERIC_ERROR = "服务器内部错误，请稍后再试；详细信息已记录在服务器日志中。"
+UNAVAILABLE = "服务暂时不可用，请稍后再试。"
 
 log = logging.getLogger("qa.web")
 
 
-def public_message(error: BaseException) -> str:
+def public_message(error: BaseException, detailed: bool = False) -> str:
     """What a web user may read about a failure: a QAError's own line without server paths,
-    else a generic line (the details go to the server log)."""
+    else a generic line (the details go to the server log). An index outage is told to
+    visitors as UNAVAILABLE; ``detailed`` (the admin, past the password) reads it whole."""
+    if isinstance(error, IndexUnavailable) and not detailed:
+        log.warning("index unavailable: %s", one_line(str(error)))
+        return UNAVAILABLE
     if isinstance(error, QAError):
         return hide_paths(str(error))
     log.error("unexpected error in a web handler", exc_info=error)
@@ -38,8 +49,9 @@ def public_message(error: BaseException) -> str:
 
 
 @contextmanager
-def web_errors() -> Iterator[None]:
-    """Every failure of a handler reaches the browser as one gr.Error line (see public_message)."""
+def web_errors(detailed: bool = False) -> Iterator[None]:
+    """Every failure of a handler reaches the browser as one gr.Error line (see public_message);
+    gradio prints no traceback for it: what the operator needs is logged there."""
     import gradio as gr
 
     try:
@@ -47,7 +59,7 @@ def web_errors() -> Iterator[None]:
     except gr.Error:
         raise
     except Exception as error:  # noqa: BLE001 - the point: nothing raw reaches a web user
-        raise gr.Error(public_message(error)) from None
+        raise gr.Error(public_message(error, detailed), print_exception=False) from None
 
 
 def text_argument(value: Any, what: str) -> str:
@@ -87,7 +99,7 @@ class Chat:
     def reply(self, message: str, messages: list[dict] | None) -> tuple[list[dict], dict, str, str]:
         """One chat turn: (messages, answer JSON, cleared input, article panel)."""
         messages = list(messages or [])
-        question = (message or "").strip() if isinstance(message, str) else ""
+        question = printable(message).strip() if isinstance(message, str) else ""  # echoed: no control codes
         if not question:
             return messages, {}, "", page.render_notice("请输入问题。")
         panel = page.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。")

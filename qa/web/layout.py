@@ -16,6 +16,7 @@ from ..present import html as page
 from ..config import Settings
 from .admin import TEMP_MAX_AGE, Admin, supported_suffixes
 from .chat import Chat, web_errors
+from .guard import TrustedClients
 
 if TYPE_CHECKING:
     from ..pipeline import Bot
@@ -23,12 +24,16 @@ if TYPE_CHECKING:
 CONCURRENCY = 4  # questions answered at once; the Bot is thread-safe for reads
 
 
-def build_app(bot: Bot, settings: Settings) -> Any:
-    """The Blocks app: a chat tab (with the article panel) and a documents tab."""
+def build_app(bot: Bot, settings: Settings, trusted: TrustedClients | None = None) -> Any:
+    """The Blocks app: a chat tab (with the article panel) and a documents tab.
+
+    ``trusted``: the addresses that passed the admin password, shared with the
+    upload guard (``launch_options``) so it keeps upload room for them.
+    """
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import gradio as gr
 
-    chat, admin = Chat(bot), Admin(bot, settings)
+    chat, admin = Chat(bot), Admin(bot, settings, trusted=trusted)
     titles = [d["title"] for d in chat.documents()]
     enabled = bool(settings.admin_password)
     # delete_cache: uploads picked but never sent to an admin action go after TEMP_MAX_AGE (and all at exit)

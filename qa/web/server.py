@@ -4,6 +4,12 @@ The served app listens on loopback unless told otherwise (and then says at
 start what that opens up), fetches nothing from the internet, sends no raw
 exception text to a browser, and has the ``guard.RequestGuard`` in front of
 every route. SIGTERM stops it the way Ctrl-C does, so the upload folder goes too.
+
+Questions need only the light question encoder, loaded before the server
+listens; uploads need the full encoder, which takes seconds more (about 16 s
+on two cores). It loads in a background thread as the server starts, so the
+first upload does not wait for it and the first question is not held up by
+it; stderr says when it starts and when it is ready.
 """
 
 from __future__ import annotations
@@ -13,13 +19,19 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..present import html as page
 from ..config import Settings
 from .admin import STAGES, TEMP_MAX_AGE, upload_folder
-from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle
+from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, TrustedClients
 from .layout import build_app
+
+if TYPE_CHECKING:
+    from ..pipeline import Bot
 
 
 def exposure_warning(settings: Settings) -> str | None:
@@ -48,11 +60,12 @@ def _loopback(host: str) -> bool:
         return False  # a name: it may resolve to anything
 
 
-def launch_options(settings: Settings) -> dict:
+def launch_options(settings: Settings, trusted: TrustedClients | None = None) -> dict:
     """Everything `launch` needs: local only, no share link, nothing fetched from the internet,
     raw exception text never sent to a browser (show_error=False; gr.Error lines still are),
     and the RequestGuard in front of every route. The guard sweeps the upload folder, so call
-    this after `private_upload_folder` (as `serve` does), never with a shared /tmp/gradio."""
+    this after `private_upload_folder` (as `serve` does), never with a shared /tmp/gradio.
+    ``trusted``: the admin addresses, shared with `build_app`'s admin handlers."""
     import gradio as gr
     from starlette.middleware import Middleware
 
@@ -82,6 +95,7 @@ def launch_options(settings: Settings) -> dict:
                     folder=upload_folder(),
                     max_age=TEMP_MAX_AGE,
                     max_file_bytes=settings.max_upload_mb * 1024 * 1024,
+                    trusted=trusted,
                 )
             ]
         },
@@ -104,11 +118,34 @@ def serve(settings: Settings) -> None:
     print(f"嵌入模型：{bot.encoder_name}", file=sys.stderr)
     if bot.encoder_notice:
         print(bot.encoder_notice, file=sys.stderr)
-    app = build_app(bot, settings)
+    trusted = TrustedClients()
+    app = build_app(bot, settings, trusted)
+    preload_full_encoder(bot)
     try:
-        app.launch(**launch_options(settings))
+        app.launch(**launch_options(settings, trusted))
     except KeyboardInterrupt:  # a stop that came before gradio's own wait loop, which handles later ones
         app.close()
+
+
+def preload_full_encoder(bot: Bot) -> threading.Thread:
+    """Load the encoder uploads need in a daemon thread (see the module docstring); a failure is
+    one line here, and the first upload meets it again and reports it to the admin."""
+
+    def load() -> None:
+        print("Loading the full encoder for uploads in the background.", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        try:
+            bot.encoder  # noqa: B018 - loading it is the point
+        except Exception as error:  # noqa: BLE001 - not fatal: questions use the light encoder
+            print(f"The full encoder could not be loaded in the background ({type(error).__name__}); "
+                  "the first upload will try again.", file=sys.stderr, flush=True)
+            return
+        print(f"Full encoder loaded in {time.monotonic() - started:.1f} s; uploads will not wait for it.",
+              file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=load, name="qa-full-encoder", daemon=True)
+    thread.start()
+    return thread
 
 
 def stop_on_sigterm() -> None:
