@@ -53,7 +53,14 @@ def visible(gen: int) -> str:
 
 
 # -- collections ----------------------------------------------------------------------------
-def _schema(description: str, fields: Sequence[tuple[str, str, dict[str, Any]]]) -> Any:
+# fields both collections have, in this order: the document a row belongs to, and the
+# generations that see it (``visible``)
+_Field = tuple[str, str, dict[str, Any]]  # name, pymilvus DataType name, add_field's options
+_DOCUMENT: list[_Field] = [("doc_key", "INT64", {}), ("doc_id", "VARCHAR", {"max_length": 1024})]
+_GENERATIONS: list[_Field] = [("added", "INT64", {}), ("removed", "INT64", {})]
+
+
+def _schema(description: str, fields: Sequence[_Field]) -> Any:
     from pymilvus import DataType, MilvusClient
 
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
@@ -66,15 +73,13 @@ def passage_schema() -> Any:
     """The passage collection's fields but the dense vector, added once its dimension is known."""
     return _schema(f"qa passages, format {FORMAT}", [
         ("id", "INT64", {"is_primary": True}),
-        ("doc_key", "INT64", {}),
-        ("doc_id", "VARCHAR", {"max_length": 1024}),
+        *_DOCUMENT,
         ("ordinal", "INT64", {}),
         ("start", "INT64", {}),
         ("end", "INT64", {}),
         ("heading", "VARCHAR", {"max_length": MAX_VARCHAR}),
         ("tokens", "VARCHAR", {"max_length": MAX_VARCHAR}),
-        ("added", "INT64", {}),
-        ("removed", "INT64", {}),
+        *_GENERATIONS,
         ("sparse", "SPARSE_FLOAT_VECTOR", {}),
     ])
 
@@ -86,11 +91,9 @@ def create_meta(backend: Connection, collection: str) -> None:
     meta = _schema(f"qa documents and manifests, format {FORMAT}", [
         ("k", "VARCHAR", {"is_primary": True, "max_length": 256}),
         ("kind", "VARCHAR", {"max_length": 16}),
-        ("doc_key", "INT64", {}),
-        ("doc_id", "VARCHAR", {"max_length": 1024}),
+        *_DOCUMENT,
         ("part", "INT64", {}),
-        ("added", "INT64", {}),
-        ("removed", "INT64", {}),
+        *_GENERATIONS,
         ("body", "VARCHAR", {"max_length": MAX_VARCHAR}),
         ("v", "FLOAT_VECTOR", {"dim": 2}),  # Milvus wants a vector in every collection
     ])
