@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.index.local import Builder, open_index
+from qa.index.local import LocalWriter, open_index
 from qa.index.keyword import KeywordIndex
 from qa.bench.synthetic import PER_DOC, clustered_corpus, make_doc, stats, unit
 from qa.bench.synthetic import timed as run_timed
@@ -108,12 +108,12 @@ def main() -> None:
     manifest = {"encoder": "generated", "dim": DIM}
 
     start = time.perf_counter()
-    with Builder(index_dir, fresh=True) as builder:
+    with LocalWriter(index_dir, fresh=True) as builder:
         for d, (doc, passages) in enumerate(docs):
             s = slice(d * PER_DOC, d * PER_DOC + len(passages))
             builder.add_document(doc, passages, vectors[s], tokens[s])
         builder.commit(manifest)
-    row("full build through Builder (no embedding)", f"{time.perf_counter() - start:.1f} s")
+    row("full build through LocalWriter (no embedding)", f"{time.perf_counter() - start:.1f} s")
     start = time.perf_counter()
     KeywordIndex.build(range(n), tokens[:n])
     row("  of which BM25 build from token lists", f"{time.perf_counter() - start:.1f} s")
@@ -127,7 +127,8 @@ def main() -> None:
     index = open_index(index_dir)
     row("open_index in a warm process", f"{(time.perf_counter() - start) * 1000:.0f} ms")
     row("index type at this size", index.manifest["vectors"]["kind"])
-    row("Index.search_dense k=50 p50/p95", "%.2f / %.2f ms" % timed(lambda i: index.search_dense(queries[i], 50), 200))
+    row("LocalReader.search_dense k=50 p50/p95",
+        "%.2f / %.2f ms" % timed(lambda i: index.search_dense(queries[i], 50), 200))
     flat = VectorIndex.build(np.arange(n), vectors[:n], DIM, kind="flat")
     row("plain exact FAISS (flat) k=50 p50/p95",
         "%.2f / %.2f ms" % timed(lambda i, f=flat: f.search(queries[i], 50), 200))
@@ -141,12 +142,12 @@ def main() -> None:
         row("IVF recall@10 against exact", f"{recall:.3f}")
     del flat
     row(
-        "Index.search_keyword k=50 p50/p95",
+        "LocalReader.search_keyword k=50 p50/p95",
         "%.2f / %.2f ms" % timed(lambda i: index.search_keyword(token_queries[i], 50), 200),
     )
     ids = [pid for pid, _ in index.search_dense(queries[0], 50)]
     row(
-        "Index.passages(10 ids) p50/p95",
+        "LocalReader.passages(10 ids) p50/p95",
         "%.2f / %.2f ms" % timed(lambda i: index.passages(ids[i % 40 : i % 40 + 10]), 200),
     )
 
@@ -160,7 +161,7 @@ def main() -> None:
     for label, change in (("add one document (10 passages)", "add"), ("replace one document", "replace"),
                           ("remove one document", "remove")):
         start = time.perf_counter()
-        with Builder(index_dir) as builder:
+        with LocalWriter(index_dir) as builder:
             if change == "add":
                 builder.add_document(*extra_doc, extra_vec, extra_tok)
             elif change == "replace":
@@ -170,7 +171,7 @@ def main() -> None:
             else:
                 builder.remove_document(docs[1][0].doc_id)
             builder.commit(manifest)
-        row(f"{label} to {n} via Builder", f"{time.perf_counter() - start:.2f} s")
+        row(f"{label} to {n} via LocalWriter", f"{time.perf_counter() - start:.2f} s")
 
     cold = cold_start(index_dir, queries[0].tolist(), token_queries[0])
     row("cold process: import + open_index", f"{cold['open']:.2f} s")

@@ -34,7 +34,7 @@ class Settings:
     precision: str = "auto"  # QA_PRECISION: auto | f32 | bf16 | int8 (OpenVINO inference precision)
     ov_streams: int = 0  # QA_OV_STREAMS: OpenVINO inference streams (parallel requests) for passages; 0: one per thread
 
-    # a served index instead of the folder (see qa/index/milvus.py); empty: the FAISS folder
+    # a served index instead of the folder (see qa/index/milvus/); empty: the FAISS folder
     milvus_uri: str = ""  # QA_MILVUS_URI: http(s)://host:port of a Milvus server, or a local *.db file (Milvus Lite)
     milvus_token: str = ""  # QA_MILVUS_TOKEN: "user:password" or an API key, when the server asks for one
     milvus_db: str = ""  # QA_MILVUS_DB: the Milvus database; empty: the server's default

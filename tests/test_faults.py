@@ -226,7 +226,7 @@ class FaultAt:
             holder = importlib.import_module(module)
             holder = getattr(holder, owner) if owner else holder
             monkeypatch.setattr(holder, name, self._wrap(f"{owner or module}.{name}", getattr(holder, name)))
-        commit = qa.index.local.Builder.commit
+        commit = qa.index.local.LocalWriter.commit
 
         def counted_commit(builder, manifest):
             self.active = True
@@ -235,7 +235,7 @@ class FaultAt:
             finally:
                 self.active = False
 
-        monkeypatch.setattr(qa.index.local.Builder, "commit", counted_commit)
+        monkeypatch.setattr(qa.index.local.LocalWriter, "commit", counted_commit)
 
     def _wrap(self, label: str, original):
         def step(*args, **kwargs):

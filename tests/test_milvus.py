@@ -28,8 +28,9 @@ from qa.config import Settings
 from qa.embed import load_encoder
 from qa.errors import IndexBusy, IndexUnavailable, UsageError
 from qa.index import connect
-import qa.index.milvus as milvus_index
-from qa.index.milvus import PART_BYTES, MilvusBackend
+import qa.index.milvus.lock as milvus_lock
+from qa.index.milvus import MilvusBackend
+from qa.index.milvus.schema import PART_BYTES
 from qa.pipeline import Bot
 from qa.present.json import answer_to_json
 from qa.types import Document, Passage
@@ -218,8 +219,8 @@ def test_a_second_build_at_once_is_refused_with_its_owner(settings, corpus, enco
     Bot(settings, encoder=encoder).build([corpus])
     # both builds start in the same second of the same process: their lock collections must still differ
     second = int(time.time())
-    monkeypatch.setattr(milvus_index, "time", SimpleNamespace(time=lambda: float(second), monotonic=time.monotonic,
-                                                              sleep=time.sleep, strftime=time.strftime))
+    monkeypatch.setattr(milvus_lock, "time", SimpleNamespace(time=lambda: float(second), monotonic=time.monotonic,
+                                                             sleep=time.sleep, strftime=time.strftime))
     backend = connect(settings)
     with backend.writer():
         with pytest.raises(IndexBusy, match=f"process {os.getpid()}"):
@@ -303,7 +304,7 @@ def test_the_web_chat_says_the_server_is_down_and_recovers(tmp_path, corpus, enc
 def test_sparse_vectors_are_bm25s_weights():
     """The stored weight times the query's IDF is bm25s's score for a one-word query."""
     from qa.index.keyword import KeywordIndex
-    from qa.index.milvus import _bm25_vector, _term_counts, token_id
+    from qa.index.milvus.schema import bm25_vector, term_counts, token_id
 
     docs = [["交警", "党建", "交警"], ["党建", "品牌"], ["群众"]]
     avgdl = sum(map(len, docs)) / len(docs)
@@ -313,15 +314,15 @@ def test_sparse_vectors_are_bm25s_weights():
         idf = np.log(1 + (3 - df + 0.5) / (df + 0.5))
         expected = dict(bm.search([word], 3))
         for i, d in enumerate(docs):
-            weight = _bm25_vector(*_term_counts(d), len(d), avgdl).get(token_id(word), 0.0)
+            weight = bm25_vector(*term_counts(d), len(d), avgdl).get(token_id(word), 0.0)
             assert weight * idf == pytest.approx(expected.get(i, 0.0), rel=1e-5)
 
 
 def test_document_parts_split_between_characters():
-    from qa.index.milvus import _split_text
+    from qa.index.milvus.schema import split_text
 
     text = "甲乙丙" * 50_000 + "abc"
-    parts = _split_text(text)
+    parts = split_text(text)
     assert "".join(parts) == text and len(parts) > 1
     assert all(len(p.encode("utf-8")) <= PART_BYTES for p in parts)
 

@@ -13,7 +13,7 @@ import pytest
 from qa.config import Settings
 from qa.embed import load_encoder
 from qa.errors import IndexBusy, IndexMissing, UsageError
-from qa.index.local import Builder
+from qa.index.local import LocalWriter
 from qa.pipeline import Bot
 from qa.present.json import answer_to_json
 
@@ -111,7 +111,7 @@ def test_remove_and_clear_errors(make_bot, corpus):
 def test_second_build_is_refused_while_one_runs(make_bot, corpus):
     bot = make_bot()
     bot.build([corpus])
-    with Builder(bot.settings.index_dir):
+    with LocalWriter(bot.settings.index_dir):
         with pytest.raises(IndexBusy, match="build"):
             bot.build([corpus])
     assert bot.build([corpus]).embedded == 0  # the lock is released afterwards

@@ -1,10 +1,12 @@
 """The index behind one interface (``interface.py``); ``connect`` picks the implementation.
 
 Layout of the package: ``interface.py`` the protocols every caller uses;
+``common.py`` what both implementations share (the BM25 term weight, vector
+normalisation, the open-and-retry of the live state, the writer's lifecycle);
 ``local.py`` the implementation in one folder (snapshots, manifest, the
 atomic switch), built from ``store.py`` (SQLite: documents, passages, the
 embedding cache), ``vectors.py`` (FAISS), ``keyword.py`` (bm25s) and
-``durable.py`` (fsync, the CURRENT switch, the build lock); ``milvus.py`` the
+``durable.py`` (fsync, the CURRENT switch, the build lock); ``milvus/`` the
 same interface over a Milvus server or Milvus Lite file, for indexes shared by
 several web replicas. Nothing outside this package names a file inside an
 index folder or a Milvus collection.

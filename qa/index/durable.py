@@ -2,7 +2,7 @@
 
 Why fsync files *and* directories: a rename is only durable once its directory
 is, and a snapshot must be complete on disk before CURRENT may name it (see
-index.py for the order a build follows).
+``local.py`` for the order a build follows).
 
 Why readers pin snapshots with ``flock``: a question may hold a snapshot for as
 long as it runs, across any number of builds; a shared lock on the snapshot's

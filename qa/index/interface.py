@@ -1,11 +1,11 @@
 """What the rest of the program may know about an index: three small protocols.
 
 Why protocols: the pipeline, the web chat and the bench talk to "the index",
-never to its files. Today one implementation answers (``local.py``: FAISS,
-bm25s and SQLite snapshots in one folder); a served engine (Milvus) is meant
-to be a second one that satisfies the same protocols, selected by settings in
-``qa.index.connect``, with no caller changing. So nothing here names a file,
-a folder or a library, and ids are plain integers chosen by the index.
+never to its files. Two implementations answer: ``local.py`` (FAISS, bm25s and
+SQLite snapshots in one folder) and ``milvus/`` (a Milvus server or Milvus Lite
+file), selected by settings in ``qa.index.connect``, with no caller changing.
+So nothing here names a file, a folder or a library, and ids are plain
+integers chosen by the index. What the two share in code is in ``common.py``.
 
 ``IndexBackend``  where the index lives: opens the live state, starts a build.
 ``IndexReader``   one committed state, frozen: searches and lookups, thread-safe.
@@ -147,25 +147,3 @@ class IndexBackend(Protocol):
         """The embedding cache that goes with this index (the caller closes it)."""
         ...
 
-
-def checked_addition(
-    doc: Document, passages: Sequence[Passage], vectors: object, tokens: Sequence[Sequence[str]], dim: int | None
-) -> np.ndarray:
-    """``IndexWriter.add_document``'s contract, checked the same way by every implementation.
-
-    Why here: a wrong offset, a missing vector or a vector of another model's
-    dimension would be stored silently and surface later as a wrong citation;
-    each implementation refuses it before writing anything. Returns the
-    vectors as float32 rows.
-    """
-    import numpy as np
-
-    rows = np.asarray(vectors, dtype=np.float32)
-    if not (len(passages) == len(rows) == len(tokens)):
-        raise ValueError(f"{doc.doc_id}: {len(passages)} passages, {len(rows)} vectors, {len(tokens)} token lists")
-    if rows.ndim != 2 or (dim is not None and rows.shape[1] != dim and len(rows)):
-        raise ValueError(f"{doc.doc_id}: vectors of shape {rows.shape}, the index holds dimension {dim}")
-    for p in passages:
-        if doc.text[p.start : p.end] != p.text or p.doc_id != doc.doc_id:
-            raise ValueError(f"{doc.doc_id}: passage {p.ordinal} does not match the document text")
-    return rows

@@ -10,8 +10,9 @@ over every token (about 10 s at 100,000 passages), and an added document must
 cost seconds, not the size of the collection. So each snapshot also keeps the
 raw term frequencies (a doc-major CSR matrix); an update drops the removed
 rows, appends the new ones and recomputes the BM25 weights with numpy, using
-the same Lucene-variant formula bm25s uses (tests/test_keyword.py checks the
-weights against ``bm25s.BM25.index`` on the same tokens). The result is
+the same Lucene-variant formula bm25s uses (``common.term_weights`` and
+``common.idf``, which the Milvus index uses too; tests/test_keyword.py checks
+the weights against ``bm25s.BM25.index`` on the same tokens). The result is
 handed to bm25s as its score matrix, and bm25s saves, loads and scores it.
 """
 
@@ -24,7 +25,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-K1, B = 0.9, 0.4  # Anserini's defaults; README "Retrieval" (bm25s' own, 1.5 / 0.75, favoured short passages)
+from .common import B, K1, idf, term_weights
+
 _TF_FILES = ("ids", "tf_indptr", "tf_terms", "tf_counts")
 
 
@@ -89,15 +91,10 @@ class KeywordIndex:
         doc_len = (total[indptr[1:]] - total[indptr[:-1]]).astype(np.float64)
         avg = float(doc_len.mean()) or 1.0
         df = np.bincount(terms, minlength=n_vocab).astype(np.float64)
-        idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)  # bm25s _score_idf_lucene
-        norm = (K1 * ((1 - B) + B * doc_len / avg)).astype(np.float32)  # per document, then repeated
-        # bm25s _score_tfc_lucene, idf * tf / (norm + tf), in place: at 100,000 passages
-        # these are 10 million entries, and every temporary costs tens of milliseconds
-        tf32 = counts.astype(np.float32)
-        weights = np.repeat(norm, lengths)
-        weights += tf32
-        np.divide(tf32, weights, out=weights)
-        weights *= np.take(idf, terms)
+        idfs = idf(n, df).astype(np.float32)  # bm25s _score_idf_lucene
+        # bm25s _score_tfc_lucene, idf * tf / (norm + tf)
+        weights = term_weights(counts.astype(np.float32), doc_len, avg, lengths)
+        weights *= np.take(idfs, terms)
         csc = csr_matrix((weights, terms, indptr), shape=(n, n_vocab)).tocsc()  # rows come out sorted
         retriever = _bm25s().BM25(k1=K1, b=B, method="lucene")
         retriever.scores = {

@@ -1,8 +1,9 @@
 """The index in one folder: snapshots, manifest, build lock and the atomic switch.
 
 ``LocalBackend`` is the implementation of ``interface.IndexBackend`` that
-``qa.index.connect`` returns today; this package is the only code that knows
-the folder's layout.
+``qa.index.connect`` returns unless a Milvus server is named; ``LocalReader``
+is one loaded snapshot, ``LocalWriter`` one build. This module is the only
+code that knows the folder's layout.
 
 Layout of ``index_dir``::
 
@@ -28,7 +29,7 @@ Crash-safety contract:
   nothing of its own unless it reads ``CURRENT`` and finds the previous name.
 - Clean-up (after the switch) deletes only what no kept snapshot needs. Kept
   are the new snapshot, the previous one, and every older one a reader still
-  pins (a shared ``flock`` on its ``READERS`` file, held by ``Index`` until it is
+  pins (a shared ``flock`` on its ``READERS`` file, held by ``LocalReader`` until it is
   closed or garbage-collected). So a question that took a snapshot keeps
   reading its passages while any number of builds commit; what it pinned goes
   in the first build after it lets go. A fault during clean-up only leaves
@@ -41,7 +42,6 @@ import json
 import os
 import shutil
 import sqlite3
-import threading
 import time
 import weakref
 from pathlib import Path
@@ -49,20 +49,19 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..errors import IndexCorrupt, IndexWriteError, UsageError
+from ..types import DocInfo, Document, Passage
 from . import durable
-from ..errors import IndexCorrupt, IndexMissing, IndexWriteError, UsageError
+from .common import FORMAT, REBUILD, LiveReader, WriterBase, open_live, short_error
+from .interface import IndexReader
 from .keyword import KeywordIndex
 from .keyword import library_version as keyword_lib
 from .store import EmbeddingCache, Store
-from ..types import DocInfo, Document, Passage
-from .interface import IndexReader, checked_addition
 from .vectors import VectorIndex, kind_for
 from .vectors import library_version as vector_lib
 
-__all__ = ["Builder", "EmbeddingCache", "Index", "LocalBackend", "current_version", "open_index"]
+__all__ = ["EmbeddingCache", "LocalBackend", "LocalReader", "LocalWriter", "current_version", "open_index"]
 
-FORMAT = 1
-REBUILD = "Run: qa build --full to rebuild it."
 _READ_ERRORS = (OSError, ValueError, RuntimeError, KeyError, EOFError, TypeError, sqlite3.DatabaseError)
 
 
@@ -71,8 +70,7 @@ class LocalBackend:
 
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = Path(index_dir)
-        self._lock = threading.Lock()
-        self._live: Index | None = None
+        self._live: LiveReader[LocalReader] = LiveReader()
 
     @property
     def location(self) -> str:
@@ -81,19 +79,15 @@ class LocalBackend:
     def live_version(self) -> str | None:
         return current_version(self.index_dir)
 
-    def live(self) -> "Index":
-        version = current_version(self.index_dir)
-        with self._lock:
-            if self._live is None or version != self._live.version:
-                # the replaced snapshot is not closed: questions that took it may still be reading
-                self._live = open_index(self.index_dir)
-            return self._live
+    def live(self) -> LocalReader:
+        return self._live.get(current_version(self.index_dir), self.open)
 
-    def open(self) -> "Index":
+    def open(self) -> LocalReader:
         return open_index(self.index_dir)
 
-    def writer(self, fresh: bool = False, previous: IndexReader | None = None) -> "Builder":
-        return Builder(self.index_dir, fresh=fresh, previous=previous if isinstance(previous, Index) else None)
+    def writer(self, fresh: bool = False, previous: IndexReader | None = None) -> LocalWriter:
+        reusable = previous if isinstance(previous, LocalReader) else None
+        return LocalWriter(self.index_dir, fresh=fresh, previous=reusable)
 
     def vector_cache(self) -> EmbeddingCache:
         return EmbeddingCache(self.index_dir)
@@ -107,24 +101,24 @@ def current_version(index_dir: Path) -> str | None:
         return None
 
 
-def open_index(index_dir: Path) -> "Index":
+def open_index(index_dir: Path) -> LocalReader:
     """Load the live snapshot; ``IndexMissing`` before the first build, ``IndexCorrupt`` when damaged."""
     index_dir = Path(index_dir)
-    for _ in range(3):
-        version = current_version(index_dir)
-        if version is None:
-            raise IndexMissing(f"No index yet in {index_dir}.", "Run: qa build")
-        try:
-            return Index(index_dir, version)
-        except IndexCorrupt:
-            if current_version(index_dir) == version:
-                raise
-            # a build switched CURRENT while we were opening: open the new one
-    raise IndexCorrupt(f"The index in {index_dir} keeps changing while it is opened.", "Wait for builds to finish.")
+    return open_live(str(index_dir), lambda: current_version(index_dir),
+                     lambda version: LocalReader(index_dir, version))
 
 
-class Index:
-    """One snapshot, loaded; safe to query from several threads."""
+class LocalReader:
+    """One snapshot, loaded; safe to query from several threads.
+
+    ``vectors`` (FAISS) and ``keyword`` (bm25s) are its loaded indexes. They
+    are public for one reader only: a ``LocalWriter`` given this reader as
+    ``previous`` updates them for its new snapshot instead of reading them
+    from disk again, after which this reader must not be queried.
+    """
+
+    vectors: VectorIndex
+    keyword: KeywordIndex
 
     def __init__(self, index_dir: Path, version: str) -> None:
         self.index_dir = Path(index_dir)
@@ -158,27 +152,27 @@ class Index:
         except sqlite3.DatabaseError as error:
             raise IndexCorrupt(f"Index store {store_path} cannot be read ({error}).", REBUILD) from None
         try:
-            self._vectors = _load(VectorIndex.load, snap / "vectors.faiss", self.manifest["vectors"]["kind"])
-            self._keyword = _load(KeywordIndex.load, snap / "bm25")
+            self.vectors = _load(VectorIndex.load, snap / "vectors.faiss", self.manifest["vectors"]["kind"])
+            self.keyword = _load(KeywordIndex.load, snap / "bm25")
         except IndexCorrupt:
             self._store.close()
             raise
-        counts = (len(self._vectors), len(self._keyword), self.manifest["passages"])
+        counts = (len(self.vectors), len(self.keyword), self.manifest["passages"])
         if len(set(counts)) != 1 or documents != self.manifest["documents"]:
             self._store.close()
             raise IndexCorrupt(f"The index in {snap} is inconsistent (passages {counts}).", REBUILD)
 
     def search_dense(self, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
         """(passage id, cosine similarity), best first."""
-        return self._vectors.search(qvec, k)
+        return self.vectors.search(qvec, k)
 
     def search_keyword(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
         """(passage id, BM25 score), best first; passages sharing no token are left out."""
-        return self._keyword.search(tokens, k)
+        return self.keyword.search(tokens, k)
 
     def doc_freq(self, token: str) -> int:
         """Passages containing ``token`` (for IDF weights outside BM25)."""
-        return self._keyword.doc_freq(token)
+        return self.keyword.doc_freq(token)
 
     def passage_count(self) -> int:
         return int(self.manifest["passages"])
@@ -217,17 +211,17 @@ class Index:
         if self._unpin is not None:
             self._unpin()  # closes the pin's descriptor once, whether called here or at garbage collection
 
-    def __enter__(self) -> "Index":
+    def __enter__(self) -> LocalReader:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-class Builder:
+class LocalWriter(WriterBase):
     """Writes the next snapshot; use as a context manager and call ``commit``."""
 
-    def __init__(self, index_dir: Path, fresh: bool = False, previous: "Index | None" = None) -> None:
+    def __init__(self, index_dir: Path, fresh: bool = False, previous: LocalReader | None = None) -> None:
         """``previous``: the live snapshot, already opened by the caller; an
         incremental commit then updates its loaded FAISS and BM25 indexes instead
         of reading them again (about 0.2 s at 100,000 passages). It must not be
@@ -239,23 +233,10 @@ class Builder:
         self._switching = False  # the CURRENT rename has been started: from now on CURRENT may name our snapshot
         self._committed = False  # the rename returned: the build is live
 
-    # -- lifecycle -------------------------------------------------------------
-    def __enter__(self) -> "Builder":
+    # -- lifecycle (the ``with`` block is ``WriterBase``'s) ----------------------
+    def _acquire(self) -> None:
         self.index_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = durable.take_lock(self.index_dir / "build.lock")
-        try:
-            self._start()
-        except BaseException:
-            self._release()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if not self._committed:
-                self._discard()
-        finally:
-            self._release()
 
     def _start(self) -> None:
         version = current_version(self.index_dir)
@@ -281,7 +262,7 @@ class Builder:
             raise IndexCorrupt(
                 f"Index store {self.index_dir / self.store_name} cannot be read ({error}).", REBUILD
             ) from None
-        self.dim: int | None = self._base["vectors"]["dim"] if self._base else None
+        self.dim = self._base["vectors"]["dim"] if self._base else None
         self._removed: set[int] = set()  # ids of the live snapshot that go
         self._added: dict[int, tuple[np.ndarray, list[str]]] = {}  # only kept for an incremental commit
 
@@ -332,10 +313,7 @@ class Builder:
         self, doc: Document, passages: Sequence[Passage], vectors: np.ndarray, tokens: Sequence[Sequence[str]]
     ) -> None:
         """Add (or replace) ``doc`` with its passages, their vectors and jieba tokens."""
-        vectors = checked_addition(doc, passages, vectors, tokens, self.dim)
-        if len(vectors):
-            self.dim = int(vectors.shape[1])
-        self.remove_document(doc.doc_id)
+        vectors = self._admit(doc, passages, vectors, tokens)
         ids = self._store.add_document(doc, passages, vectors, tokens, self.gen)
         if self._base:
             for pid, vec, toks in zip(ids, vectors, tokens, strict=True):
@@ -353,26 +331,24 @@ class Builder:
         clean-up is swallowed: the build is committed, and the next build
         removes the rest.
         """
-        dim = self.dim or manifest.get("dim")
-        if not dim:
-            raise ValueError("the vector dimension is unknown: add a document or give manifest['dim']")
+        dim = self._commit_dim(manifest)
         unchanged = f"The new index could not be written; the index in {self.index_dir} is unchanged"
         hint = "Free disk space or check the disk, then run: qa build"
         try:
-            self._write_snapshot(manifest, int(dim))
+            self._write_snapshot(manifest, dim)
             self._store.commit()
         except (OSError, sqlite3.Error) as error:
-            raise IndexWriteError(f"{unchanged} ({_short(error)}).", hint) from None
+            raise IndexWriteError(f"{unchanged} ({short_error(error)}).", hint) from None
         self._switching = True
         try:
             durable.replace_current(self.index_dir, self._snap.name)
         except OSError as error:
             if self._still_previous():
-                raise IndexWriteError(f"{unchanged} ({_short(error)}).", hint) from None
+                raise IndexWriteError(f"{unchanged} ({short_error(error)}).", hint) from None
             self._committed = True
             raise IndexWriteError(
                 f"The new index in {self.index_dir} is live, but the disk failed while making the switch"
-                f" durable ({_short(error)}).", "Check the disk; the next qa build tidies up."
+                f" durable ({short_error(error)}).", "Check the disk; the next qa build tidies up."
             ) from None
         self._committed = True
         self._collect()
@@ -404,10 +380,11 @@ class Builder:
     # -- commit helpers ------------------------------------------------------------
     def _vectors(self, n: int, dim: int) -> VectorIndex:
         if self._base:
+            opened = self._previous_reader()
             kind = kind_for(n, self._base["vectors"]["kind"])
             if kind == self._base["vectors"]["kind"]:
                 try:
-                    vectors = self._reused("_vectors") or VectorIndex.load(self._prev / "vectors.faiss", kind)
+                    vectors = (opened and opened.vectors) or VectorIndex.load(self._prev / "vectors.faiss", kind)
                     vectors.remove(np.fromiter(self._removed, dtype=np.int64))
                     if self._added:
                         vectors.add(
@@ -423,17 +400,18 @@ class Builder:
     def _keyword(self) -> KeywordIndex:
         if self._base:
             try:
-                old = self._reused("_keyword") or KeywordIndex.load(self._prev / "bm25")
+                opened = self._previous_reader()
+                old = (opened and opened.keyword) or KeywordIndex.load(self._prev / "bm25")
                 added = list(self._added.items())
                 return old.updated(self._removed, [pid for pid, _ in added], [toks for _, (_, toks) in added])
             except _READ_ERRORS:
                 pass  # rebuild from the store below
         return KeywordIndex.build(self._store.passage_ids(self.gen), (toks for _, toks in self._store.tokens(self.gen)))
 
-    def _reused(self, part: str):
-        """A part of the caller's open copy of the previous snapshot, if that is what it is."""
+    def _previous_reader(self) -> LocalReader | None:
+        """The caller's open copy of the previous snapshot, if that is what it is."""
         opened = self._opened
-        return getattr(opened, part) if opened is not None and opened.version == self._prev.name else None
+        return opened if opened is not None and opened.version == self._prev.name else None
 
     def _collect(self) -> None:
         """Drop what no kept snapshot needs; never fails the build.
@@ -476,7 +454,7 @@ def _read_manifest(path: Path) -> dict:
     except FileNotFoundError:
         raise IndexCorrupt(f"Index file {path} is missing.", REBUILD) from None
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise IndexCorrupt(f"Index file {path} cannot be read ({_short(error)}).", REBUILD) from None
+        raise IndexCorrupt(f"Index file {path} cannot be read ({short_error(error)}).", REBUILD) from None
     if manifest.get("format") != FORMAT:
         raise IndexCorrupt(f"Index {path.parent} was written by another version of qa.", REBUILD)
     return manifest
@@ -486,14 +464,9 @@ def _load(loader, path: Path, *args):
     try:
         return loader(path, *args)
     except _READ_ERRORS as error:
-        raise IndexCorrupt(f"Index file {path} cannot be read ({_short(error)}).", REBUILD) from None
+        raise IndexCorrupt(f"Index file {path} cannot be read ({short_error(error)}).", REBUILD) from None
 
 
 def _snapshot_dirs(index_dir: Path) -> list[Path]:
     root = index_dir / "snapshots"
     return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-
-
-def _short(error: BaseException) -> str:
-    return ((str(error).strip().splitlines() or [type(error).__name__])[-1])[:200]
-

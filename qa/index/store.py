@@ -25,6 +25,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..types import DocInfo, Document, Passage, text_hash
+from .common import join_tokens, split_tokens
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -56,7 +57,6 @@ CREATE INDEX IF NOT EXISTS passages_doc_key ON passages(doc_key);
 
 VISIBLE = "d.added <= :g AND (d.removed IS NULL OR d.removed > :g)"
 _VISIBLE_PASSAGES = f"JOIN documents d ON d.doc_key = p.doc_key WHERE {VISIBLE}"
-TOKEN_SEP = "\x1f"  # unit separator: never part of a jieba token of cleaned text
 _DOC_COLUMNS = "d.doc_key, d.doc_id, d.path, d.title, d.text, d.content_hash, d.source, d.date, d.url"
 _BATCH = 500  # SQLite's default host-parameter limit is 999 on old builds
 
@@ -160,7 +160,7 @@ class Store:
         with self._lock:
             rows = self._con.execute(sql, {"g": gen}).fetchall()
         for pid, joined in rows:
-            yield pid, (joined.split(TOKEN_SEP) if joined else [])
+            yield pid, split_tokens(joined)
 
     # -- writing generation ``gen`` (the builder's, not yet live) -----------
     def begin(self) -> None:
@@ -214,7 +214,7 @@ class Store:
                     "INSERT INTO passages (doc_key, ordinal, start, end, heading, tokens, vector)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (key, p.ordinal, p.start, p.end, p.heading,
-                     TOKEN_SEP.join(t.replace(TOKEN_SEP, "") for t in toks),
+                     join_tokens(toks),
                      np.ascontiguousarray(vec, dtype=np.float32).tobytes()),
                 )
                 rowid = cur.lastrowid

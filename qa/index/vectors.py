@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .common import normalised
+
 # Passages from which the approximate index answers. Measured at dim 384 on
 # 2 cores (benchmarks/index_scale.py --sweep): exact search costs ~5 ms per
 # query at 50k, ~10 ms at 100k, ~19 ms at 200k, growing linearly; IVF with
@@ -158,8 +160,7 @@ def _normalised(vectors: np.ndarray, dim: int) -> np.ndarray:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[1] != dim:
         raise ValueError(f"expected vectors of dimension {dim}, got shape {vectors.shape}")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
+    return normalised(vectors)
 
 
 def library_version() -> str:

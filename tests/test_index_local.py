@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from qa.errors import IndexBusy, IndexCorrupt, IndexMissing, QAError, UsageError
-from qa.index.local import Builder, current_version, open_index
+from qa.index.local import LocalWriter, current_version, open_index
 from qa.types import Document, Passage
 
 DIM = 16
@@ -45,7 +45,7 @@ def article(doc_id: str, sentences: list[str]) -> tuple[Document, list[Passage],
 
 
 def build(index_dir: Path, docs: dict[str, list[str]], remove: tuple[str, ...] = (), fresh: bool = False) -> None:
-    with Builder(index_dir, fresh=fresh) as builder:
+    with LocalWriter(index_dir, fresh=fresh) as builder:
         for doc_id in remove:
             builder.remove_document(doc_id)
         for doc_id, sentences in docs.items():
@@ -186,10 +186,10 @@ def test_fresh_build_starts_empty_and_recovers_a_garbled_store(index_dir):
 
 def test_leaving_without_commit_or_on_error_discards(index_dir):
     version = current_version(index_dir)
-    with Builder(index_dir) as builder:
+    with LocalWriter(index_dir) as builder:
         builder.add_document(*article("police", ARTICLES["police"]))
     with pytest.raises(RuntimeError):
-        with Builder(index_dir) as builder:
+        with LocalWriter(index_dir) as builder:
             builder.remove_document("fruit")
             raise RuntimeError("boom")
     assert current_version(index_dir) == version
@@ -198,21 +198,21 @@ def test_leaving_without_commit_or_on_error_discards(index_dir):
 
 
 def test_two_builders_at_once(index_dir):
-    with Builder(index_dir):
+    with LocalWriter(index_dir):
         with pytest.raises(IndexBusy, match="Another build .* running.*Wait for it"):
-            with Builder(index_dir):
+            with LocalWriter(index_dir):
                 pass
     build(index_dir, {"police": ARTICLES["police"]})  # the lock is released afterwards
 
 
 def test_builder_in_another_process_holds_the_lock(index_dir):
-    code = (f"import sys, time; from qa.index.local import Builder\nwith Builder({str(index_dir)!r}):\n"
+    code = (f"import sys, time; from qa.index.local import LocalWriter\nwith LocalWriter({str(index_dir)!r}):\n"
             " print('locked', flush=True); time.sleep(30)")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "locked"
         with pytest.raises(IndexBusy, match=f"process {child.pid}"):
-            Builder(index_dir).__enter__()
+            LocalWriter(index_dir).__enter__()
     finally:
         child.kill()
         child.wait()
@@ -224,7 +224,7 @@ import os, signal, sys
 sys.path.insert(0, {tests!r})
 import numpy as np
 import qa.index.durable, qa.index.local, qa.index.vectors
-from test_index import ARTICLES, MANIFEST, article
+from test_index_local import ARTICLES, MANIFEST, article
 
 point = {point!r}
 def die(*args, **kwargs):
@@ -241,8 +241,8 @@ if point == "mid-write":  # half of vectors.faiss is on disk, then the process d
 elif point == "before-switch":  # files fsynced and store committed; CURRENT not yet replaced
     qa.index.durable.replace_current = die
 elif point == "after-switch":  # CURRENT replaced; garbage collection not yet run
-    qa.index.local.Builder._collect = die
-with qa.index.local.Builder({index_dir!r}) as builder:
+    qa.index.local.LocalWriter._collect = die
+with qa.index.local.LocalWriter({index_dir!r}) as builder:
     builder.remove_document("trains")
     builder.add_document(*article("police", ARTICLES["police"]))
     if point == "before-commit":
@@ -302,21 +302,3 @@ def test_garbled_store_is_reported(index_dir):
     with pytest.raises(IndexCorrupt, match=r"Index store .*store-.*cannot be read.*qa build --full"):
         open_index(index_dir)
 
-
-def test_an_addition_that_breaks_the_writer_contract_is_refused_before_anything_is_written():
-    import numpy as np
-
-    from qa.index.interface import checked_addition
-    from qa.types import Document, Passage
-
-    doc = Document(doc_id="d", path="/x/d.txt", title="标题", text="第一句。第二句。", content_hash="h")
-    good = [Passage(doc_id="d", ordinal=0, text="第一句。", start=0, end=4)]
-    rows = checked_addition(doc, good, [[1, 0]], [["第一"]], dim=2)
-    assert rows.dtype == np.float32 and rows.shape == (1, 2)
-    with pytest.raises(ValueError, match="1 passages, 2 vectors"):
-        checked_addition(doc, good, [[1, 0], [0, 1]], [["第一"]], dim=2)
-    with pytest.raises(ValueError, match="holds dimension 3"):
-        checked_addition(doc, good, [[1, 0]], [["第一"]], dim=3)
-    shifted = [Passage(doc_id="d", ordinal=0, text="第一句。", start=1, end=5)]
-    with pytest.raises(ValueError, match="does not match the document text"):
-        checked_addition(doc, shifted, [[1, 0]], [["第一"]], dim=2)
