@@ -49,9 +49,18 @@ _TITLE_SEPARATORS = re.compile(r"\s+[-|–—_]\s+|\s*[|｜_]\s*")
 DOCX_MAX_INFLATED = 100 * 2**20  # all parts together; a 300-page text-only report is ~5 MB of XML
 DOCX_MAX_RATIO = 100  # a part over 1 MB that inflates more than this is a bomb (Word's XML: 5-15x)
 DOCX_MAX_PARTS = 5000
-# Real pages nest a few dozen elements deep; a page nested deeper than this is refused, which also
-# bounds the per-element work of the furniture rules.
-HTML_MAX_DEPTH = 1000
+# HTML is bounded by work, not only by bytes: BeautifulSoup holds about 1.4 kB per element and builds a few
+# thousand to a few tens of thousands of elements a second, so a 19 MB page of 1.6 M tiny elements cost minutes
+# and gigabytes. A streaming pass of lxml's parser (the one BeautifulSoup uses, but into a target that builds
+# nothing) counts elements and nesting first and stops at the first element over a limit, so such a page is
+# refused in about a second, before any tree exists. Measured on 72,611 real pages (the Rust and Python package
+# documentation on the build machine; the seeds and the CMRC articles are plain text): at most 25 deep; the
+# largest page that reads as one document, the whole Rust Reference on one page (4.4 MB), has 90,336 elements;
+# only 5 generated API listings and source views (4.9-8.5 MB) have more than 100,000. Bytes per element do not
+# separate real pages from hostile ones (a data table cell ``<td>1</td>`` is as dense as ``<b>字</b>``), so
+# the limits are absolute: the tree of an accepted page stays under ~150 MB plus its text, whatever its size.
+HTML_MAX_DEPTH = 256  # ten times the deepest real page; also bounds the per-element work of the furniture rules
+HTML_MAX_ELEMENTS = 100_000
 # A text that is valid UTF-8 except for at most 1 byte in 100 of its non-ASCII bytes loads as UTF-8
 # with those bytes replaced by U+FFFD. More than that means another encoding (GBK, Big5: nearly
 # every non-ASCII byte is invalid UTF-8 there) or binary data, and the other decoders decide.
@@ -344,6 +353,7 @@ def _read_html(data: bytes, path: Path) -> RawText:
     head = data[:4096].decode("ascii", "ignore")
     match = re.search(r"""charset\s*=\s*["']?([\w-]+)""", head, re.I)
     text, replaced = decode_text(data, one_line(path.name), declared=match.group(1).lower() if match else None)
+    _check_html_shape(text, one_line(path.name))
     soup = BeautifulSoup(text, "lxml")
     title = _html_title(soup)
     url = _meta(soup, "og:url")
@@ -354,17 +364,12 @@ def _read_html(data: bytes, path: Path) -> RawText:
     date = next((value for name in _HTML_DATE_META if (value := _meta(soup, name))), None)
     if date is None and (time := soup.find("time", datetime=True)):
         date = str(time["datetime"])
-    depth = _measure(soup)[2]
-    if depth > HTML_MAX_DEPTH:
-        raise LoadError(
-            f"{one_line(path.name)}: elements are nested {depth} deep (at most {HTML_MAX_DEPTH}); not a readable page."
-        )
     for tag in soup.find_all(_HTML_DROP):
         if _decomposed(tag):
             continue  # inside one dropped already
         if not (tag.name == "header" and tag.find_parent("article")):  # an article's own header holds its title
             tag.decompose()
-    sizes, headed, _ = _measure(soup)  # again: the drops above changed the tree
+    sizes, headed = _measure(soup)  # after the drops above: they changed the tree
     total = sizes.get(id(soup.body or soup), 0) or 1
     for tag in soup.find_all(True):
         if _decomposed(tag) or tag.attrs is None or tag.name in ("body", "html", "main", "article"):
@@ -381,6 +386,60 @@ def _read_html(data: bytes, path: Path) -> RawText:
     return RawText(str(path), text, title=title, url=url, date=date, replaced=replaced)
 
 
+class _Shape:
+    """An lxml parser target that builds nothing: it counts elements and nesting, and stops at a limit."""
+
+    def __init__(self, max_elements: int) -> None:
+        self.max_elements = max_elements
+        self.elements = self.depth = 0
+
+    def start(self, tag: str, attrib: object) -> None:
+        self.elements += 1
+        self.depth += 1
+        if self.depth > HTML_MAX_DEPTH or self.elements > self.max_elements:
+            raise _Refused
+
+    def end(self, tag: str) -> None:
+        self.depth -= 1
+
+    def data(self, data: str) -> None:
+        pass
+
+    def comment(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Refused(Exception):
+    pass
+
+
+def _check_html_shape(text: str, name: str) -> None:
+    """Refuse a page nested too deep or with too many elements, before BeautifulSoup builds its tree.
+
+    The same parser as BeautifulSoup's ("lxml"), so the same elements, but
+    streamed in pieces into a target that keeps only two counters: the
+    work stops at the first element over a limit, and memory stays that of
+    one piece. See ``HTML_MAX_DEPTH`` and ``HTML_MAX_ELEMENTS``.
+    """
+    from lxml import etree  # type: ignore[import-untyped]  # no stubs; only its parser is used
+
+    shape = _Shape(HTML_MAX_ELEMENTS)
+    parser = etree.HTMLParser(target=shape, recover=True, no_network=True)
+    try:
+        for start in range(0, len(text), 2**16):
+            parser.feed(text[start : start + 2**16])
+        parser.close()
+    except _Refused:
+        if shape.depth > HTML_MAX_DEPTH:
+            raise LoadError(f"{name}: elements are nested over {HTML_MAX_DEPTH} deep; not a readable page.") from None
+        raise LoadError(f"{name}: over {HTML_MAX_ELEMENTS:,} HTML elements; not a readable page.") from None
+    except etree.LxmlError:
+        pass  # BeautifulSoup reads what it can of a damaged page; its own failures become a skip
+
+
 def _text_nodes(node) -> bool:
     """The strings ``get_text()`` would include (no comments, doctypes or processing instructions)."""
     text, other = _string_types()
@@ -395,8 +454,8 @@ def _string_types() -> tuple[type, type]:
     return NavigableString, PreformattedString
 
 
-def _measure(soup) -> tuple[dict[int, int], dict[int, bool], int]:
-    """In one pass: each tag's text length, whether it holds an <article> or <h1>, and the deepest nesting.
+def _measure(soup) -> tuple[dict[int, int], dict[int, bool]]:
+    """In one pass: each tag's text length, and whether it holds an <article> or <h1>.
 
     Computed once, bottom-up, because asking each tag (``get_text()``,
     ``find()``) costs its whole subtree: quadratic on a deeply nested page,
@@ -406,10 +465,9 @@ def _measure(soup) -> tuple[dict[int, int], dict[int, bool], int]:
 
     sizes: dict[int, int] = {}
     headed: dict[int, bool] = {}
-    deepest = 0
-    stack: list[tuple[Any, int, bool]] = [(soup, 0, False)]
+    stack: list[tuple[Any, bool]] = [(soup, False)]
     while stack:
-        node, depth, done = stack.pop()
+        node, done = stack.pop()
         if not isinstance(node, Tag):
             continue
         if done:
@@ -418,10 +476,9 @@ def _measure(soup) -> tuple[dict[int, int], dict[int, bool], int]:
             sizes[id(node)] = own + sum(sizes[id(c)] for c in children)
             headed[id(node)] = any(c.name in ("article", "h1") or headed[id(c)] for c in children)
             continue
-        deepest = max(deepest, depth)
-        stack.append((node, depth, True))
-        stack.extend((child, depth + 1, False) for child in node.contents)
-    return sizes, headed, deepest
+        stack.append((node, True))
+        stack.extend((child, False) for child in node.contents)
+    return sizes, headed
 
 
 def _block_text(root) -> str:
