@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import codecs
 import functools
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -71,49 +73,91 @@ _ASCII = bytes(range(0x80))
 def discover(paths: Iterable[Path], follow_links: bool = False) -> tuple[list[Path], list[Skipped]]:
     """Expand files and folders (recursively) into the supported files, sorted.
 
-    Hidden files and folders (name starting with '.') inside a folder are
-    ignored silently; anything else that cannot be loaded is reported.
+    Every path given, and every path found in a folder, has exactly one
+    outcome: a file to read, or a ``Skipped`` reason. The only exception:
+    hidden files and folders (name starting with '.') inside a folder are
+    ignored silently. Special files (FIFOs, sockets, devices) are skipped
+    from their ``lstat`` alone, never opened: opening a FIFO blocks.
     A symbolic link inside a folder is indexed as its target when the target
     lies in the same folder (so it is not indexed twice); a link that leaves
     the folder is skipped with a message unless ``follow_links``, and then it
     is indexed under the link's own path, so deleting the link removes it.
-    Links to folders are never descended into (``rglob`` does not follow them).
+    A link given as a file argument follows the same rule, its folder being
+    the one it sits in (``qa build --add inbox/*.txt`` must not index what a
+    name in inbox points to elsewhere). Links to folders are never descended
+    into (``rglob`` does not follow them); a folder given as an argument is
+    read wherever it leads, since the user named it.
     """
     found: dict[Path, None] = {}
     skipped: list[Skipped] = []
     for given in paths:
         path = Path(given).expanduser()
-        if path.is_dir():
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            skipped.append(Skipped(str(path), "no such file or folder"))
+            continue
+        except OSError as error:
+            skipped.append(Skipped(str(path), f"cannot be read ({one_line(error.strerror or str(error))})"))
+            continue
+        if path.is_dir():  # a folder, or a link to one
             root = path.resolve()
             for child in sorted(path.rglob("*")):
                 rel = child.relative_to(path)
                 if any(part.startswith(".") for part in rel.parts):
                     continue
-                if child.is_symlink():
-                    file, why = _link(child, root, follow_links)
-                    if why:
-                        skipped.append(Skipped(str(child), why))
-                    if file is None:
-                        continue
-                elif child.is_file():
-                    file = child.resolve()
-                else:
-                    continue
-                if child.suffix.lower() in SUPPORTED:
-                    found.setdefault(file, None)
-                else:
-                    skipped.append(Skipped(str(child), _unsupported(child)))
-        elif path.is_file():
-            if path.suffix.lower() in SUPPORTED:
-                found.setdefault(path.resolve(), None)
-            else:
-                skipped.append(Skipped(str(path), _unsupported(path)))
+                _found(child, root, follow_links, "the indexed folder", found, skipped)
         else:
-            skipped.append(Skipped(str(path), "no such file or folder"))
+            _found(path, path.parent.resolve(), follow_links, "its folder", found, skipped, mode)
     return sorted(found), skipped
 
 
-def _link(link: Path, root: Path, follow: bool) -> tuple[Path | None, str | None]:
+def _found(
+    path: Path,
+    root: Path,
+    follow: bool,
+    where: str,
+    found: dict[Path, None],
+    skipped: list[Skipped],
+    mode: int | None = None,
+) -> None:
+    """Give one path (not a folder to walk) its one outcome: into ``found``, or a reason into ``skipped``."""
+    try:
+        mode = path.lstat().st_mode if mode is None else mode
+    except OSError as error:  # gone since it was listed, or unreadable
+        skipped.append(Skipped(str(path), f"cannot be read ({one_line(error.strerror or str(error))})"))
+        return
+    if stat.S_ISDIR(mode):
+        return  # a folder inside a folder: rglob lists its files
+    if stat.S_ISLNK(mode):
+        file, why = _link(path, root, follow, where)
+        if why:
+            skipped.append(Skipped(str(path), why))
+        if file is None:
+            return
+    elif stat.S_ISREG(mode):
+        file = path.resolve()
+    else:
+        skipped.append(Skipped(str(path), f"{_special(mode)}, not a regular file"))
+        return
+    if path.suffix.lower() in SUPPORTED:
+        found.setdefault(file, None)
+    else:
+        skipped.append(Skipped(str(path), _unsupported(path)))
+
+
+def _special(mode: int) -> str:
+    """What kind of special file ``mode`` describes, in a few words."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def _link(link: Path, root: Path, follow: bool, where: str = "the indexed folder") -> tuple[Path | None, str | None]:
     """Where a symbolic link inside ``root`` should be read from, or why it is skipped.
 
     Returns (file to index or None, reason to report or None).
@@ -124,14 +168,14 @@ def _link(link: Path, root: Path, follow: bool) -> tuple[Path | None, str | None
         return None, "a symbolic link whose target does not exist"
     inside = target == root or root in target.parents
     if target.is_dir():
-        return None, None if inside else "a link to a folder outside the indexed folder (folder links are not followed)"
+        return None, None if inside else f"a link to a folder outside {where} (folder links are not followed)"
     if not target.is_file():
         return None, "a link to something that is not a regular file"
     if inside:
         return target, None  # the target itself is (or will be) found in the folder: index it once
     if not follow:
         shown = one_line(str(target))
-        return None, f"a link to a file outside the indexed folder ({shown}); use --follow-links to index it"
+        return None, f"a link to a file outside {where} ({shown}); use --follow-links to index it"
     return link.parent.resolve() / link.name, None
 
 
@@ -146,11 +190,15 @@ def read(path: Path, max_bytes: int | None = None) -> RawText:
     if suffix not in SUPPORTED:
         raise LoadError(f"{name}: {_unsupported(path)}.", "Convert it to one of the supported formats.")
     try:
-        size = path.stat().st_size
-        if max_bytes and size > max_bytes:
-            raise LoadError(_over_cap(name, size, max_bytes))
-        with path.open("rb") as handle:  # read at most one byte past the cap: the file may have grown
-            data = handle.read(max_bytes + 1) if max_bytes else handle.read()
+        # O_NONBLOCK: a FIFO put where a file was listed must not hang the build (no effect on regular files)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise LoadError(f"{name}: {_special(info.st_mode)}, not a regular file.")
+            if max_bytes and info.st_size > max_bytes:
+                raise LoadError(_over_cap(name, info.st_size, max_bytes))
+            data = handle.read(max_bytes + 1) if max_bytes else handle.read()  # +1: the file may have grown
     except OSError as error:
         why = one_line(error.strerror or str(error))
         raise LoadError(f"{name}: cannot be read ({why}).", "Check the file's permissions.") from None
