@@ -85,7 +85,7 @@ def discover(paths: Iterable[Path], follow_links: bool = False) -> tuple[list[Pa
     A link given as a file argument follows the same rule, its folder being
     the one it sits in (``qa build --add inbox/*.txt`` must not index what a
     name in inbox points to elsewhere). Links to folders are never descended
-    into (``rglob`` does not follow them); a folder given as an argument is
+    into; a folder given as an argument is
     read wherever it leads, since the user named it.
     """
     found: dict[Path, None] = {}
@@ -102,14 +102,49 @@ def discover(paths: Iterable[Path], follow_links: bool = False) -> tuple[list[Pa
             continue
         if path.is_dir():  # a folder, or a link to one
             root = path.resolve()
-            for child in sorted(path.rglob("*")):
-                rel = child.relative_to(path)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                _found(child, root, follow_links, "the indexed folder", found, skipped)
+            for rel, kind in _walk(path):
+                # the walk enters no folder link, so no part of rel is a link: root / rel is the resolved path
+                _found(path / rel, root, follow_links, "the indexed folder", found, skipped, kind, root / rel)
         else:
             _found(path, path.parent.resolve(), follow_links, "its folder", found, skipped, mode)
     return sorted(found), skipped
+
+
+def _walk(folder: Path) -> list[tuple[str, int]]:
+    """Every entry under ``folder`` that is not a folder, as (relative path, ``st_mode`` or just its type bits),
+    in ``Path`` order; hidden names (and all under a hidden folder) left out.
+
+    ``os.scandir`` gives each entry's type from the directory listing itself,
+    so a file costs no ``stat`` here (a rebuild of an unchanged collection is
+    little more than this walk). Links to folders are reported, not entered.
+    Unreadable folders are passed over, as ``rglob`` does.
+    """
+    out: list[tuple[str, int]] = []
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            with os.scandir(os.path.join(folder, rel)) as entries:
+                listed = list(entries)
+        except OSError:
+            continue
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            name = os.path.join(rel, entry.name) if rel else entry.name
+            try:
+                if entry.is_symlink():
+                    out.append((name, stat.S_IFLNK))
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(name)
+                elif entry.is_file(follow_symlinks=False):
+                    out.append((name, stat.S_IFREG))
+                else:
+                    out.append((name, entry.stat(follow_symlinks=False).st_mode))
+            except OSError:  # gone since listed: its lstat in _found says so
+                out.append((name, 0))
+    out.sort(key=lambda item: item[0].split(os.sep))
+    return out
 
 
 def _found(
@@ -120,15 +155,19 @@ def _found(
     found: dict[Path, None],
     skipped: list[Skipped],
     mode: int | None = None,
+    resolved: Path | None = None,
 ) -> None:
-    """Give one path (not a folder to walk) its one outcome: into ``found``, or a reason into ``skipped``."""
+    """Give one path (not a folder to walk) its one outcome: into ``found``, or a reason into ``skipped``.
+
+    ``mode``: its ``lstat`` mode when known (0: unknown); ``resolved``: its resolved path when known.
+    """
     try:
-        mode = path.lstat().st_mode if mode is None else mode
+        mode = mode or path.lstat().st_mode
     except OSError as error:  # gone since it was listed, or unreadable
         skipped.append(Skipped(str(path), f"cannot be read ({one_line(error.strerror or str(error))})"))
         return
     if stat.S_ISDIR(mode):
-        return  # a folder inside a folder: rglob lists its files
+        return  # a folder inside a folder: the walk lists its files
     if stat.S_ISLNK(mode):
         file, why = _link(path, root, follow, where)
         if why:
@@ -136,7 +175,7 @@ def _found(
         if file is None:
             return
     elif stat.S_ISREG(mode):
-        file = path.resolve()
+        file = resolved or path.resolve()
     else:
         skipped.append(Skipped(str(path), f"{_special(mode)}, not a regular file"))
         return
