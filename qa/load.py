@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import codecs
 import functools
+import json
 import os
 import re
 import stat
+import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from .errors import LoadError
 from .text import CJK, one_line
@@ -216,6 +218,110 @@ def _link(link: Path, root: Path, follow: bool, where: str = "the indexed folder
         shown = one_line(str(target))
         return None, f"a link to a file outside {where} ({shown}); use --follow-links to index it"
     return link.parent.resolve() / link.name, None
+
+
+class SeenFiles:
+    """What each file looked like (its stat) when it was last read, and the content hash it gave then.
+
+    Why: a rebuild of an unchanged collection should cost a ``stat`` per file,
+    not a read and a parse (a 19 MB page cost minutes on every rebuild).
+    A file is not read again when its device, inode, size, modification time
+    and change time (both in ns) and this version of the reading code all
+    equal the record, AND the index still holds the content hash recorded
+    with them. The index's content hash stays the truth: a record is only a
+    claim that the file still says what the index holds, checked against it,
+    so a stale or foreign record (another index, an index rebuilt with
+    ``--full``, a document removed since) costs a read, never a wrong answer.
+    A file whose stat changed but whose text did not is read, found
+    unchanged by its hash, and recorded anew.
+
+    Kept beside the index in its own SQLite file because neither index
+    format has room for it: the documents table has fixed columns in both
+    backends (a format change), and a Milvus manifest is one row of at most
+    64 kB. An index without records (older, or the file lost) re-reads every
+    file once. Like the embedding cache, it is only a speed-up: a damaged
+    file is replaced by an empty one.
+
+    Racy records are never written: a file modified less than
+    ``RACY_SECONDS`` before it was stat'ed could be modified again within the
+    same timestamp tick with the same size, and its stat would not show it.
+    """
+
+    RACY_SECONDS = 2  # covers coarse timestamp ticks (ext4's jiffies, FAT's 2 s)
+
+    def __init__(self, folder: Path, reader: str = "") -> None:
+        """``reader`` names the version of the code that turns a file into a document: records made by
+        other code are not trusted (a fix to cleaning must reach unchanged files)."""
+        import sqlite3
+
+        self.reader = reader
+        self.path = Path(folder) / "files.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = self._connect()
+        except sqlite3.DatabaseError:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self._con = self._connect()
+        rows = self._con.execute("SELECT path, stat, doc_id, hash, notices FROM files").fetchall()
+        self._records = {path: (stat_, doc_id, digest, notices) for path, stat_, doc_id, digest, notices in rows}
+
+    def _connect(self):
+        import sqlite3
+
+        con = sqlite3.connect(str(self.path), timeout=30)
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA synchronous = NORMAL")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, stat TEXT NOT NULL, doc_id TEXT NOT NULL,"
+            " hash TEXT NOT NULL, notices TEXT NOT NULL) WITHOUT ROWID"
+        )
+        con.commit()
+        return con
+
+    def key(self, path: Path) -> str | None:
+        """The file's stat as one string, or None when it cannot be trusted yet (racy) or read."""
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        if time.time_ns() - info.st_mtime_ns < self.RACY_SECONDS * 10**9:
+            return None
+        fields = (self.reader, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        return ":".join(map(str, fields))
+
+    def unchanged(self, path: Path, key: str | None, indexed: Mapping[str, str]) -> tuple[str, list[str]] | None:
+        """(doc_id, its loading notices) when ``path`` need not be read again, else None."""
+        record = self._records.get(str(path))
+        if key is None or record is None or record[0] != key or indexed.get(record[1]) != record[2]:
+            return None
+        return record[1], json.loads(record[3]) if record[3] != "[]" else []
+
+    def record(self, rows: Iterable[tuple[str, str, str, str, list[str]]], forget: Iterable[str] = ()) -> None:
+        """Store (path, stat key, doc_id, content hash, notices) of files just read; drop paths that are gone."""
+        import sqlite3
+
+        try:
+            with self._con:
+                self._con.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in forget])
+                self._con.executemany(
+                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+                    [(p, k, d, h, json.dumps(n, ensure_ascii=False)) for p, k, d, h, n in rows],
+                )
+        except sqlite3.Error:
+            pass  # only a speed-up: the next build reads those files again
+
+    def paths(self) -> list[str]:
+        return list(self._records)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> SeenFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read(path: Path, max_bytes: int | None = None) -> RawText:
