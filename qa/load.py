@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import codecs
 import functools
+import json
+import os
 import re
+import stat
+import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from .errors import LoadError
 from .text import CJK, one_line
@@ -49,9 +53,18 @@ _TITLE_SEPARATORS = re.compile(r"\s+[-|–—_]\s+|\s*[|｜_]\s*")
 DOCX_MAX_INFLATED = 100 * 2**20  # all parts together; a 300-page text-only report is ~5 MB of XML
 DOCX_MAX_RATIO = 100  # a part over 1 MB that inflates more than this is a bomb (Word's XML: 5-15x)
 DOCX_MAX_PARTS = 5000
-# Real pages nest a few dozen elements deep; a page nested deeper than this is refused, which also
-# bounds the per-element work of the furniture rules.
-HTML_MAX_DEPTH = 1000
+# HTML is bounded by work, not only by bytes: BeautifulSoup holds about 1.4 kB per element and builds a few
+# thousand to a few tens of thousands of elements a second, so a 19 MB page of 1.6 M tiny elements cost minutes
+# and gigabytes. A streaming pass of lxml's parser (the one BeautifulSoup uses, but into a target that builds
+# nothing) counts elements and nesting first and stops at the first element over a limit, so such a page is
+# refused in about a second, before any tree exists. Measured on 72,611 real pages (the Rust and Python package
+# documentation on the build machine; the seeds and the CMRC articles are plain text): at most 25 deep; the
+# largest page that reads as one document, the whole Rust Reference on one page (4.4 MB), has 90,336 elements;
+# only 5 generated API listings and source views (4.9-8.5 MB) have more than 100,000. Bytes per element do not
+# separate real pages from hostile ones (a data table cell ``<td>1</td>`` is as dense as ``<b>字</b>``), so
+# the limits are absolute: the tree of an accepted page stays under ~150 MB plus its text, whatever its size.
+HTML_MAX_DEPTH = 256  # ten times the deepest real page; also bounds the per-element work of the furniture rules
+HTML_MAX_ELEMENTS = 100_000
 # A text that is valid UTF-8 except for at most 1 byte in 100 of its non-ASCII bytes loads as UTF-8
 # with those bytes replaced by U+FFFD. More than that means another encoding (GBK, Big5: nearly
 # every non-ASCII byte is invalid UTF-8 there) or binary data, and the other decoders decide.
@@ -62,49 +75,130 @@ _ASCII = bytes(range(0x80))
 def discover(paths: Iterable[Path], follow_links: bool = False) -> tuple[list[Path], list[Skipped]]:
     """Expand files and folders (recursively) into the supported files, sorted.
 
-    Hidden files and folders (name starting with '.') inside a folder are
-    ignored silently; anything else that cannot be loaded is reported.
+    Every path given, and every path found in a folder, has exactly one
+    outcome: a file to read, or a ``Skipped`` reason. The only exception:
+    hidden files and folders (name starting with '.') inside a folder are
+    ignored silently. Special files (FIFOs, sockets, devices) are skipped
+    from their ``lstat`` alone, never opened: opening a FIFO blocks.
     A symbolic link inside a folder is indexed as its target when the target
     lies in the same folder (so it is not indexed twice); a link that leaves
     the folder is skipped with a message unless ``follow_links``, and then it
     is indexed under the link's own path, so deleting the link removes it.
-    Links to folders are never descended into (``rglob`` does not follow them).
+    A link given as a file argument follows the same rule, its folder being
+    the one it sits in (``qa build --add inbox/*.txt`` must not index what a
+    name in inbox points to elsewhere). Links to folders are never descended
+    into; a folder given as an argument is
+    read wherever it leads, since the user named it.
     """
     found: dict[Path, None] = {}
     skipped: list[Skipped] = []
     for given in paths:
         path = Path(given).expanduser()
-        if path.is_dir():
-            root = path.resolve()
-            for child in sorted(path.rglob("*")):
-                rel = child.relative_to(path)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue
-                if child.is_symlink():
-                    file, why = _link(child, root, follow_links)
-                    if why:
-                        skipped.append(Skipped(str(child), why))
-                    if file is None:
-                        continue
-                elif child.is_file():
-                    file = child.resolve()
-                else:
-                    continue
-                if child.suffix.lower() in SUPPORTED:
-                    found.setdefault(file, None)
-                else:
-                    skipped.append(Skipped(str(child), _unsupported(child)))
-        elif path.is_file():
-            if path.suffix.lower() in SUPPORTED:
-                found.setdefault(path.resolve(), None)
-            else:
-                skipped.append(Skipped(str(path), _unsupported(path)))
-        else:
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
             skipped.append(Skipped(str(path), "no such file or folder"))
+            continue
+        except OSError as error:
+            skipped.append(Skipped(str(path), f"cannot be read ({one_line(error.strerror or str(error))})"))
+            continue
+        if path.is_dir():  # a folder, or a link to one
+            root = path.resolve()
+            for rel, kind in _walk(path):
+                # the walk enters no folder link, so no part of rel is a link: root / rel is the resolved path
+                _found(path / rel, root, follow_links, "the indexed folder", found, skipped, kind, root / rel)
+        else:
+            _found(path, path.parent.resolve(), follow_links, "its folder", found, skipped, mode)
     return sorted(found), skipped
 
 
-def _link(link: Path, root: Path, follow: bool) -> tuple[Path | None, str | None]:
+def _walk(folder: Path) -> list[tuple[str, int]]:
+    """Every entry under ``folder`` that is not a folder, as (relative path, ``st_mode`` or just its type bits),
+    in ``Path`` order; hidden names (and all under a hidden folder) left out.
+
+    ``os.scandir`` gives each entry's type from the directory listing itself,
+    so a file costs no ``stat`` here (a rebuild of an unchanged collection is
+    little more than this walk). Links to folders are reported, not entered.
+    Unreadable folders are passed over, as ``rglob`` does.
+    """
+    out: list[tuple[str, int]] = []
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        try:
+            with os.scandir(os.path.join(folder, rel)) as entries:
+                listed = list(entries)
+        except OSError:
+            continue
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            name = os.path.join(rel, entry.name) if rel else entry.name
+            try:
+                if entry.is_symlink():
+                    out.append((name, stat.S_IFLNK))
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(name)
+                elif entry.is_file(follow_symlinks=False):
+                    out.append((name, stat.S_IFREG))
+                else:
+                    out.append((name, entry.stat(follow_symlinks=False).st_mode))
+            except OSError:  # gone since listed: its lstat in _found says so
+                out.append((name, 0))
+    out.sort(key=lambda item: item[0].split(os.sep))
+    return out
+
+
+def _found(
+    path: Path,
+    root: Path,
+    follow: bool,
+    where: str,
+    found: dict[Path, None],
+    skipped: list[Skipped],
+    mode: int | None = None,
+    resolved: Path | None = None,
+) -> None:
+    """Give one path (not a folder to walk) its one outcome: into ``found``, or a reason into ``skipped``.
+
+    ``mode``: its ``lstat`` mode when known (0: unknown); ``resolved``: its resolved path when known.
+    """
+    try:
+        mode = mode or path.lstat().st_mode
+    except OSError as error:  # gone since it was listed, or unreadable
+        skipped.append(Skipped(str(path), f"cannot be read ({one_line(error.strerror or str(error))})"))
+        return
+    if stat.S_ISDIR(mode):
+        return  # a folder inside a folder: the walk lists its files
+    if stat.S_ISLNK(mode):
+        file, why = _link(path, root, follow, where)
+        if why:
+            skipped.append(Skipped(str(path), why))
+        if file is None:
+            return
+    elif stat.S_ISREG(mode):
+        file = resolved or path.resolve()
+    else:
+        skipped.append(Skipped(str(path), f"{_special(mode)}, not a regular file"))
+        return
+    if path.suffix.lower() in SUPPORTED:
+        found.setdefault(file, None)
+    else:
+        skipped.append(Skipped(str(path), _unsupported(path)))
+
+
+def _special(mode: int) -> str:
+    """What kind of special file ``mode`` describes, in a few words."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def _link(link: Path, root: Path, follow: bool, where: str = "the indexed folder") -> tuple[Path | None, str | None]:
     """Where a symbolic link inside ``root`` should be read from, or why it is skipped.
 
     Returns (file to index or None, reason to report or None).
@@ -115,15 +209,119 @@ def _link(link: Path, root: Path, follow: bool) -> tuple[Path | None, str | None
         return None, "a symbolic link whose target does not exist"
     inside = target == root or root in target.parents
     if target.is_dir():
-        return None, None if inside else "a link to a folder outside the indexed folder (folder links are not followed)"
+        return None, None if inside else f"a link to a folder outside {where} (folder links are not followed)"
     if not target.is_file():
         return None, "a link to something that is not a regular file"
     if inside:
         return target, None  # the target itself is (or will be) found in the folder: index it once
     if not follow:
         shown = one_line(str(target))
-        return None, f"a link to a file outside the indexed folder ({shown}); use --follow-links to index it"
+        return None, f"a link to a file outside {where} ({shown}); use --follow-links to index it"
     return link.parent.resolve() / link.name, None
+
+
+class SeenFiles:
+    """What each file looked like (its stat) when it was last read, and the content hash it gave then.
+
+    Why: a rebuild of an unchanged collection should cost a ``stat`` per file,
+    not a read and a parse (a 19 MB page cost minutes on every rebuild).
+    A file is not read again when its device, inode, size, modification time
+    and change time (both in ns) and this version of the reading code all
+    equal the record, AND the index still holds the content hash recorded
+    with them. The index's content hash stays the truth: a record is only a
+    claim that the file still says what the index holds, checked against it,
+    so a stale or foreign record (another index, an index rebuilt with
+    ``--full``, a document removed since) costs a read, never a wrong answer.
+    A file whose stat changed but whose text did not is read, found
+    unchanged by its hash, and recorded anew.
+
+    Kept beside the index in its own SQLite file because neither index
+    format has room for it: the documents table has fixed columns in both
+    backends (a format change), and a Milvus manifest is one row of at most
+    64 kB. An index without records (older, or the file lost) re-reads every
+    file once. Like the embedding cache, it is only a speed-up: a damaged
+    file is replaced by an empty one.
+
+    Racy records are never written: a file modified less than
+    ``RACY_SECONDS`` before it was stat'ed could be modified again within the
+    same timestamp tick with the same size, and its stat would not show it.
+    """
+
+    RACY_SECONDS = 2  # covers coarse timestamp ticks (ext4's jiffies, FAT's 2 s)
+
+    def __init__(self, folder: Path, reader: str = "") -> None:
+        """``reader`` names the version of the code that turns a file into a document: records made by
+        other code are not trusted (a fix to cleaning must reach unchanged files)."""
+        import sqlite3
+
+        self.reader = reader
+        self.path = Path(folder) / "files.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = self._connect()
+        except sqlite3.DatabaseError:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self._con = self._connect()
+        rows = self._con.execute("SELECT path, stat, doc_id, hash, notices FROM files").fetchall()
+        self._records = {path: (stat_, doc_id, digest, notices) for path, stat_, doc_id, digest, notices in rows}
+
+    def _connect(self):
+        import sqlite3
+
+        con = sqlite3.connect(str(self.path), timeout=30)
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("PRAGMA synchronous = NORMAL")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, stat TEXT NOT NULL, doc_id TEXT NOT NULL,"
+            " hash TEXT NOT NULL, notices TEXT NOT NULL) WITHOUT ROWID"
+        )
+        con.commit()
+        return con
+
+    def key(self, path: Path) -> str | None:
+        """The file's stat as one string, or None when it cannot be trusted yet (racy) or read."""
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        if time.time_ns() - info.st_mtime_ns < self.RACY_SECONDS * 10**9:
+            return None
+        fields = (self.reader, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        return ":".join(map(str, fields))
+
+    def unchanged(self, path: Path, key: str | None, indexed: Mapping[str, str]) -> tuple[str, list[str]] | None:
+        """(doc_id, its loading notices) when ``path`` need not be read again, else None."""
+        record = self._records.get(str(path))
+        if key is None or record is None or record[0] != key or indexed.get(record[1]) != record[2]:
+            return None
+        return record[1], json.loads(record[3]) if record[3] != "[]" else []
+
+    def record(self, rows: Iterable[tuple[str, str, str, str, list[str]]], forget: Iterable[str] = ()) -> None:
+        """Store (path, stat key, doc_id, content hash, notices) of files just read; drop paths that are gone."""
+        import sqlite3
+
+        try:
+            with self._con:
+                self._con.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in forget])
+                self._con.executemany(
+                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+                    [(p, k, d, h, json.dumps(n, ensure_ascii=False)) for p, k, d, h, n in rows],
+                )
+        except sqlite3.Error:
+            pass  # only a speed-up: the next build reads those files again
+
+    def paths(self) -> list[str]:
+        return list(self._records)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> SeenFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read(path: Path, max_bytes: int | None = None) -> RawText:
@@ -137,11 +335,15 @@ def read(path: Path, max_bytes: int | None = None) -> RawText:
     if suffix not in SUPPORTED:
         raise LoadError(f"{name}: {_unsupported(path)}.", "Convert it to one of the supported formats.")
     try:
-        size = path.stat().st_size
-        if max_bytes and size > max_bytes:
-            raise LoadError(_over_cap(name, size, max_bytes))
-        with path.open("rb") as handle:  # read at most one byte past the cap: the file may have grown
-            data = handle.read(max_bytes + 1) if max_bytes else handle.read()
+        # O_NONBLOCK: a FIFO put where a file was listed must not hang the build (no effect on regular files)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise LoadError(f"{name}: {_special(info.st_mode)}, not a regular file.")
+            if max_bytes and info.st_size > max_bytes:
+                raise LoadError(_over_cap(name, info.st_size, max_bytes))
+            data = handle.read(max_bytes + 1) if max_bytes else handle.read()  # +1: the file may have grown
     except OSError as error:
         why = one_line(error.strerror or str(error))
         raise LoadError(f"{name}: cannot be read ({why}).", "Check the file's permissions.") from None
@@ -339,6 +541,7 @@ def _read_html(data: bytes, path: Path) -> RawText:
     head = data[:4096].decode("ascii", "ignore")
     match = re.search(r"""charset\s*=\s*["']?([\w-]+)""", head, re.I)
     text, replaced = decode_text(data, one_line(path.name), declared=match.group(1).lower() if match else None)
+    _check_html_shape(text, one_line(path.name))
     soup = BeautifulSoup(text, "lxml")
     title = _html_title(soup)
     url = _meta(soup, "og:url")
@@ -349,17 +552,12 @@ def _read_html(data: bytes, path: Path) -> RawText:
     date = next((value for name in _HTML_DATE_META if (value := _meta(soup, name))), None)
     if date is None and (time := soup.find("time", datetime=True)):
         date = str(time["datetime"])
-    depth = _measure(soup)[2]
-    if depth > HTML_MAX_DEPTH:
-        raise LoadError(
-            f"{one_line(path.name)}: elements are nested {depth} deep (at most {HTML_MAX_DEPTH}); not a readable page."
-        )
     for tag in soup.find_all(_HTML_DROP):
         if _decomposed(tag):
             continue  # inside one dropped already
         if not (tag.name == "header" and tag.find_parent("article")):  # an article's own header holds its title
             tag.decompose()
-    sizes, headed, _ = _measure(soup)  # again: the drops above changed the tree
+    sizes, headed = _measure(soup)  # after the drops above: they changed the tree
     total = sizes.get(id(soup.body or soup), 0) or 1
     for tag in soup.find_all(True):
         if _decomposed(tag) or tag.attrs is None or tag.name in ("body", "html", "main", "article"):
@@ -376,6 +574,60 @@ def _read_html(data: bytes, path: Path) -> RawText:
     return RawText(str(path), text, title=title, url=url, date=date, replaced=replaced)
 
 
+class _Shape:
+    """An lxml parser target that builds nothing: it counts elements and nesting, and stops at a limit."""
+
+    def __init__(self, max_elements: int) -> None:
+        self.max_elements = max_elements
+        self.elements = self.depth = 0
+
+    def start(self, tag: str, attrib: object) -> None:
+        self.elements += 1
+        self.depth += 1
+        if self.depth > HTML_MAX_DEPTH or self.elements > self.max_elements:
+            raise _Refused
+
+    def end(self, tag: str) -> None:
+        self.depth -= 1
+
+    def data(self, data: str) -> None:
+        pass
+
+    def comment(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Refused(Exception):
+    pass
+
+
+def _check_html_shape(text: str, name: str) -> None:
+    """Refuse a page nested too deep or with too many elements, before BeautifulSoup builds its tree.
+
+    The same parser as BeautifulSoup's ("lxml"), so the same elements, but
+    streamed in pieces into a target that keeps only two counters: the
+    work stops at the first element over a limit, and memory stays that of
+    one piece. See ``HTML_MAX_DEPTH`` and ``HTML_MAX_ELEMENTS``.
+    """
+    from lxml import etree  # type: ignore[import-untyped]  # no stubs; only its parser is used
+
+    shape = _Shape(HTML_MAX_ELEMENTS)
+    parser = etree.HTMLParser(target=shape, recover=True, no_network=True)
+    try:
+        for start in range(0, len(text), 2**16):
+            parser.feed(text[start : start + 2**16])
+        parser.close()
+    except _Refused:
+        if shape.depth > HTML_MAX_DEPTH:
+            raise LoadError(f"{name}: elements are nested over {HTML_MAX_DEPTH} deep; not a readable page.") from None
+        raise LoadError(f"{name}: over {HTML_MAX_ELEMENTS:,} HTML elements; not a readable page.") from None
+    except etree.LxmlError:
+        pass  # BeautifulSoup reads what it can of a damaged page; its own failures become a skip
+
+
 def _text_nodes(node) -> bool:
     """The strings ``get_text()`` would include (no comments, doctypes or processing instructions)."""
     text, other = _string_types()
@@ -390,8 +642,8 @@ def _string_types() -> tuple[type, type]:
     return NavigableString, PreformattedString
 
 
-def _measure(soup) -> tuple[dict[int, int], dict[int, bool], int]:
-    """In one pass: each tag's text length, whether it holds an <article> or <h1>, and the deepest nesting.
+def _measure(soup) -> tuple[dict[int, int], dict[int, bool]]:
+    """In one pass: each tag's text length, and whether it holds an <article> or <h1>.
 
     Computed once, bottom-up, because asking each tag (``get_text()``,
     ``find()``) costs its whole subtree: quadratic on a deeply nested page,
@@ -401,10 +653,9 @@ def _measure(soup) -> tuple[dict[int, int], dict[int, bool], int]:
 
     sizes: dict[int, int] = {}
     headed: dict[int, bool] = {}
-    deepest = 0
-    stack: list[tuple[Any, int, bool]] = [(soup, 0, False)]
+    stack: list[tuple[Any, bool]] = [(soup, False)]
     while stack:
-        node, depth, done = stack.pop()
+        node, done = stack.pop()
         if not isinstance(node, Tag):
             continue
         if done:
@@ -413,10 +664,9 @@ def _measure(soup) -> tuple[dict[int, int], dict[int, bool], int]:
             sizes[id(node)] = own + sum(sizes[id(c)] for c in children)
             headed[id(node)] = any(c.name in ("article", "h1") or headed[id(c)] for c in children)
             continue
-        deepest = max(deepest, depth)
-        stack.append((node, depth, True))
-        stack.extend((child, depth + 1, False) for child in node.contents)
-    return sizes, headed, deepest
+        stack.append((node, True))
+        stack.extend((child, False) for child in node.contents)
+    return sizes, headed
 
 
 def _block_text(root) -> str:

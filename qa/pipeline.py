@@ -13,10 +13,12 @@ through ``qa.index``'s interface, never to its files.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -82,19 +84,37 @@ class Loaded:
     skipped: list[Skipped]
     notices: list[Notice]
     files: list[Path]  # every supported file discovered, loaded or not: what the folders hold now
+    unread: list[str] = field(default_factory=list)  # doc ids of files not read again: their stat says unchanged
+    stats: dict[str, str] = field(default_factory=dict)  # path -> stat key (``SeenFiles.key``) of each file read
 
 
-def load_collection(paths: Iterable[Path], max_file_mb: int = 0, follow_links: bool = False) -> Loaded:
+def load_collection(
+    paths: Iterable[Path],
+    max_file_mb: int = 0,
+    follow_links: bool = False,
+    seen: load.SeenFiles | None = None,
+    indexed: Mapping[str, str] | None = None,
+) -> Loaded:
     """Discover, read and clean every file; whatever goes wrong with one file skips that file only.
 
     ``max_file_mb`` caps each file's size (0: no cap). A reason is always one
     line (names and library messages are escaped), because the CLI prints
-    one ``Skipped <file>: <reason>`` line per file.
+    one ``Skipped <file>: <reason>`` line per file. With ``seen`` and
+    ``indexed`` (doc_id -> content hash in the index), a file whose stat
+    matches its record for a hash the index still holds is not read: its
+    doc id goes to ``unread``, with its recorded notices.
     """
     files, skipped = load.discover(paths, follow_links)
     loaded = Loaded([], skipped, [], files)
     max_bytes = max_file_mb * 2**20 if max_file_mb else None
     for file in files:
+        key = None
+        if seen is not None:
+            key = seen.key(file)
+            if (kept := seen.unchanged(file, key, indexed or {})) is not None:
+                loaded.unread.append(kept[0])
+                loaded.notices.extend(Notice(str(file), message) for message in kept[1])
+                continue
         try:
             raw = load.read(file, max_bytes)
             loaded.documents.append(clean.to_document(raw))
@@ -110,6 +130,8 @@ def load_collection(paths: Iterable[Path], max_file_mb: int = 0, follow_links: b
         except Exception as error:  # noqa: BLE001 - a reader library failed on this file; the others still load
             skipped.append(Skipped(str(file), f"could not be read ({load.describe(error)})"))
             continue
+        if key is not None:
+            loaded.stats[str(file)] = key
         if raw.replaced:
             loaded.notices.append(Notice(str(file), f"{raw.replaced} undecodable byte(s) replaced by \ufffd"))
         unbroken = chunk.longest_unbroken(loaded.documents[-1].text)
@@ -348,15 +370,19 @@ class Indexer:
             if not root.exists():
                 raise UsageError(f"{root} does not exist.", "Give a file or folder of articles to index.")
         segment.prepare(self.settings.cache_dir)
-        scan = load_collection(roots, self.settings.max_file_mb, follow_links)
-        docs = scan.documents
-        report = BuildReport(skipped=list(scan.skipped), notices=list(scan.notices))
         wanted = self.manifest()
         old, reason, shown = self._old_index(wanted, full)
-        with self.backend.writer(fresh=reason is not None, previous=old) as writer:
+        with (
+            self.backend.writer(fresh=reason is not None, previous=old) as writer,
+            load.SeenFiles(self.settings.index_dir, _reader_version()) as seen,
+        ):
+            existing = writer.existing()  # read under the build lock: the hashes the unread files are checked against
+            scan = load_collection(roots, self.settings.max_file_mb, follow_links, seen, existing)
+            docs = scan.documents
+            report = BuildReport(skipped=list(scan.skipped), notices=list(scan.notices))
             report.full_rebuild_reason = reason if shown else None
-            existing = writer.existing()
-            loaded = {d.doc_id for d in docs}
+            report.unchanged.extend(scan.unread)
+            loaded = {d.doc_id for d in docs} | set(scan.unread)
             if reason is not None and old is not None:
                 # carry over documents indexed from elsewhere: re-chunk their stored text
                 docs = docs + [old.document(info.doc_id) for info in old.documents() if info.doc_id not in loaded]
@@ -374,6 +400,7 @@ class Indexer:
             report.embedded = self._add(writer, todo, progress)
             report.passages = writer.passage_count()
             writer.commit(wanted)
+            seen.record(*_records(scan, roots, seen))
         return report
 
     def remove(self, doc_ids: Sequence[str]) -> BuildReport:
@@ -546,6 +573,36 @@ class Bot:
         report = self.build([Path(self.settings.seeds_dir)], progress=progress)
         say(summary(report))
         return report
+
+
+@functools.cache
+def _reader_version() -> str:
+    """Changes when the code that turns a file into a document does (see ``load.SeenFiles``)."""
+    digest = hashlib.sha1()
+    for module in (load, clean, text):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _records(scan: Loaded, roots: Sequence[Path], seen: load.SeenFiles) -> tuple[list, list[str]]:
+    """What to remember of this scan's files (``SeenFiles.record``), and the records under ``roots`` to forget:
+    files no longer found there."""
+    notices: dict[str, list[str]] = {}
+    for notice in scan.notices:
+        notices.setdefault(notice.path, []).append(notice.message)
+    rows = [
+        (doc.path, key, doc.doc_id, doc.content_hash, notices.get(doc.path, []))
+        for doc in scan.documents
+        if (key := scan.stats.get(doc.path)) is not None
+    ]
+    resolved = [r.resolve() for r in roots]
+    present = {str(path) for path in scan.files}
+    gone = [
+        path
+        for path in seen.paths()
+        if path not in present and any(Path(path) == r or r in Path(path).parents for r in resolved)
+    ]
+    return rows, gone
 
 
 def _in_background(work: Callable[..., object], *args: object) -> None:

@@ -195,6 +195,9 @@ def make_corpus(folder: Path, article: str, outside: Path) -> list[Path]:
     dangling = folder / "dangling.md"
     dangling.symlink_to(outside / "gone.md")
     paths.append(dangling)
+    fifo = folder / "named-pipe.txt"  # opening it would wait for a writer forever
+    os.mkfifo(fifo)
+    paths.append(fifo)
     return paths
 
 

@@ -6,9 +6,13 @@ encoder: a real encoder wrapped so every call is recorded.
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
+
+import qa.load
 
 from qa.config import Settings
 from qa.embed import load_encoder
@@ -240,3 +244,63 @@ def test_an_over_long_question_is_answered_with_a_notice(make_bot, corpus):
     long = bot.ask("海陵巡特警大队党总支有多少名党员？" + "请详细说明。" * MAX_QUESTION_CHARS)
     assert len(long.notices) == 1 and str(MAX_QUESTION_CHARS) in long.notices[0]
     assert answer_to_json(long)["notices"] == long.notices
+
+
+def _age(*paths: Path, seconds: float = 3600) -> None:
+    """Date files back, as in a collection that has sat on disk (fresh files are read again: racy stats)."""
+    when = time.time() - seconds
+    for path in paths:
+        os.utime(path, (when, when))
+
+
+def test_unchanged_rebuild_reads_no_file(make_bot, corpus, monkeypatch):
+    """Before: every rebuild read and parsed every file again, even when none had changed."""
+    stray = corpus / "stray.txt"  # loads with a notice, which an unread rebuild must still give
+    stray.write_bytes(sorted(corpus.iterdir())[0].read_bytes().replace("。".encode(), "。".encode() + b"\xff", 1))
+    files = sorted(corpus.iterdir())
+    _age(*files)
+    first = make_bot().build([corpus])
+    assert len(first.added) == 6 and [n.path for n in first.notices] == [str(stray.resolve())]
+    reads: list[str] = []
+    real = qa.load.read
+    monkeypatch.setattr(qa.load, "read", lambda path, *a, **k: reads.append(Path(path).name) or real(path, *a, **k))
+
+    bot = make_bot()
+    again = bot.build([corpus])
+    assert reads == [] and again.embedded == 0 and len(again.unchanged) == 6 and not (again.added or again.removed)
+    assert again.summary().splitlines()[1:] == first.summary().splitlines()[1:]  # the same Loaded line
+
+    touched, edited = files[0], files[1]
+    _age(touched, seconds=1800)  # new mtime, same text: read, found unchanged by its hash
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n\n补充的一段话。\n", encoding="utf-8")
+    _age(edited, seconds=1800)
+    third = make_bot().build([corpus])
+    assert sorted(reads) == sorted([touched.name, edited.name])
+    assert len(third.updated) == 1 and len(third.unchanged) == 5
+
+    reads.clear()
+    doc_id = next(d.doc_id for d in bot.documents() if d.path == str(files[2].resolve()))
+    bot.remove([doc_id])  # the record now names a hash the index no longer holds: read and added again
+    fourth = make_bot().build([corpus])
+    assert reads == [files[2].name] and fourth.added == [doc_id]
+
+    reads.clear()
+    (bot.settings.index_dir / "files.sqlite").unlink()  # an index without records reads every file once
+    assert len(make_bot().build([corpus]).unchanged) == 6 and len(reads) == 6
+    reads.clear()
+    assert len(make_bot().build([corpus]).unchanged) == 6 and reads == []
+
+
+def test_a_file_changed_within_the_timestamp_tick_is_read_again(make_bot, corpus, monkeypatch):
+    """A file modified moments before a build is not recorded: a second write in the same tick, same size,
+    would leave its stat unchanged."""
+    monkeypatch.setattr(qa.load.SeenFiles, "RACY_SECONDS", 3600)  # "moments" stretched so a slow machine keeps up
+    fresh = sorted(corpus.iterdir())[0]
+    _age(*[p for p in corpus.iterdir() if p != fresh], seconds=7200)
+    fresh.write_bytes(fresh.read_bytes())  # modified now
+    make_bot().build([corpus])
+    reads: list[str] = []
+    real = qa.load.read
+    monkeypatch.setattr(qa.load, "read", lambda path, *a, **k: reads.append(Path(path).name) or real(path, *a, **k))
+    make_bot().build([corpus])
+    assert reads == [fresh.name]
