@@ -98,3 +98,11 @@ def test_docs_name_every_setting_and_only_real_ones(monkeypatch: pytest.MonkeyPa
         f"{name} ({', '.join(sorted(where))})" for name, where in sorted(unknown.items()))
     undocumented = sorted(settings - named.keys())
     assert not undocumented, f"settings no doc names: {', '.join(undocumented)}"
+
+
+def test_ci_runs_the_readme_test_command_as_written() -> None:
+    """CI proves the README's second command, so the two must not drift apart."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = [line for line in readme.splitlines() if "python -m pytest" in line and line.startswith(".venv/")]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
+    assert commands == [ci]

