@@ -42,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qa import retrieve  # noqa: E402
+from qa import retrieve, subject  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.evaluate import read_rows  # noqa: E402
 from qa.followup import interpret  # noqa: E402
@@ -55,7 +55,8 @@ REMOVED = 64
 
 # Threshold name -> values swept for the curve (each alone, the others at their defaults).
 SWEEP: dict[str, Sequence[float]] = {
-    "MIN_SUBJECT": (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 1.0),
+    "MIN_SUBJECT": (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0),
+    "SUBJECT_DENSE": (0.85, 0.86, 0.87, 0.88, 0.89, 0.9, 1.0),
     "MIN_COVERAGE": (0.15, 0.25, 0.35, 0.45, 0.55),
     "MIN_DENSE": (0.78, 0.80, 0.82, 0.84, 0.86),
 }
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 top = [(Path(c["path"]).name, c["title"]) for c in answer["citations"][:3]]
                 lead = "".join(s["text"] for s in answer["lead"])
                 record = {"seed": seed, "id": row.get("id"), "question": row["question"], "answer": row["answer"],
-                          "doc": row["doc"], **item, "top": top, "lead_text": lead}
+                          "doc": row["doc"], **item, "top": top, "lead_text": lead, **_terms(asker, row, answer)}
                 dump.write(json.dumps(record, ensure_ascii=False) + "\n")
         print(_line(f"seed {seed} ({'tuning' if seed in tune else 'held-out'})", results[seed]), flush=True)
     if dump:
@@ -125,6 +126,17 @@ def main(argv: list[str] | None = None) -> int:
                 _curve(label, items)
     print(f"({time.monotonic() - started:.0f} s)")
     return 0
+
+
+def _terms(asker: Asker, row: dict, answer: dict) -> dict[str, Any]:
+    """The question's distinctive terms and those the top citation's article lacks (for ``--dump``)."""
+    index = asker.index()
+    weights = subject.terms(row["question"], index.doc_freq, index.passage_count())
+    absent: list[str] = []
+    if answer["citations"]:
+        doc = index.document(answer["citations"][0]["doc_id"])
+        absent = subject.missing(weights, f"{doc.title}\n{doc.text}")
+    return {"terms": {t: round(w, 2) for t, w in weights.items()}, "absent": absent}
 
 
 def _seeds(spec: str) -> list[int]:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import answer, chunk, clean, load, question, retrieve, text
+from . import answer, chunk, clean, load, question, retrieve, subject, text
 from .config import Settings
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, LoadError, UsageError
 from .followup import interpret
@@ -291,10 +291,13 @@ class Asker:
         articles = {h.document.doc_id: f"{h.document.title}\n{h.document.text}" for h in hits}
         missing = retrieve.missing_names(asked.places, index.doc_freq, list(articles.values()))
         evidenced = answer.has_evidence(asked, found.query, hits, weights)
+        # the question's subject must be mentioned by an article the lead may come from
+        subject_terms = subject.terms(found.query, index.doc_freq, index.passage_count())
+        about = subject.best(subject_terms, [articles[h.document.doc_id] for h in hits[: answer.LEAD_PASSAGES]])
         abstained = (
             not hits
             or not text.tokenize(found.query)  # emoji, punctuation, symbols: nothing to search for
-            or retrieve.decide(cover, top_dense, missing=len(missing), evidenced=evidenced)
+            or retrieve.decide(cover, top_dense, missing=len(missing), evidenced=evidenced, subject=about)
         )
         lead = [] if abstained else answer.lead(found.query, hits, weights, asked)
         notices = [CUT_NOTICE.format(limit=MAX_QUESTION_CHARS)] if found.cut else []
@@ -310,6 +313,7 @@ class Asker:
                 "dense": round(top_dense, 3),
                 "evidence": 1.0 if evidenced else 0.0,
                 "missing_names": float(len(missing)),
+                "subject": None if about is None else round(about, 3),
             },
             notices=notices,
         )

@@ -40,6 +40,10 @@ from .types import Document, Hit, Passage
 MIN_COVERAGE = 0.25
 WEAK_COVERAGE = 0.6
 MIN_DENSE = 0.82
+# The share of the question's distinctive terms (qa/subject.py) that the best of the top three articles must
+# mention, unless the best passage's cosine reaches SUBJECT_DENSE (a close paraphrase); benchmarks/answerability.py.
+MIN_SUBJECT = 0.5
+SUBJECT_DENSE = 0.87
 
 _CJK_WORD = re.compile(f"[{CJK_RANGES}]+")
 
@@ -240,13 +244,19 @@ def _found(word: str, text: str) -> float:
     return sum(pair in text for pair in pairs) / len(pairs)
 
 
-def decide(cover: float | None, dense: float, missing: int = 0, evidenced: bool = True) -> bool:
+def decide(
+    cover: float | None, dense: float, missing: int = 0, evidenced: bool = True, subject: float | None = None
+) -> bool:
     """True when the bot should abstain (see the module docstring).
 
     A question with no content words (什么是…？ with an unknown term cut to
-    pieces) has no coverage; the dense score alone decides then.
+    pieces) has no coverage; the dense score alone decides then. ``subject``:
+    the share of the question's distinctive terms the best top article
+    mentions (``subject.best``; None when the question has none).
     """
     if not evidenced:
+        return True
+    if subject is not None and subject < MIN_SUBJECT and dense < SUBJECT_DENSE:
         return True
     if cover is None:
         return dense < MIN_DENSE
