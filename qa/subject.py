@@ -11,17 +11,22 @@ The subject is found without a name dictionary, from the question's form and
 the collection's statistics:
 
 * form: a title in 《》, a quoted term (“”, 「」, 『』, ""), a Latin or mixed
-  name (JAXR, 35M线's 35M), a transliterated name joined by · (威廉·狄尔泰), a
-  number of two digits or more (a year, a route number);
-* rarity: a content word of the question (jieba, precise mode) that few of
-  the collection's passages contain, ``RARE_SHARE`` or fewer, or none at all
-  (a name jieba does not know, cut into a word of its own).
+  name (JAXR, 35M线's 35M); these weigh ``NAMED_WEIGHT`` times their IDF. A
+  number of two digits or more (a year, a route number) counts at its IDF;
+* rarity: a content word of the question (jieba's precise mode without its
+  HMM, which invents words across boundaries) that at most ``RARE_SHARE`` of
+  the collection's passages contain and that general Chinese does not use
+  often (jieba's dictionary count at most ``COMMON``: not 特点, 形状); a run
+  of single characters (a name jieba does not know: 萱 侬 律); a word jieba
+  glued a function character to (慧是 of 王法慧是) loses it. Question words
+  (哪一年, 什么样, 何处, 多长) and words pointing at a paragraph the reader
+  saw (此鱼, 该书) are never the subject.
 
-``mentioned`` then gives the IDF-weighted share of these terms that an
-article (its title and text) contains. A term is credited when it occurs
-whole; a Chinese term of three or more characters also when it occurs split
-by the article's own punctuation or spacing is not needed, but its parts
-must: a ·-joined name when all of its parts occur.
+``mentioned`` gives the IDF-weighted share of these terms that an article
+(title and text, case and width folded) contains; ``best`` the highest share
+among the articles a lead may come from. ``retrieve.decide`` abstains when
+that share is under ``MIN_SUBJECT`` and the best passage is no close
+paraphrase (cosine under ``SUBJECT_DENSE``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from .text import CJK, STOP_WORDS
 
 RARE_SHARE = 0.02  # a word in at most this share of the passages is distinctive
 COMMON = 1000  # ... unless general Chinese uses it this often (jieba's dictionary count): 特点, 别名, 外形
+
+NAMED_WEIGHT = 3.0
 
 _TITLE = re.compile(r"《([^《》]{1,60})》")
 _QUOTED = re.compile(r"“([^“”]{1,40})”|「([^「」]{1,40})」|『([^『』]{1,40})』|\"([^\"]{1,40})\"")
@@ -56,9 +63,10 @@ def terms(question: str, doc_freq: Callable[[str], int], total: int) -> dict[str
     for match in _QUOTED.finditer(question):
         found.append(next(g for g in match.groups() if g is not None).strip())
     found += [m.group(0) for m in _LATIN.finditer(question) if len(m.group(0)) >= 2]
-    found += [m.group(0) for m in _NUMBER.finditer(question)]
     found = [_norm(t) for t in found if t.strip()]
     found = [t for i, t in enumerate(found) if not any(t in other for other in found[:i])]  # JAXR of 《JAXR》
+    named = set(found)  # what the question's form marks as a name weighs NAMED_WEIGHT times its IDF
+    found += [m.group(0) for m in _NUMBER.finditer(question)]
     limit = max(1.0, RARE_SHARE * total)
     for word in _words(question):
         if any(word in t for t in found):
@@ -68,7 +76,7 @@ def terms(question: str, doc_freq: Callable[[str], int], total: int) -> dict[str
         df = doc_freq(word)
         if df <= limit and _general(word) <= COMMON:
             found.append(_core(word, question) if df == 0 else word)
-    return {t: _idf(t, doc_freq, total) for t in dict.fromkeys(found) if t}
+    return {t: _idf(t, doc_freq, total) * (NAMED_WEIGHT if t in named else 1.0) for t in dict.fromkeys(found) if t}
 
 
 def _words(question: str) -> list[str]:

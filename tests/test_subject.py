@@ -70,3 +70,8 @@ def test_decide_abstains_when_the_subject_is_missing_and_the_match_is_not_close(
     assert not retrieve.decide(0.9, 0.85, subject=retrieve.MIN_SUBJECT)
     assert not retrieve.decide(0.9, retrieve.SUBJECT_DENSE, subject=0.0)  # a close paraphrase keeps its answer
     assert not retrieve.decide(0.9, 0.85, subject=None)  # nothing distinctive to look for
+
+
+def test_a_name_the_question_marks_by_form_weighs_more_than_a_rare_word():
+    terms = subject.terms("电视剧《鳄鱼泪》的播出时间", _df({"电视剧": 30, "时间": 40}), TOTAL)
+    assert terms["鳄鱼泪"] == subject.NAMED_WEIGHT * terms["播出"]
