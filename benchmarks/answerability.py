@@ -55,7 +55,7 @@ REMOVED = 64
 
 # Threshold name -> values swept for the curve (each alone, the others at their defaults).
 SWEEP: dict[str, Sequence[float]] = {
-    "MIN_SUBJECT": (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0),
+    "MIN_SUBJECT": (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0),
     "SUBJECT_DENSE": (0.85, 0.86, 0.87, 0.88, 0.89, 0.9, 1.0),
     "MIN_COVERAGE": (0.15, 0.25, 0.35, 0.45, 0.55),
     "MIN_DENSE": (0.78, 0.80, 0.82, 0.84, 0.86),

@@ -42,7 +42,7 @@ WEAK_COVERAGE = 0.6
 MIN_DENSE = 0.82
 # The share of the question's distinctive terms (qa/subject.py) that the best of the top three articles must
 # mention, unless the best passage's cosine reaches SUBJECT_DENSE (a close paraphrase); benchmarks/answerability.py.
-MIN_SUBJECT = 0.5
+MIN_SUBJECT = 0.6
 SUBJECT_DENSE = 0.87
 
 _CJK_WORD = re.compile(f"[{CJK_RANGES}]+")

@@ -23,7 +23,8 @@ the collection's statistics:
   saw (此鱼, 该书) are never the subject.
 
 ``mentioned`` gives the IDF-weighted share of these terms that an article
-(title and text, case and width folded) contains; ``best`` the highest share
+(title and text, case and width folded) contains, a Chinese term of three or
+more characters earning the share of its character pairs found; ``best`` the highest share
 among the articles a lead may come from. ``retrieve.decide`` abstains when
 that share is under ``MIN_SUBJECT`` and the best passage is no close
 paraphrase (cosine under ``SUBJECT_DENSE``).
@@ -47,11 +48,12 @@ NAMED_WEIGHT = 3.0
 _TITLE = re.compile(r"《([^《》]{1,60})》")
 _QUOTED = re.compile(r"“([^“”]{1,40})”|「([^「」]{1,40})」|『([^『』]{1,40})』|\"([^\"]{1,40})\"")
 _LATIN = re.compile(r"[0-9]*[A-Za-z][A-Za-z0-9]*(?:[-.&'][A-Za-z0-9]+)*")
-# A word that asks rather than names: 哪一年, 什么样, 何处, 多长 (the question's form, not its subject).
-_ASKING = re.compile(r"[哪谁啥怎]|什么|几|^何[处时种地人年故以在]$|^多[长高重远宽深久大少厚]$")
+# A word that asks rather than names: 哪一年, 什么样, 何处, 多长, 需不需 (the question's form, not its subject).
+_ASKING = re.compile(r"[哪谁啥怎]|什么|几|^何[处时种地人年故以在]$|^多[长高重远宽深久大少厚]$|(.)[不没]\1")
 # Single characters jieba glues to a name it does not know (王法慧是 -> 王法 + 慧是, 五月艾所 -> 五月 + 艾所).
 _GLUE = frozenset(w for w in STOP_WORDS if len(w) == 1) | frozenset("所著")
 _POINTING = re.compile(r"[此该这其本]")  # 此鱼, 该书, 这张专辑: the subject is in a paragraph the reader saw
+_CJK_ONLY = re.compile(f"{CJK.pattern}+")
 _NUMBER = re.compile(r"(?<![0-9.])[0-9]{2,}(?![0-9.])")
 
 
@@ -149,7 +151,7 @@ def mentioned(weights: dict[str, float], article: str) -> float | None:
     if total <= 0:
         return None
     text = _norm(article)
-    return sum(w for t, w in weights.items() if _in(t, text)) / total
+    return sum(w * _credit(t, text) for t, w in weights.items()) / total
 
 
 def best(weights: dict[str, float], articles: Sequence[str]) -> float | None:
@@ -162,7 +164,18 @@ def best(weights: dict[str, float], articles: Sequence[str]) -> float | None:
 def missing(weights: dict[str, float], article: str) -> list[str]:
     """The terms ``article`` does not mention (for reports and tests)."""
     text = _norm(article)
-    return [t for t in weights if not _in(t, text)]
+    return [t for t in weights if _credit(t, text) < 1.0]
+
+
+def _credit(term: str, text: str) -> float:
+    """1 for a term ``text`` holds; for a Chinese term of three or more characters the share of its character
+    pairs it holds (重要性 by 重要, 经纬度 by 纬度: a longer word is often the article's in other form)."""
+    if _in(term, text):
+        return 1.0
+    if len(term) < 3 or not _CJK_ONLY.fullmatch(term):
+        return 0.0
+    pairs = [term[i : i + 2] for i in range(len(term) - 1)]
+    return sum(pair in text for pair in pairs) / len(pairs)
 
 
 def _in(term: str, text: str) -> bool:

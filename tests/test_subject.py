@@ -59,7 +59,7 @@ def test_matching_ignores_case_and_width():
 
 
 def test_best_takes_the_article_that_mentions_most():
-    weights = {"软枝黄蝉": 2.0, "原产地": 1.0}
+    weights = {"软枝黄蝉": 2.0, "花期": 1.0}
     assert subject.best(weights, ["黄蝉是夹竹桃科植物。", "软枝黄蝉原产于巴西。"]) == 2 / 3
     assert subject.best({}, ["x"]) is None
     assert subject.best(weights, []) == 0.0
@@ -75,3 +75,14 @@ def test_decide_abstains_when_the_subject_is_missing_and_the_match_is_not_close(
 def test_a_name_the_question_marks_by_form_weighs_more_than_a_rare_word():
     terms = subject.terms("电视剧《鳄鱼泪》的播出时间", _df({"电视剧": 30, "时间": 40}), TOTAL)
     assert terms["鳄鱼泪"] == subject.NAMED_WEIGHT * terms["播出"]
+
+
+def test_a_long_chinese_term_earns_the_share_of_its_character_pairs():
+    assert subject.mentioned({"重要性": 1.0}, "景栋的地理位置十分重要。") == 0.5
+    assert subject.mentioned({"张永海": 1.0}, "于海，2001年加盟上海申花。") == 0.0
+    assert subject.mentioned({"炮身": 1.0}, "砲身长两米") == 0.0  # two characters: whole or nothing
+
+
+def test_an_a_not_a_question_form_is_no_subject():
+    terms = subject.terms("代码需不需要修改？", _df({"代码": 30, "修改": 30}), TOTAL)
+    assert not any("不" in t for t in terms)
