@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from . import question as q
+from . import subject
 from .chunk import split_sentences
 from .types import Hit, LeadSentence
 
@@ -31,6 +32,7 @@ MAX_LEAD = 2  # sentences in the lead
 TYPE_BONUS = 0.3  # a sentence holding a candidate of the asked type
 NUMBER_BONUS = 0.1  # a number of another classifier, for a count question
 KIND_SHARE = {q.WHICH: 0.5, q.HOW: 0.0, q.WHAT: 0.0}  # of TYPE_BONUS: a list mark (、) is weak evidence
+FOCUS_WEIGHT = 0.2  # a sentence's share of the question's focus characters (subject.focus)
 NAME_REACH = 2  # sentences a who-lead may reach back for the name a pronoun stands for
 
 
@@ -48,6 +50,7 @@ def lead(
     scored: list[tuple[float, int, int, str]] = []  # score, citation, position, sentence
     for rank, hit in pool:
         text = hit.passage.text
+        asks = subject.focus(question, hit.document.title)
         for position, (start, end) in enumerate(split_sentences(text)):
             sentence = text[start:end].strip()
             if len(sentence) < 4:
@@ -56,6 +59,8 @@ def lead(
             lowered = f"{sentence}\n{hit.document.title}".lower()
             cover = sum(w for word, w in weights.items() if word in lowered) / total
             score = (1 - PASSAGE_WEIGHT) * cover + PASSAGE_WEIGHT * hit.score / top_score
+            if asks:
+                score += FOCUS_WEIGHT * len(asks & set(sentence.lower())) / len(asks)
             if q.holds(asked, sentence, question):
                 score += TYPE_BONUS * KIND_SHARE.get(asked.kind, 1.0)
             elif asked.kind == q.COUNT and q.holds(q.Asked(q.COUNT), sentence):

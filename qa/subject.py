@@ -191,3 +191,17 @@ def _idf(term: str, doc_freq: Callable[[str], int], total: int) -> float:
 
 def _norm(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
+
+
+_ASKING_CHARS = frozenset("哪什么谁几怎何多少吗呢啥")
+
+
+def focus(question: str, title: str = "") -> frozenset[str]:
+    """The Chinese characters of ``question`` that say what is asked about its subject: not those of ``title``
+    (the article's subject, credited to every sentence alike), not function characters, not question words.
+
+    叶子有什么特点 -> 叶 子 特 点: the sentence 叶为披针形 shares 叶 with it, the article's opening shares none.
+    """
+    taken = set(_norm(title)) | _GLUE | _ASKING_CHARS
+    return frozenset(c for c in _norm(question) if CJK.match(c) and c not in taken)
+

@@ -86,3 +86,8 @@ def test_a_long_chinese_term_earns_the_share_of_its_character_pairs():
 def test_an_a_not_a_question_form_is_no_subject():
     terms = subject.terms("代码需不需要修改？", _df({"代码": 30, "修改": 30}), TOTAL)
     assert not any("不" in t for t in terms)
+
+
+def test_focus_is_what_the_question_asks_beyond_the_article_subject():
+    assert subject.focus("蓍的叶子有什么特点？", "蓍") == frozenset("叶子特点")
+    assert subject.focus("谁在哪一年创立了它？") == frozenset("年创立")
