@@ -285,6 +285,8 @@ class Asker:
         words = text.keywords(found.query)
         weights = retrieve.idf_weights(words, index.doc_freq, index.passage_count())
         hits = retrieve.rank(fused, dense, keyword, index.passages, k, self.settings.chunk_max, weights)
+        subject_terms = subject.terms(found.query, index.doc_freq, index.passage_count())
+        hits = subject.about_first(subject_terms, hits)  # the article that names the subject leads
         cover = retrieve.coverage(words, weights, [index_text(h.document, h.passage) for h in hits[:3]])
         top_dense = retrieve.best_dense(dense)
         asked = question.analyse(found.query)
@@ -292,7 +294,6 @@ class Asker:
         missing = retrieve.missing_names(asked.places, index.doc_freq, list(articles.values()))
         evidenced = answer.has_evidence(asked, found.query, hits, weights)
         # the question's subject must be mentioned by an article the lead may come from
-        subject_terms = subject.terms(found.query, index.doc_freq, index.passage_count())
         about = subject.best(subject_terms, [articles[h.document.doc_id] for h in hits[: answer.LEAD_PASSAGES]])
         abstained = (
             not hits

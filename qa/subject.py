@@ -37,6 +37,8 @@ import re
 import unicodedata
 from typing import Callable, Sequence
 
+from .types import Hit
+
 from . import text
 from .text import CJK, STOP_WORDS
 
@@ -44,6 +46,8 @@ RARE_SHARE = 0.02  # a word in at most this share of the passages is distinctive
 COMMON = 1000  # ... unless general Chinese uses it this often (jieba's dictionary count): 特点, 别名, 外形
 
 NAMED_WEIGHT = 3.0
+FIRST_REACH = 3  # about_first looks at this many top hits ...
+FIRST_MARGIN = 0.3  # ... and moves one first that mentions this much more of the subject
 
 _TITLE = re.compile(r"《([^《》]{1,60})》")
 _QUOTED = re.compile(r"“([^“”]{1,40})”|「([^「」]{1,40})」|『([^『』]{1,40})』|\"([^\"]{1,40})\"")
@@ -159,6 +163,23 @@ def best(weights: dict[str, float], articles: Sequence[str]) -> float | None:
     if not weights:
         return None
     return max((mentioned(weights, a) or 0.0 for a in articles), default=0.0)
+
+
+def about_first(weights: dict[str, float], hits: Sequence[Hit]) -> list[Hit]:
+    """``hits`` with the one of the first ``FIRST_REACH`` whose article mentions the most of the terms moved
+    first, when it mentions ``FIRST_MARGIN`` more of them (by weight) than the first hit's article does.
+
+    Two articles on similar subjects (黄蝉 and 软枝黄蝉, two footballers) score alike on everything but the
+    name; the one that names the question's subject is the one that answers it.
+    """
+    hits = list(hits)
+    if not weights or len(hits) < 2:
+        return hits
+    shares = [mentioned(weights, f"{h.document.title}\n{h.document.text}") or 0.0 for h in hits[:FIRST_REACH]]
+    best_at = max(range(len(shares)), key=lambda i: (shares[i], -i))
+    if shares[best_at] - shares[0] < FIRST_MARGIN:
+        return hits
+    return [hits[best_at]] + hits[:best_at] + hits[best_at + 1 :]
 
 
 def missing(weights: dict[str, float], article: str) -> list[str]:

@@ -1,6 +1,7 @@
 """What the question is about (qa/subject.py): its distinctive terms, and whether an article mentions them."""
 
 from qa import retrieve, subject
+from qa.types import Document, Hit, Passage
 
 TOTAL = 400  # passages in a pretend collection
 
@@ -91,3 +92,18 @@ def test_an_a_not_a_question_form_is_no_subject():
 def test_focus_is_what_the_question_asks_beyond_the_article_subject():
     assert subject.focus("蓍的叶子有什么特点？", "蓍") == frozenset("叶子特点")
     assert subject.focus("谁在哪一年创立了它？") == frozenset("年创立")
+
+
+def _hit(title: str, text: str, score: float) -> Hit:
+    doc = Document(doc_id=title, path=f"/x/{title}.txt", title=title, text=text, content_hash=title)
+    return Hit(passage=Passage(doc_id=title, ordinal=0, text=text, start=0, end=len(text)), document=doc, score=score)
+
+
+def test_the_article_that_names_the_subject_is_cited_first():
+    hits = [_hit("黄蝉", "黄蝉原产巴西。", 1.0), _hit("软枝黄蝉", "软枝黄蝉的花为黄色。", 0.9)]
+    hits.append(_hit("其他", "无关。", 0.5))
+    weights = {"软枝黄蝉": 2.0, "花期": 1.0}
+    assert [h.document.title for h in subject.about_first(weights, hits)] == ["软枝黄蝉", "黄蝉", "其他"]
+    assert subject.about_first({}, hits) == hits
+    alike = {"黄蝉": 1.0}  # both articles name it: the ranking stands
+    assert subject.about_first(alike, hits) == hits
