@@ -33,6 +33,8 @@ TYPE_BONUS = 0.3  # a sentence holding a candidate of the asked type
 NUMBER_BONUS = 0.1  # a number of another classifier, for a count question
 KIND_SHARE = {q.WHICH: 0.5, q.HOW: 0.0, q.WHAT: 0.0}  # of TYPE_BONUS: a list mark (、) is weak evidence
 FOCUS_WEIGHT = 0.2  # a sentence's share of the question's focus characters (subject.focus)
+FOLLOW = {q.HOW: 0.5}  # of the best score, for the next sentence to join it (else 0.8): an explanation often
+# follows a sentence that restates the why-question (AltiVec提高…效率。这将有助于…)
 NAME_REACH = 2  # sentences a who-lead may reach back for the name a pronoun stands for
 
 
@@ -76,9 +78,9 @@ def lead(
             return [named, LeadSentence(text=best[3], citation=best[1])]
     chosen = [best]
     # A second sentence only when it is the next one in the same passage and
-    # nearly as good: it usually finishes the thought the first one started.
+    # nearly as good (FOLLOW): it usually finishes the thought the first one started.
     for item in scored[1:]:
-        if item[1] == best[1] and item[2] == best[2] + 1 and item[0] >= 0.8 * best[0]:
+        if item[1] == best[1] and item[2] == best[2] + 1 and item[0] >= FOLLOW.get(asked.kind, 0.8) * best[0]:
             chosen.append(item)
             break
     return [LeadSentence(text=sentence, citation=rank) for _, rank, _, sentence in chosen[:MAX_LEAD]]
