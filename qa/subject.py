@@ -24,10 +24,12 @@ the collection's statistics:
 
 ``mentioned`` gives the IDF-weighted share of these terms that an article
 (title and text, case and width folded) contains, a Chinese term of three or
-more characters earning the share of its character pairs found; ``best`` the highest share
-among the articles a lead may come from. ``retrieve.decide`` abstains when
-that share is under ``MIN_SUBJECT`` and the best passage is no close
-paraphrase (cosine under ``SUBJECT_DENSE``).
+more characters earning the share of its character pairs found; ``best``
+the highest share among the articles a lead may come from.
+``retrieve.decide`` abstains when that share is under ``MIN_SUBJECT`` and
+the best passage is no close paraphrase (cosine under ``SUBJECT_DENSE``).
+``about_first`` cites first the top article that names the subject, and
+``focus`` gives the lead the characters of what is asked about it.
 """
 
 from __future__ import annotations
@@ -37,10 +39,9 @@ import re
 import unicodedata
 from typing import Callable, Sequence
 
-from .types import Hit
-
 from . import text
 from .text import CJK, STOP_WORDS
+from .types import Hit
 
 RARE_SHARE = 0.02  # a word in at most this share of the passages is distinctive
 COMMON = 1000  # ... unless general Chinese uses it this often (jieba's dictionary count): 特点, 别名, 外形
