@@ -21,6 +21,15 @@ that the collection never mentions (``missing``), and a count, exact date or
 contact detail asked for that no top passage holds near the question's words
 (``evidenced``); either one abstains. Before all of these: nothing retrieved,
 or a question with no searchable word at all (emoji, punctuation, symbols).
+
+The subject rule (``subject``): the question's distinctive terms (``qa/subject.py``: titles in 《》,
+quoted terms, Latin names, numbers, words rare in the collection and in general Chinese, runs of
+single characters jieba does not know) must be mentioned by one of the top articles. When the best
+of them mentions less than ``MIN_SUBJECT`` of those terms (IDF-weighted) and the best cosine is under
+``SUBJECT_DENSE`` (a close paraphrase may name its subject differently), the article is about
+something else: a question about one actor is not answered from another actor's article.
+Both thresholds were read off the tuning seeds of ``benchmarks/answerability.py`` and reported on
+held-out seeds (docs/retrieval.md, "Abstention").
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ from typing import NamedTuple
 MIN_COVERAGE = 0.25
 WEAK_COVERAGE = 0.6
 MIN_DENSE = 0.82
+MIN_SUBJECT = 0.6
+SUBJECT_DENSE = 0.87
 
 # The reasons ``decide`` gives, one per rule, in the order the rules are tried.
 NO_HITS = "no_hits"  # retrieval returned nothing
@@ -41,6 +52,7 @@ NO_WORDS = "no_words"  # the question holds no word to search for
 NO_EVIDENCE = "no_evidence"  # no top passage holds an answer of the asked type
 LOW_COVERAGE = "low_coverage"  # too little of the question is in the best passages
 MISSING_NAME = "missing_name"  # a named place or organisation the collection never mentions
+OTHER_SUBJECT = "other_subject"  # no top article mentions what the question is about
 WEAK_MATCH = "weak_match"  # the dense score is low and coverage does not make up for it
 
 
@@ -57,13 +69,16 @@ def decide(
     dense: float,
     missing: int = 0,
     evidenced: bool = True,
+    subject: float | None = None,
 ) -> Decision:
     """Answer or abstain, from the signals of one question (see the module docstring).
 
     ``hits``: passages retrieved; ``words``: searchable words in the query;
     ``coverage``: None when the query has no content words (什么是…？ with an
     unknown term cut to pieces), and then the dense score alone decides;
-    ``missing``: named places and organisations the collection never mentions.
+    ``missing``: named places and organisations the collection never mentions;
+    ``subject``: the share of the question's distinctive terms the best top article mentions
+    (None when the question has none).
     """
     if not hits:
         return Decision(True, NO_HITS)
@@ -71,6 +86,8 @@ def decide(
         return Decision(True, NO_WORDS)
     if not evidenced:
         return Decision(True, NO_EVIDENCE)
+    if subject is not None and subject < MIN_SUBJECT and dense < SUBJECT_DENSE:
+        return Decision(True, OTHER_SUBJECT)
     if coverage is None:
         return Decision(True, WEAK_MATCH) if dense < MIN_DENSE else Decision(False, None)
     if coverage < MIN_COVERAGE:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from . import question as q
+from . import subject
 from .chunk import split_sentences
 from .types import Hit, LeadSentence
 
@@ -31,6 +32,9 @@ MAX_LEAD = 2  # sentences in the lead
 TYPE_BONUS = 0.3  # a sentence holding a candidate of the asked type
 NUMBER_BONUS = 0.1  # a number of another classifier, for a count question
 KIND_SHARE = {q.WHICH: 0.5, q.HOW: 0.0, q.WHAT: 0.0}  # of TYPE_BONUS: a list mark (、) is weak evidence
+FOCUS_WEIGHT = 0.2  # a sentence's share of the question's focus characters (subject.focus)
+FOLLOW = {q.HOW: 0.5}  # of the best score, for the next sentence to join it (else 0.8): an explanation often
+# follows a sentence that restates the why-question (AltiVec提高…效率。这将有助于…)
 NAME_REACH = 2  # sentences a who-lead may reach back for the name a pronoun stands for
 
 
@@ -48,6 +52,7 @@ def pick(
     scored: list[tuple[float, int, int, str]] = []  # score, citation, position, sentence
     for rank, hit in pool:
         text = hit.passage.text
+        asks = subject.focus(question, hit.document.title)
         for position, (start, end) in enumerate(split_sentences(text)):
             sentence = text[start:end].strip()
             if len(sentence) < 4:
@@ -56,6 +61,8 @@ def pick(
             lowered = f"{sentence}\n{hit.document.title}".lower()
             cover = sum(w for word, w in weights.items() if word in lowered) / total
             score = (1 - PASSAGE_WEIGHT) * cover + PASSAGE_WEIGHT * hit.score / top_score
+            if asks:
+                score += FOCUS_WEIGHT * len(asks & set(sentence.lower())) / len(asks)
             if q.holds(asked, sentence, question):
                 score += TYPE_BONUS * KIND_SHARE.get(asked.kind, 1.0)
             elif asked.kind == q.COUNT and q.holds(q.Asked(q.COUNT), sentence):
@@ -71,9 +78,9 @@ def pick(
             return [named, LeadSentence(text=best[3], citation=best[1])]
     chosen = [best]
     # A second sentence only when it is the next one in the same passage and
-    # nearly as good: it usually finishes the thought the first one started.
+    # nearly as good (FOLLOW): it usually finishes the thought the first one started.
     for item in scored[1:]:
-        if item[1] == best[1] and item[2] == best[2] + 1 and item[0] >= 0.8 * best[0]:
+        if item[1] == best[1] and item[2] == best[2] + 1 and item[0] >= FOLLOW.get(asked.kind, 0.8) * best[0]:
             chosen.append(item)
             break
     return [LeadSentence(text=sentence, citation=rank) for _, rank, _, sentence in chosen[:MAX_LEAD]]

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from . import abstain, chunk, clean, generate, lead, load, question, retrieve, segment, text
+from . import abstain, chunk, clean, generate, lead, load, question, retrieve, segment, subject, text
 from .config import Settings
 from .errors import IndexCorrupt, IndexMismatch, IndexMissing, LoadError, UsageError
 from .followup import interpret
@@ -294,12 +294,16 @@ class Asker:
         words = segment.keywords(found.query)
         weights = retrieve.idf_weights(words, index.doc_freq, index.passage_count())
         hits = retrieve.rank(fused, dense, keyword, index.passages, k, self.settings.chunk_max, weights)
+        subject_terms = subject.terms(found.query, index.doc_freq, index.passage_count())
+        hits = subject.about_first(subject_terms, hits)  # the article that names the subject leads
         cover = retrieve.coverage(words, weights, [index_text(h.document, h.passage) for h in hits[:3]])
         top_dense = retrieve.best_dense(dense)
         asked = question.analyse(found.query)
         articles = {h.document.doc_id: f"{h.document.title}\n{h.document.text}" for h in hits}
         missing = retrieve.missing_names(asked.places, index.doc_freq, list(articles.values()))
         evidenced = lead.has_evidence(asked, found.query, hits, weights)
+        # the question's subject must be mentioned by an article the lead may come from
+        about = subject.best(subject_terms, [articles[h.document.doc_id] for h in hits[: lead.LEAD_PASSAGES]])
         abstained, reason = abstain.decide(
             hits=len(hits),
             words=len(segment.tokenize(found.query)),  # emoji, punctuation, symbols: nothing to search for
@@ -307,6 +311,7 @@ class Asker:
             dense=top_dense,
             missing=len(missing),
             evidenced=evidenced,
+            subject=about,
         )
         sentences = [] if abstained else lead.pick(found.query, hits, weights, asked)
         notices = [CUT_NOTICE.format(limit=MAX_QUESTION_CHARS)] if found.cut else []
@@ -322,6 +327,7 @@ class Asker:
                 "dense": round(top_dense, 3),
                 "evidence": 1.0 if evidenced else 0.0,
                 "missing_names": float(len(missing)),
+                "subject": None if about is None else round(about, 3),
                 "reason": reason,
             },
             notices=notices,

@@ -54,3 +54,12 @@ def test_the_first_failing_rule_gives_the_reason():
     assert abstain.decide(**nothing).reason == abstain.NO_HITS
     assert abstain.decide(**{**nothing, "hits": 1}).reason == abstain.NO_WORDS
     assert abstain.decide(**{**nothing, "hits": 1, "words": 1}).reason == abstain.NO_EVIDENCE
+
+
+def test_an_article_that_does_not_name_the_subject_does_not_answer_unless_it_is_a_close_paraphrase():
+    off = abstain.MIN_SUBJECT - 0.01
+    near = abstain.SUBJECT_DENSE - 0.01
+    assert abstain.decide(**{**CLEAR, "dense": near, "subject": off}) == Decision(True, abstain.OTHER_SUBJECT)
+    assert abstain.decide(**{**CLEAR, "dense": abstain.SUBJECT_DENSE, "subject": off}) == Decision(False, None)
+    assert abstain.decide(**{**CLEAR, "dense": near, "subject": abstain.MIN_SUBJECT}) == Decision(False, None)
+    assert abstain.decide(**{**CLEAR, "dense": near, "subject": None}) == Decision(False, None)  # no distinctive term
