@@ -21,7 +21,7 @@ import pytest
 
 from qa import generate
 from qa.config import Settings
-from qa.pipeline import answer_to_json
+from qa.present.json import answer_to_json
 from qa.types import Answer, Document, Hit, Passage
 
 ROOT = Path(__file__).resolve().parents[1]
