@@ -49,6 +49,7 @@ from qa.followup import interpret  # noqa: E402
 from qa.index import connect  # noqa: E402
 from qa.pipeline import Asker, Encoders, Indexer  # noqa: E402
 from qa.present.json import answer_to_json  # noqa: E402
+from qa.present.report import summary  # noqa: E402
 
 TUNING = (1, 2, 3)
 HELD_OUT = (4, 5, 6, 7, 8)
@@ -151,7 +152,7 @@ def _build(settings: Settings, encoders: Encoders, docs: Path, cache_from: Path 
         _copy_cache(cache_from / "cache.sqlite", folder / "cache.sqlite")
     report = Indexer(settings, connect(settings), encoders).build([docs])
     if report.added or report.updated or report.removed:
-        print(f"full index: {report.summary()}", flush=True)
+        print(f"full index: {summary(report)}", flush=True)
 
 
 def _copy_cache(source: Path, target: Path) -> None:

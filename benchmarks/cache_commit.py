@@ -48,12 +48,12 @@ def commit_ms(folder: Path, size: int, repeats: int, synchronous: str) -> float:
 
 
 def seed_texts() -> list[str]:
-    from qa import chunk, load
+    from qa import chunk
     from qa.config import Settings
-    from qa.pipeline import index_text
+    from qa.pipeline import index_text, load_documents
 
     s = Settings.load()
-    docs, _ = load.load_documents([ROOT / "seeds"])
+    docs, _ = load_documents([ROOT / "seeds"])
     return [index_text(d, p) for d in docs
             for p in chunk.chunk_document(d, size=s.chunk_size, max_size=s.chunk_max, overlap=s.chunk_overlap)]
 

@@ -83,6 +83,7 @@ def main() -> None:
     from qa.config import Settings
     from qa.embed import load_encoder
     from qa.pipeline import Bot
+    from qa.present.report import summary
 
     work = Path(tempfile.mkdtemp(prefix="qa-rebuild-"))
     try:
@@ -93,7 +94,7 @@ def main() -> None:
         start = time.perf_counter()
         first = bot.build([folder])
         built = time.perf_counter() - start
-        assert len(first.added) == args.files, first.summary()[:500]
+        assert len(first.added) == args.files, summary(first)[:500]
 
         reads = 0
         real_read = load.read
@@ -109,7 +110,7 @@ def main() -> None:
             start = time.perf_counter()
             again = bot.build([folder])
             times.append(time.perf_counter() - start)
-            assert len(again.unchanged) == args.files and not again.embedded, again.summary()[:500]
+            assert len(again.unchanged) == args.files and not again.embedded, summary(again)[:500]
         load.read = real_read  # type: ignore[assignment]
 
         start = time.perf_counter()
