@@ -1,7 +1,7 @@
 """The web chat in a real headless Chromium (Debian's package, driven by Playwright).
 
-Fails, not skips, when /usr/bin/chromium is missing: CI installs it (.ci/run).
-One app process serves every test in this file; the tests run in file order.
+Fails, not skips, when /usr/bin/chromium is missing (``chromium.py``). One app
+process serves every test in this file; the tests run in file order.
 """
 
 from __future__ import annotations
@@ -10,15 +10,13 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
+from chromium import chromium
 from served_app import PASSWORD, ROOT, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
 OUT = ROOT / "test-output"
 QUESTION = "蒙阴交警大队的党建品牌叫什么？"
 XSS = (
@@ -37,11 +35,8 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,15 @@ from urllib.parse import quote, unquote
 
 from ..clean import safe_url
 from ..text import printable
-from ..types import Answer, Document, Hit
-from . import citation_meta, reply, strings
+from ..types import Answer, Document, Generated, Hit
+from . import Reply, citation_meta, reply, strings
 
 CITE_PREFIX = "#qa-cite:"  # href of a citation link; the page script turns a click into "open article"
 CITED_ID = "qa-cited"  # id of the <mark> around the cited span in the article viewer
 PASSAGE_CHARS = 120  # a passage longer than this is shown shortened around its first keyword
 EXAMPLE_CHARS = 26  # longest subject named in an example question
+WRITING = "{model} 正在撰写，核对后显示"  # under the model's text as it streams
+WRITTEN = "由 {model} 撰写，每句都已与所引段落核对"  # under the checked answer
 
 
 def esc(text: str) -> str:
@@ -127,22 +129,67 @@ def source_card(rank: int, hit: Hit, words: Sequence[str]) -> str:
 
 
 def render_answer(answer: Answer, words: Sequence[str]) -> str:
-    """The assistant's reply: lead sentence(s) with citation numbers, then the cited passages."""
+    """The assistant's reply: the answer with citation numbers, then the cited passages.
+
+    The answer is the model's checked answer when there is one (``answer.generated``
+    without a fallback), else the extractive lead, after a notice saying why when the
+    model was asked and its answer cannot be shown.
+    """
     shown = reply(answer)
+    generated = answer.generated if shown.answered else None
+    if generated is not None and not generated.fallback:
+        return _reply_html(answer, shown, words, _written(generated, shown, words))
+    notices = [strings.LLM_FALLBACK.format(reason=generated.fallback)] if generated and generated.fallback else []
+    return _reply_html(answer, shown, words, _lead(shown, words) if shown.answered else "", notices)
+
+
+def render_writing(answer: Answer, text: str, model: str, words: Sequence[str]) -> str:
+    """The reply while the model writes: its text so far, unchecked and marked so, then the passages."""
+    shown = reply(answer)
+    if not shown.answered:
+        return render_answer(answer, words)
+    lead = (f'<p class="qa-lead qa-writing">{esc(text)}<span class="qa-caret">▍</span></p>'
+            f'<div class="qa-by">{esc(WRITING.format(model=model))}</div>')
+    return _reply_html(answer, shown, words, lead)
+
+
+def _lead(shown: Reply, words: Sequence[str]) -> str:
+    """The extractive lead sentence(s) with their citation numbers."""
     by_rank = dict(shown.citations)
+    lead = [highlight(text, words) + (_cite_link(rank, by_rank[rank]) if rank else "") for text, rank in shown.lead]
+    if not lead:  # no lead sentence: the best passage speaks for itself
+        lead.append(f"{_excerpt(shown.citations[0][1].passage.text, words)}{_cite_link(*shown.citations[0])}")
+    return f'<p class="qa-lead">{"".join(lead)}</p>'
+
+
+def _written(generated: Generated, shown: Reply, words: Sequence[str]) -> str:
+    """The checked answer: each kept sentence with its ``[n]`` links (``[n]`` is ``citations[n-1]``), then who
+    wrote it and how many sentences were left out."""
+    by_rank = dict(shown.citations)
+    kept = [
+        highlight(s.text, words) + "".join(_cite_link(n, by_rank[n]) for n in s.citations if n in by_rank)
+        for s in generated.sentences
+        if s.supported
+    ]
+    by = WRITTEN.format(model=generated.model)
+    dropped = sum(not s.supported for s in generated.sentences)
+    if dropped:
+        by += "；" + strings.LLM_DROPPED.format(n=dropped)
+    return f'<p class="qa-lead qa-written">{"".join(kept)}</p><div class="qa-by">{esc(by)}</div>'
+
+
+def _reply_html(answer: Answer, shown: Reply, words: Sequence[str], lead: str, notices: Sequence[str] = ()) -> str:
+    """The reply's frame: query line, notices, the answer (``lead``, already HTML), then the passages."""
     parts = ['<div class="qa-reply">']
     if shown.query:
         parts.append(f'<div class="qa-query">{esc(strings.QUERY.format(query=shown.query))}</div>')
-    parts.extend(f'<div class="qa-notice">{esc(notice)}</div>' for notice in answer.notices)
+    parts.extend(f'<div class="qa-notice">{esc(notice)}</div>' for notice in [*answer.notices, *notices])
     if not shown.answered:
         parts.append(f'<p class="qa-none">{strings.NO_ANSWER}</p>')
         if shown.citations:
             parts.append(f'<div class="qa-related">{strings.RELATED}：</div>')
     else:
-        lead = [highlight(text, words) + (_cite_link(rank, by_rank[rank]) if rank else "") for text, rank in shown.lead]
-        if not lead:  # no lead sentence: the best passage speaks for itself
-            lead.append(f"{_excerpt(shown.citations[0][1].passage.text, words)}{_cite_link(*shown.citations[0])}")
-        parts.append(f'<p class="qa-lead">{"".join(lead)}</p>')
+        parts.append(lead)
         parts.append('<div class="qa-related">来源：</div>')
     parts.extend(source_card(rank, hit, words) for rank, hit in shown.citations)
     parts.append("</div>")
