@@ -120,6 +120,43 @@ def test_follow_up_shows_the_interpreted_query(page):
     expect(page.locator("#qa-chat .qa-reply").last.locator(".qa-query")).to_contain_text("检索")
 
 
+def test_on_a_phone_the_answer_stays_in_view_and_the_article_opens_on_demand(app, browser):
+    """390 x 844: the page does not move to the article after a question; a citation opens it over the chat, and
+    its close button (or Escape) brings the answer back."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True, locale="zh-CN")
+    phone = context.new_page()
+    phone.goto(app.url)
+    phone.wait_for_selector("#qa-question textarea", timeout=60_000)
+    ask(phone, QUESTION)
+    reply = phone.locator("#qa-chat .qa-reply").last
+    lead, side = reply.locator(".qa-lead"), phone.locator("#qa-side")
+    expect(lead).to_contain_text("情满崮乡")
+    expect(phone.locator("#qa-article #qa-cited")).to_be_attached()  # the top citation is loaded, out of the way
+    phone.wait_for_timeout(500)
+    expect(lead).to_be_in_viewport()
+    assert phone.evaluate("window.scrollY") == 0
+    expect(side).to_be_hidden()
+    OUT.mkdir(exist_ok=True)
+    phone.screenshot(path=str(OUT / "phone.png"))  # docs/phone.png is a copy
+    card = reply.locator(".qa-src").nth(1)
+    title = card.locator(".qa-title").inner_text()
+    card.locator("a.qa-cite").click()
+    expect(side).to_be_visible()
+    expect(side.locator(".qa-art-title")).to_have_text(title)
+    expect(side.locator("#qa-cited")).to_be_in_viewport()
+    phone.screenshot(path=str(OUT / "phone-article.png"))
+    side.locator(".qa-close").click()
+    expect(side).to_be_hidden()
+    expect(lead).to_be_in_viewport()
+    card.locator("a.qa-cite").click()  # the same passage again: the panel is unchanged, and still scrolled to it
+    expect(side.locator("#qa-cited")).to_be_in_viewport()
+    phone.keyboard.press("Escape")
+    expect(side).to_be_hidden()
+    expect(lead).to_be_in_viewport()
+    context.close()
+
+
 def test_admin_actions_stay_disabled_without_the_password(page):
     page.get_by_role("tab", name="文档").click()
     expect(page.locator("#qa-docs")).to_contain_text("共 5 篇")

@@ -53,7 +53,7 @@ def build_app(bot: Bot, settings: Settings, trusted: TrustedClients | None = Non
                                          elem_id="qa-question", max_lines=4)
                         send = gr.Button("发送", variant="primary", scale=1, min_width=70, elem_id="qa-send")
                         new = gr.Button("新对话", variant="secondary", scale=1, min_width=70, elem_id="qa-new")
-                with gr.Column(scale=5, min_width=340):
+                with gr.Column(scale=5, min_width=340, elem_id="qa-side"):  # on a phone: a sheet (present.html)
                     article = gr.HTML(page.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。"),
                                       elem_id="qa-article", js_on_load=page.SCROLL_JS, max_height=None)
             cite = gr.Textbox(visible="hidden", elem_id="qa-cite-box")
