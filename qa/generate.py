@@ -62,9 +62,14 @@ def attach(settings: Settings, answer: Answer, on_text: OnText | None = None) ->
 
     if not settings.llm_url:
         return answer
-    if answer.abstained or not answer.hits:  # the collection cannot answer: the model is not asked
+    if not asks(settings, answer):  # the collection cannot answer: the model is not asked
         return replace(answer, generated=Generated(settings.llm_model or "default", "", [], NOT_ASKED))
     return replace(answer, generated=write(settings, answer.query, answer.hits, on_text))
+
+
+def asks(settings: Settings, answer: Answer) -> bool:
+    """Whether ``attach`` calls the model for ``answer``: QA_LLM_URL is set and the bot did not abstain."""
+    return bool(settings.llm_url) and not answer.abstained and bool(answer.hits)
 
 
 def write(settings: Settings, question: str, hits: Sequence[Hit], on_text: OnText | None = None) -> Generated:

@@ -233,11 +233,17 @@ class Asker:
         mode: str = "hybrid",
         fusion: str = "weighted",
         weight: float = retrieve.DENSE_WEIGHT,
+        written: bool = True,
     ) -> Answer:
         """Answer one question; ``mode`` (hybrid | bm25 | dense) and ``fusion``
-        (weighted | rrf) exist so ``qa eval`` can compare the alternatives."""
+        (weighted | rrf) exist so ``qa eval`` can compare the alternatives.
+        ``written=False`` stops before the model: the web chat calls ``write`` itself, to stream it."""
         result = self.answer(self.candidates(question, history), k, mode, fusion, weight)
-        return generate.attach(self.settings, result)  # the written answer, only with QA_LLM_URL and no abstention
+        return self.write(result) if written else result
+
+    def write(self, answer: Answer, on_text: generate.OnText | None = None) -> Answer:
+        """``answer`` with its written answer (only with QA_LLM_URL and no abstention); ``on_text`` gets the stream."""
+        return generate.attach(self.settings, answer, on_text)
 
     def candidates(self, question: str, history: Sequence[str] = (), qvec: np.ndarray | None = None) -> Candidates:
         """Interpret the question and take candidates from both retrievers (the costly part).
@@ -533,8 +539,11 @@ class Bot:
         self.indexer = Indexer(settings, backend, encoders)
 
     def ask(self, question: str, history: Sequence[str] = (), **options: Any) -> Answer:
-        """``options``: ``k``, ``mode``, ``fusion``, ``weight`` of ``Asker.ask``."""
+        """``options``: ``k``, ``mode``, ``fusion``, ``weight``, ``written`` of ``Asker.ask``."""
         return self.asker.ask(question, history, **options)
+
+    def write(self, answer: Answer, on_text: generate.OnText | None = None) -> Answer:
+        return self.asker.write(answer, on_text)
 
     def index(self) -> IndexReader:
         return self.asker.index()

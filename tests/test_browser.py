@@ -1,7 +1,7 @@
 """The web chat in a real headless Chromium (Debian's package, driven by Playwright).
 
-Fails, not skips, when /usr/bin/chromium is missing: CI installs it (.ci/run).
-One app process serves every test in this file; the tests run in file order.
+Fails, not skips, when /usr/bin/chromium is missing (``chromium.py``). One app
+process serves every test in this file; the tests run in file order.
 """
 
 from __future__ import annotations
@@ -10,15 +10,13 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
+from chromium import chromium
 from served_app import PASSWORD, ROOT, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
 OUT = ROOT / "test-output"
 QUESTION = "蒙阴交警大队的党建品牌叫什么？"
 XSS = (
@@ -37,11 +35,8 @@ def app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +118,43 @@ def test_follow_up_shows_the_interpreted_query(page):
     ask(page, "泰州海陵公安分局有多少名党员？")
     ask(page, "那巡特警大队呢？")
     expect(page.locator("#qa-chat .qa-reply").last.locator(".qa-query")).to_contain_text("检索")
+
+
+def test_on_a_phone_the_answer_stays_in_view_and_the_article_opens_on_demand(app, browser):
+    """390 x 844: the page does not move to the article after a question; a citation opens it over the chat, and
+    its close button (or Escape) brings the answer back."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True, locale="zh-CN")
+    phone = context.new_page()
+    phone.goto(app.url)
+    phone.wait_for_selector("#qa-question textarea", timeout=60_000)
+    ask(phone, QUESTION)
+    reply = phone.locator("#qa-chat .qa-reply").last
+    lead, side = reply.locator(".qa-lead"), phone.locator("#qa-side")
+    expect(lead).to_contain_text("情满崮乡")
+    expect(phone.locator("#qa-article #qa-cited")).to_be_attached()  # the top citation is loaded, out of the way
+    phone.wait_for_timeout(500)
+    expect(lead).to_be_in_viewport()
+    assert phone.evaluate("window.scrollY") == 0
+    expect(side).to_be_hidden()
+    OUT.mkdir(exist_ok=True)
+    phone.screenshot(path=str(OUT / "phone.png"))  # docs/phone.png is a copy
+    card = reply.locator(".qa-src").nth(1)
+    title = card.locator(".qa-title").inner_text()
+    card.locator("a.qa-cite").click()
+    expect(side).to_be_visible()
+    expect(side.locator(".qa-art-title")).to_have_text(title)
+    expect(side.locator("#qa-cited")).to_be_in_viewport()
+    phone.screenshot(path=str(OUT / "phone-article.png"))
+    side.locator(".qa-close").click()
+    expect(side).to_be_hidden()
+    expect(lead).to_be_in_viewport()
+    card.locator("a.qa-cite").click()  # the same passage again: the panel is unchanged, and still scrolled to it
+    expect(side.locator("#qa-cited")).to_be_in_viewport()
+    phone.keyboard.press("Escape")
+    expect(side).to_be_hidden()
+    expect(lead).to_be_in_viewport()
+    context.close()
 
 
 def test_admin_actions_stay_disabled_without_the_password(page):

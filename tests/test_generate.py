@@ -8,17 +8,15 @@ failure must end in a fallback reason within the timeout, never a traceback.
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from llm_server import scripted_server
 from qa import generate
 from qa.config import Settings
 from qa.present.json import answer_to_json
@@ -31,56 +29,10 @@ HITS = [Hit(Passage("a", 0, BODY, 0, len(BODY)), DOC, 0.9)]
 QUESTION = "滨州经济技术开发区交警大队党支部有多少名党员民警？"
 
 
-class Scripted(BaseHTTPRequestHandler):
-    """Answers POST /v1/chat/completions as ``self.server.mode`` says."""
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        server = self.server
-        server.requests.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))  # type: ignore[attr-defined]
-        mode = server.mode  # type: ignore[attr-defined]
-        if mode == "hang":
-            server.release.wait(30)  # type: ignore[attr-defined]
-            return
-        if mode in ("401", "500"):
-            self._send(int(mode), "application/json", json.dumps({"error": {"message": "no"}}).encode())
-            return
-        if mode == "garbled":
-            self._send(200, "text/event-stream", b"data: {not json at all\n\n")
-            return
-        pieces = {"ok": server.reply, "empty": "", "slow": server.reply}  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        for piece in [pieces[mode][i : i + 5] for i in range(0, len(pieces[mode]), 5)]:
-            if mode == "slow":
-                time.sleep(0.7)
-            chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
-                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-            self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
-            self.wfile.flush()
-        self.wfile.write(b"data: [DONE]\n\n")
-
-    def _send(self, status: int, kind: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
-    httpd.daemon_threads = True
-    httpd.mode, httpd.reply, httpd.requests, httpd.release = "ok", "", [], threading.Event()  # type: ignore[attr-defined]
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd
-    httpd.release.set()  # type: ignore[attr-defined]
-    httpd.shutdown()
-    httpd.server_close()
+    with scripted_server() as httpd:
+        yield httpd
 
 
 def _settings(port: int, timeout: int = 3) -> Settings:

@@ -7,7 +7,7 @@ import re
 
 from qa.present import html as page
 from qa.present import is_valid
-from qa.types import Answer, Document, Hit, LeadSentence, Passage
+from qa.types import Answer, CheckedSentence, Document, Generated, Hit, LeadSentence, Passage
 
 XSS = '<script>window.__pwned=1</script>蒙阴大队<img src=x onerror="window.__pwned=2">党建品牌 & "情满崮乡"'
 
@@ -97,7 +97,7 @@ def test_article_marks_cited_span_with_anchor_and_escapes_everything():
     start = doc.text.index("蒙阴大队")
     end = start + len("蒙阴大队")
     out = page.render_article(doc, start, end, ["党建品牌", "蒙阴"])
-    assert tags(out) <= {"div", "mark", "br"}
+    assert tags(out) <= {"div", "mark", "br", "button"} and out.count("<button") == 1  # the close button (a phone)
     assert '<mark id="qa-cited" class="qa-cited"><mark class="qa-kw">蒙阴</mark>大队</mark>' in out
     assert out.count('id="qa-cited"') == 1
     assert "&lt;b&gt;标题&lt;/b&gt;" in out and "&lt;script&gt;" in out
@@ -142,3 +142,47 @@ def test_example_questions_come_from_the_collection():
         "介绍一下山东临沂蒙阴交警大队",
         "介绍一下常德公安交警直属一大队开展文明单位创建工作成效显著",
     ]
+
+
+# -- the written answer (issue 18): checked sentences with [n] links, the stream, the fallback ------------------
+
+def _written_answer(generated):
+    doc = make_doc("第一句话。蒙阴大队打造“情满崮乡”党建品牌。第三句。<b>x</b>", title="蒙阴交警")
+    hits = [hit_for(doc, "蒙阴大队打造“情满崮乡”党建品牌。", ordinal=1), hit_for(doc, "第三句。<b>x</b>", ordinal=2)]
+    lead = [LeadSentence("蒙阴大队打造“情满崮乡”党建品牌。", 1)]
+    return Answer("蒙阴交警大队的党建品牌叫什么？", "蒙阴交警大队的党建品牌叫什么？", False, hits, lead, "e5",
+                  generated=generated)
+
+
+def test_written_answer_shows_kept_sentences_with_citation_links_then_the_passages():
+    sentences = [CheckedSentence("蒙阴大队的党建品牌是“情满崮乡”<i>。", [1, 2], True, "所引段落能证实"),
+                 CheckedSentence("该品牌创立于1990年。", [1], False, "数字 1990 不在所引段落中")]
+    answer = _written_answer(Generated("qwen", "…", sentences))
+    out = page.render_answer(answer, ["党建品牌"])
+    assert "\n" not in out and "<i>" not in out and "&lt;i&gt;" in out
+    lead = out[out.index('class="qa-lead qa-written"'):out.index("来源：")]
+    assert "情满崮乡" in lead and "1990" not in out  # the refused sentence is not shown
+    links = re.findall(r'href="([^"]+)"[^>]*>\[(\d)\]</a>', lead)
+    assert [n for _, n in links] == ["1", "2"]
+    for (href, _n), hit in zip(links, answer.hits, strict=True):  # [n] opens citations[n-1], as today's links do
+        assert page.parse_cite(html.unescape(href)) == ("d1", hit.passage.start, hit.passage.end)
+    assert "qwen" in lead and "另有 1 句" in lead
+    assert out.count('class="qa-src"') == 2 and "qa-notice" not in out
+
+
+def test_a_fallback_shows_the_extractive_lead_with_one_notice():
+    answer = _written_answer(Generated("qwen", "", [], "模型在 30 秒内没有答完"))
+    out = page.render_answer(answer, [])
+    assert out.count('class="qa-notice"') == 1 and "显示的是摘录的答案：模型在 30 秒内没有答完" in out
+    lead = out[out.index('class="qa-lead"'):out.index("来源：")]
+    assert "情满崮乡" in lead and ">[1]</a>" in lead and "qa-written" not in out
+    assert out.index("qa-notice") < out.index("qa-lead")
+
+
+def test_the_stream_is_escaped_text_under_a_writing_line_then_the_passages():
+    answer = _written_answer(None)
+    out = page.render_writing(answer, "品牌是<script>x</script>[1]", "qwen", ["品牌"])
+    assert "<script" not in out and "&lt;script&gt;" in out and "qwen 正在撰写" in out
+    assert "qa-writing" in out and out.count('class="qa-src"') == 2 and "\n" not in out
+    abstained = Answer("火星？", "火星？", True, answer.hits, [], "e5")  # no answer: no writing either
+    assert page.render_writing(abstained, "x", "qwen", []) == page.render_answer(abstained, [])

@@ -148,7 +148,7 @@ def test_errors_reach_the_web_as_one_line_without_paths(admin, caplog):
         faiss_file.write_bytes(faiss_file.read_bytes()[:100])
     broken = Chat(Bot(admin.settings))
     with pytest.raises(gr.Error) as error:
-        broken.ask("蒙阴交警大队的党建品牌叫什么？")
+        _run(broken.ask("蒙阴交警大队的党建品牌叫什么？"))
     message = error.value.message
     assert "qa build --full" in message and "/" not in message and len(message.splitlines()) == 1
     messages, data, _, _ = broken.reply("蒙阴交警大队的党建品牌叫什么？", [])
@@ -160,11 +160,11 @@ def test_errors_reach_the_web_as_one_line_without_paths(admin, caplog):
     chat = Chat(admin.bot)
     chat.bot.ask = fail
     with caplog.at_level(logging.ERROR, logger="qa.web"), pytest.raises(gr.Error) as error:
-        chat.search("交警")
+        _run(chat.search("交警"))
     assert "/srv" not in error.value.message and "服务器内部错误" in error.value.message
     assert "/srv/private/x" in caplog.text  # the details are logged for the operator
     with pytest.raises(gr.Error, match="history"):
-        Chat(Bot(admin.settings)).ask("交警", [1, 2])  # type: ignore[list-item]
+        _run(Chat(Bot(admin.settings)).ask("交警", [1, 2]))  # type: ignore[list-item]
 
 
 def test_hide_paths_keeps_only_the_last_component():
@@ -268,7 +268,7 @@ def test_an_index_outage_shows_visitors_a_short_chinese_line_and_the_admin_the_d
     with caplog.at_level(logging.INFO, logger="qa.web"):
         messages, data, _, _ = chat.reply("蒙阴交警大队的党建品牌叫什么？", [])
         with pytest.raises(gr.Error) as api_error:
-            chat.ask("蒙阴交警大队的党建品牌叫什么？")
+            _run(chat.ask("蒙阴交警大队的党建品牌叫什么？"))
     for shown in (messages[-1]["content"], data["error"], api_error.value.message):
         assert "暂时不可用" in shown, shown
         assert "10.1.2.3" not in shown and "QA_MILVUS" not in shown and "Milvus" not in shown

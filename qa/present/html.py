@@ -18,13 +18,18 @@ from urllib.parse import quote, unquote
 
 from ..clean import safe_url
 from ..text import printable
-from ..types import Answer, Document, Hit
-from . import citation_meta, reply, strings
+from ..types import Answer, Document, Generated, Hit
+from . import Reply, citation_meta, reply, strings
 
 CITE_PREFIX = "#qa-cite:"  # href of a citation link; the page script turns a click into "open article"
 CITED_ID = "qa-cited"  # id of the <mark> around the cited span in the article viewer
 PASSAGE_CHARS = 120  # a passage longer than this is shown shortened around its first keyword
 EXAMPLE_CHARS = 26  # longest subject named in an example question
+NARROW = 1023  # px: up to this width the chat and the article are stacked (gradio's lg breakpoint is 1024)
+# Closes the article when it is opened over the chat on a narrow screen (hidden on a wide one; see HEAD and CSS).
+CLOSE = '<button type="button" class="qa-close" aria-label="关闭原文" title="关闭原文">✕ 关闭</button>'
+WRITING = "{model} 正在撰写，核对后显示"  # under the model's text as it streams
+WRITTEN = "由 {model} 撰写，每句都已与所引段落核对"  # under the checked answer
 
 
 def esc(text: str) -> str:
@@ -127,22 +132,67 @@ def source_card(rank: int, hit: Hit, words: Sequence[str]) -> str:
 
 
 def render_answer(answer: Answer, words: Sequence[str]) -> str:
-    """The assistant's reply: lead sentence(s) with citation numbers, then the cited passages."""
+    """The assistant's reply: the answer with citation numbers, then the cited passages.
+
+    The answer is the model's checked answer when there is one (``answer.generated``
+    without a fallback), else the extractive lead, after a notice saying why when the
+    model was asked and its answer cannot be shown.
+    """
     shown = reply(answer)
+    generated = answer.generated if shown.answered else None
+    if generated is not None and not generated.fallback:
+        return _reply_html(answer, shown, words, _written(generated, shown, words))
+    notices = [strings.LLM_FALLBACK.format(reason=generated.fallback)] if generated and generated.fallback else []
+    return _reply_html(answer, shown, words, _lead(shown, words) if shown.answered else "", notices)
+
+
+def render_writing(answer: Answer, text: str, model: str, words: Sequence[str]) -> str:
+    """The reply while the model writes: its text so far, unchecked and marked so, then the passages."""
+    shown = reply(answer)
+    if not shown.answered:
+        return render_answer(answer, words)
+    lead = (f'<p class="qa-lead qa-writing">{esc(text)}<span class="qa-caret">▍</span></p>'
+            f'<div class="qa-by">{esc(WRITING.format(model=model))}</div>')
+    return _reply_html(answer, shown, words, lead)
+
+
+def _lead(shown: Reply, words: Sequence[str]) -> str:
+    """The extractive lead sentence(s) with their citation numbers."""
     by_rank = dict(shown.citations)
+    lead = [highlight(text, words) + (_cite_link(rank, by_rank[rank]) if rank else "") for text, rank in shown.lead]
+    if not lead:  # no lead sentence: the best passage speaks for itself
+        lead.append(f"{_excerpt(shown.citations[0][1].passage.text, words)}{_cite_link(*shown.citations[0])}")
+    return f'<p class="qa-lead">{"".join(lead)}</p>'
+
+
+def _written(generated: Generated, shown: Reply, words: Sequence[str]) -> str:
+    """The checked answer: each kept sentence with its ``[n]`` links (``[n]`` is ``citations[n-1]``), then who
+    wrote it and how many sentences were left out."""
+    by_rank = dict(shown.citations)
+    kept = [
+        highlight(s.text, words) + "".join(_cite_link(n, by_rank[n]) for n in s.citations if n in by_rank)
+        for s in generated.sentences
+        if s.supported
+    ]
+    by = WRITTEN.format(model=generated.model)
+    dropped = sum(not s.supported for s in generated.sentences)
+    if dropped:
+        by += "；" + strings.LLM_DROPPED.format(n=dropped)
+    return f'<p class="qa-lead qa-written">{"".join(kept)}</p><div class="qa-by">{esc(by)}</div>'
+
+
+def _reply_html(answer: Answer, shown: Reply, words: Sequence[str], lead: str, notices: Sequence[str] = ()) -> str:
+    """The reply's frame: query line, notices, the answer (``lead``, already HTML), then the passages."""
     parts = ['<div class="qa-reply">']
     if shown.query:
         parts.append(f'<div class="qa-query">{esc(strings.QUERY.format(query=shown.query))}</div>')
-    parts.extend(f'<div class="qa-notice">{esc(notice)}</div>' for notice in answer.notices)
+    parts.extend(f'<div class="qa-notice">{esc(notice)}</div>' for notice in [*answer.notices, *notices])
     if not shown.answered:
         parts.append(f'<p class="qa-none">{strings.NO_ANSWER}</p>')
         if shown.citations:
             parts.append(f'<div class="qa-related">{strings.RELATED}：</div>')
     else:
-        lead = [highlight(text, words) + (_cite_link(rank, by_rank[rank]) if rank else "") for text, rank in shown.lead]
-        if not lead:  # no lead sentence: the best passage speaks for itself
-            lead.append(f"{_excerpt(shown.citations[0][1].passage.text, words)}{_cite_link(*shown.citations[0])}")
-        parts.append(f'<p class="qa-lead">{"".join(lead)}</p>')
+        parts.append(lead)
         parts.append('<div class="qa-related">来源：</div>')
     parts.extend(source_card(rank, hit, words) for rank, hit in shown.citations)
     parts.append("</div>")
@@ -165,7 +215,7 @@ def render_article(doc: Document, start: int, end: int, words: Sequence[str]) ->
         body = f'{clip(0, start)}<mark id="{CITED_ID}" class="qa-cited">{clip(start, end)}</mark>{clip(end, len(text))}'
     else:
         body = clip(0, len(text))
-    header = f'<div class="qa-art-title">{esc(doc.title)}</div><div class="qa-meta">{_meta(meta)}</div>'
+    header = f'{CLOSE}<div class="qa-art-title">{esc(doc.title)}</div><div class="qa-meta">{_meta(meta)}</div>'
     if url := safe_url(doc.url):  # an index from before ingestion checked URLs may hold javascript: ones
         header += f'<div class="qa-meta qa-url">{esc(url)}</div>'
     return f'<div class="qa-article"><div class="qa-art-head">{header}</div><div class="qa-art-body">{body}</div></div>'
@@ -173,7 +223,7 @@ def render_article(doc: Document, start: int, end: int, words: Sequence[str]) ->
 
 def render_notice(message: str) -> str:
     """A short message in the article panel (nothing opened yet, or an error)."""
-    return f'<div class="qa-article qa-empty">{esc(message)}</div>'
+    return f'<div class="qa-article qa-empty">{CLOSE}{esc(message)}</div>'
 
 
 def example_questions(titles: Sequence[str], limit: int = 3) -> list[str]:
@@ -231,18 +281,53 @@ def earlier_questions(messages: Sequence[dict], turns: int = 3) -> list[str]:
     return [message_text(m) for m in messages if m.get("role") == "user"][-turns:]
 
 
-# Page script: a click on a citation hands it to the hidden "open" button (see the web chat's layout); new replies
-# are scrolled to their top.
+# A narrow screen (see HEAD). In the page's head, not in CSS: gradio scopes the media rules of its css to its
+# container, which holds neither the body nor the page's padding.
+NARROW_STYLE = """<style>
+@media (max-width: NARROWpx) {
+  .gradio-container > .main { padding-left: 8px !important; padding-right: 8px !important; }
+  #qa-side { display: none !important; }
+  body.qa-sheet { overflow: hidden; }
+  body.qa-sheet #qa-side { display: flex !important; position: fixed; left: 0; right: 0; bottom: 0; top: 6vh;
+    z-index: 1000; margin: 0; padding: 6px; min-width: 0 !important; background: var(--background-fill-primary);
+    border-radius: 14px 14px 0 0; box-shadow: 0 -4px 24px rgba(0, 0, 0, .25); }
+  body.qa-sheet #qa-article .qa-article { height: calc(94vh - 12px) !important; }
+  body.qa-sheet #qa-chat .scroll-down-button-container { display: none; }
+  .qa-close { display: inline-block !important; }
+}
+</style>""".replace("NARROW", str(NARROW))
+
+# Page script. A click on a citation hands it to the hidden "open" button (see the web chat's layout). On a narrow
+# screen (a phone) the chat and the article cannot stand side by side: the article panel is hidden, and a click on
+# a citation opens it over the chat as a sheet, which its close button (or Escape) closes again, back to the answer.
+# The cited span is scrolled into view inside the panel only, never by scrolling the page: on a phone that took the
+# page to the article and the answer out of sight. New replies are scrolled to their top.
 HEAD = """<script>
+window.qaScrollCited = function (root) {
+  root = root || document.getElementById('qa-article');
+  var m = root && root.querySelector('#qa-cited'), box = m && m.closest('.qa-article');
+  if (!box || !box.offsetParent) return;
+  var head = box.querySelector('.qa-art-head');
+  box.scrollTop += m.getBoundingClientRect().top - box.getBoundingClientRect().top - (head ? head.offsetHeight : 0) - 8;
+};
+window.qaSheet = function (open) {
+  document.body.classList.toggle('qa-sheet', open && window.matchMedia('(max-width: NARROWpx)').matches);
+  if (open) requestAnimationFrame(function () { window.qaScrollCited(); });
+};
 document.addEventListener('click', function (ev) {
-  var a = ev.target && ev.target.closest ? ev.target.closest('a[href^="#qa-cite:"]') : null;
+  var t = ev.target && ev.target.closest ? ev.target : null;
+  if (!t) return;
+  if (t.closest('.qa-close')) { ev.preventDefault(); window.qaSheet(false); return; }
+  var a = t.closest('a[href^="#qa-cite:"]');
   if (!a) return;
   ev.preventDefault(); ev.stopPropagation();
   window.qaCite = a.getAttribute('href');
   var b = document.getElementById('qa-open');
   if (b && b.tagName !== 'BUTTON') b = b.querySelector('button');
   if (b) b.click();
+  window.qaSheet(true);
 }, true);
+document.addEventListener('keydown', function (ev) { if (ev.key === 'Escape') window.qaSheet(false); });
 /* Like ChatGPT: a new reply is shown from its question down, not scrolled to its end. */
 window.qaSeen = 0;
 new MutationObserver(function () {
@@ -257,13 +342,10 @@ new MutationObserver(function () {
     box = box.parentElement;
   if (box) box.scrollTop += reply.getBoundingClientRect().top - box.getBoundingClientRect().top - 12;
 }).observe(document.documentElement, {childList: true, subtree: true});
-</script>"""
+</script>""".replace("NARROW", str(NARROW)) + NARROW_STYLE
 
-# Runs in the article panel after each update: bring the cited span into view.
-SCROLL_JS = """watch('value', () => {
-  const m = element.querySelector('#qa-cited');
-  if (m) m.scrollIntoView({block: 'start', behavior: 'instant'});
-});"""
+# Runs in the article panel after each update: bring the cited span into view, inside the panel (see HEAD).
+SCROLL_JS = """watch('value', () => window.qaScrollCited && window.qaScrollCited(element));"""
 
 
 CSS = """
@@ -308,4 +390,9 @@ mark.qa-cited { background: #ccfbf1; color: inherit; padding: 2px 0; scroll-marg
   border-bottom: 1px solid var(--border-color-primary) !important; }
 .qa-doclist th { font-weight: 600; color: var(--body-text-color-subdued); }
 .qa-doclist td.num { text-align: right; } .qa-doclist td.id { font-family: var(--font-mono); font-size: .75rem; }
+.qa-writing { color: var(--body-text-color-subdued); }
+.qa-caret { animation: qa-blink 1s steps(2) infinite; } @keyframes qa-blink { 50% { opacity: 0; } }
+.qa-by { font-size: .75rem; color: var(--body-text-color-subdued); }
+.qa-close { display: none; float: right; margin: 0 0 4px 8px; padding: 2px 10px; border-radius: 8px; font-size: .85rem;
+  border: 1px solid var(--border-color-primary); background: var(--background-fill-secondary); cursor: pointer; }
 """

@@ -13,17 +13,23 @@ and the admin handlers (past the password) still show them.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
+import threading
+import time
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from functools import partial
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
+from .. import generate
 from ..present import html as page
 from ..present import is_valid
 from ..present.json import public_json
 from ..errors import IndexMissing, IndexUnavailable, QAError, UsageError
 from ..segment import keywords
 from ..text import one_line, printable
+from ..types import Answer
 from .guard import hide_paths
 
 if TYPE_CHECKING:
@@ -31,6 +37,8 @@ if TYPE_CHECKING:
 
 GENERIC_ERROR = "服务器内部错误，请稍后再试；详细信息已记录在服务器日志中。"
 UNAVAILABLE = "服务暂时不可用，请稍后再试。"
+Turn = tuple[list[dict], dict, str, str]  # one chat update: messages, answer JSON, cleared input, article panel
+STREAM_EVERY = 0.15  # seconds between two updates of the reply while the model writes
 
 log = logging.getLogger("qa.web")
 
@@ -91,34 +99,128 @@ def documents(bot: Bot) -> list[dict]:
 
 
 class Chat:
-    """The chat's event handlers and the read-only API, bound to one Bot; plain methods so tests can call them."""
+    """The chat's event handlers and the read-only API, bound to one Bot; plain methods so tests can call them.
 
-    def __init__(self, bot: Bot) -> None:
+    **Concurrency, and why a slow model holds up no one else.** gradio's queue
+    counts a generator handler as running until its last yield, and groups
+    events by handler object: the Enter key, the send button and the examples
+    were three groups of ``layout.CONCURRENCY`` each, and a streaming reply
+    would hold its slot for the whole model call (up to ``QA_LLM_TIMEOUT``),
+    so four slow answers would have stalled every other question. So the chat
+    and API handlers are coroutines that gradio runs with no limit of its own
+    (``concurrency_limit=None`` in the layout), and the limit is kept here, on
+    what costs CPU: retrieval runs in a worker thread holding one of
+    ``concurrency`` slots (one ``CapacityLimiter`` shared by the chat, ``/ask``
+    and ``/search``), released before the model is asked. The model call runs
+    on a thread of its own (not gradio's pool of 40, which it would otherwise
+    drain), ends within ``QA_LLM_TIMEOUT`` however the server behaves
+    (``generate._stream``), and is awaited on the event loop. A waiting model
+    thus holds neither a retrieval slot nor a pool thread: other people's
+    questions are retrieved and sent to the model without waiting for it, and
+    each person waits for their own model call at most the timeout. Model
+    calls are not capped in number: each is two idle threads for at most the
+    timeout, and they can only start as fast as retrieval lets questions through.
+    """
+
+    def __init__(self, bot: Bot, concurrency: int = 4) -> None:
         self.bot = bot
+        self.concurrency = concurrency
+        self._slots: tuple[Any, Any] | None = None  # (event loop, its CapacityLimiter)
 
-    def reply(self, message: str, messages: list[dict] | None) -> tuple[list[dict], dict, str, str]:
-        """One chat turn: (messages, answer JSON, cleared input, article panel)."""
+    def reply(self, message: str, messages: list[dict] | None) -> Turn:
+        """One chat turn to its end, without streaming: (messages, answer JSON, cleared input, article panel)."""
+
+        async def last() -> Turn:
+            async for turn in self.stream(message, messages):
+                final = turn
+            return final
+
+        return asyncio.run(last())
+
+    async def stream(self, message: str, messages: list[dict] | None) -> AsyncIterator[Turn]:
+        """One chat turn as the chat shows it: (messages, answer JSON, cleared input, article panel), yielded
+        first with the passages and the model's text as it arrives, last with the checked answer."""
         messages = list(messages or [])
         question = printable(message).strip() if isinstance(message, str) else ""  # echoed: no control codes
         if not question:
-            return messages, {}, "", page.render_notice("请输入问题。")
+            yield messages, {}, "", page.render_notice("请输入问题。")
+            return
+        messages.append({"role": "user", "content": html.escape(question)})
         panel = page.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。")
         try:
-            answer = self.bot.ask(question, page.earlier_questions(messages))
+            answer = await self._retrieve(question, page.earlier_questions(messages[:-1]))
             words = keywords(answer.query)
-            content, data = page.render_answer(answer, words), public_json(answer)
             valid = [h for h in answer.hits if is_valid(h)]
             if valid and not answer.abstained:
                 top = valid[0]
                 panel = page.render_article(top.document, top.passage.start, top.passage.end, words)
+            if generate.asks(self.bot.settings, answer):  # the passages at once, then the model's text as it comes
+                model, text, shown_at = self.bot.settings.llm_model or "default", "", time.monotonic()
+                data = public_json(answer)  # the retrieval's JSON until the written answer is in
+                writing = page.render_writing(answer, text, model, words)
+                yield [*messages, {"role": "assistant", "content": writing}], data, "", panel
+                async for item in self._write(answer):
+                    if isinstance(item, Answer):
+                        answer = item
+                        continue
+                    text += item
+                    if time.monotonic() - shown_at >= STREAM_EVERY:  # at most a few updates a second
+                        shown_at, writing = time.monotonic(), page.render_writing(answer, text, model, words)
+                        yield [*messages, {"role": "assistant", "content": writing}], data, "", panel
+            else:
+                answer = self.bot.write(answer)  # no model: at most the NOT_ASKED record, at once
+            content, data = page.render_answer(answer, words), public_json(answer)
         except Exception as error:  # noqa: BLE001 - shown as one line in the chat, details logged
             text = public_message(error)
             content, data = f'<p class="qa-error">{page.esc(text)}</p>', {"error": text}
-        messages += [
-            {"role": "user", "content": html.escape(question)},
-            {"role": "assistant", "content": content},
-        ]
-        return messages, data, "", panel
+        yield [*messages, {"role": "assistant", "content": content}], data, "", panel
+
+    async def _retrieve(self, question: str, history: list[str], **options: Any) -> Answer:
+        """Retrieval and abstention, without the model, in a worker thread holding one of the slots."""
+        import anyio
+
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:  # a limiter belongs to one event loop
+            self._slots = (loop, anyio.CapacityLimiter(self.concurrency))
+        call = partial(self.bot.ask, question, history, written=False, **options)
+        return await anyio.to_thread.run_sync(call, limiter=self._slots[1])
+
+    async def _write(self, answer: Answer) -> AsyncIterator[str | Answer]:
+        """The model's text as it arrives, then ``answer`` with its checked written answer.
+
+        The call runs on a thread of its own, bounded by QA_LLM_TIMEOUT (see the class docstring).
+        """
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[str | Answer | BaseException] = asyncio.Queue()
+
+        def put(item: str | Answer | BaseException) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, item)
+            except RuntimeError:  # the loop is gone (the server stopped): nobody is waiting
+                pass
+
+        def run() -> None:
+            try:
+                put(self.bot.write(answer, on_text=put))
+            except BaseException as error:  # noqa: BLE001 - re-raised in the handler, which shows one line
+                put(error)
+
+        threading.Thread(target=run, name="qa-llm", daemon=True).start()
+        while True:
+            item = await events.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if isinstance(item, Answer):
+                return
+
+    async def _answer(self, question: str, history: list[str], **options: Any) -> Answer:
+        """The whole answer, written part included, for the API."""
+        answer = await self._retrieve(question, history, **options)
+        async for item in self._write(answer):
+            if isinstance(item, Answer):
+                answer = item
+        return answer
 
     def open_article(self, cite: str, messages: list[dict] | None = None) -> str:
         """The article behind a citation link, with the cited span marked."""
@@ -138,17 +240,17 @@ class Chat:
         words = keywords(questions[-1]) if questions else []
         return page.render_article(doc, start, end, words)
 
-    def ask(self, question: str, history: list[str] | None = None) -> dict:
+    async def ask(self, question: str, history: list[str] | None = None) -> dict:
         """API: the `qa ask --json` answer to a question; history = earlier questions."""
         with web_errors():
-            return public_json(self.bot.ask(text_argument(question, "问题"), _history(history)))
+            return public_json(await self._answer(text_argument(question, "问题"), _history(history)))
 
-    def search(self, query: str, k: int = 5) -> dict:
-        """API: the top-k passages for a query, no follow-up folding; same shape as ask."""
+    async def search(self, query: str, k: int = 5) -> dict:
+        """API: the top-k passages for a query, no follow-up folding and no model; same shape as ask."""
         with web_errors():
             if not isinstance(k, int):
                 raise UsageError("k 必须是整数。")
-            return public_json(self.bot.ask(text_argument(query, "检索词"), [], k=max(1, k)))
+            return public_json(await self._retrieve(text_argument(query, "检索词"), [], k=max(1, k)))
 
     def documents(self) -> list[dict]:
         """API: the indexed documents (title, source, date, passages, doc_id)."""

@@ -21,7 +21,7 @@ from .guard import TrustedClients
 if TYPE_CHECKING:
     from ..pipeline import Bot
 
-CONCURRENCY = 4  # questions answered at once; the Bot is thread-safe for reads
+CONCURRENCY = 4  # questions retrieved at once (chat and API together, kept by Chat); the Bot is thread-safe for reads
 
 
 def build_app(bot: Bot, settings: Settings, trusted: TrustedClients | None = None) -> Any:
@@ -33,7 +33,7 @@ def build_app(bot: Bot, settings: Settings, trusted: TrustedClients | None = Non
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import gradio as gr
 
-    chat, admin = Chat(bot), Admin(bot, settings, trusted=trusted)
+    chat, admin = Chat(bot, CONCURRENCY), Admin(bot, settings, trusted=trusted)
     titles = [d["title"] for d in chat.documents()]
     enabled = bool(settings.admin_password)
     # delete_cache: uploads picked but never sent to an admin action go after TEMP_MAX_AGE (and all at exit)
@@ -53,7 +53,7 @@ def build_app(bot: Bot, settings: Settings, trusted: TrustedClients | None = Non
                                          elem_id="qa-question", max_lines=4)
                         send = gr.Button("发送", variant="primary", scale=1, min_width=70, elem_id="qa-send")
                         new = gr.Button("新对话", variant="secondary", scale=1, min_width=70, elem_id="qa-new")
-                with gr.Column(scale=5, min_width=340):
+                with gr.Column(scale=5, min_width=340, elem_id="qa-side"):  # on a phone: a sheet (present.html)
                     article = gr.HTML(page.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。"),
                                       elem_id="qa-article", js_on_load=page.SCROLL_JS, max_height=None)
             cite = gr.Textbox(visible="hidden", elem_id="qa-cite-box")
@@ -92,16 +92,21 @@ def build_app(bot: Bot, settings: Settings, trusted: TrustedClients | None = Non
 
         ask_in = [box, chatbot]
         ask_out = [chatbot, data, box, article]
-        box.submit(chat.reply, ask_in, ask_out, api_name="chat")
-        send.click(chat.reply, ask_in, ask_out, api_visibility="private")
+        # no gradio limit on the chat's events: Chat keeps CONCURRENCY on retrieval and lets a slow model hold up
+        # no one else (see Chat). One event for Enter and the button, so a question sent while a reply streams
+        # is not a second writer of the same chat.
+        free: dict[str, Any] = {"concurrency_limit": None}
+        asking = gr.on([box.submit, send.click], chat.stream, ask_in, ask_out, api_name="chat", **free)
         def pick(event: gr.SelectData) -> str:
             return event.value["text"]
 
         pick.__annotations__ = {"event": gr.SelectData, "return": str}  # resolvable without module-level gradio
 
-        chatbot.example_select(pick, None, box, api_visibility="private").then(
-            chat.reply, ask_in, ask_out, api_visibility="private")
-        new.click(lambda: ([], {}, "", page.render_notice("新对话。")), None, ask_out, api_visibility="private")
+        example = chatbot.example_select(pick, None, box, api_visibility="private").then(
+            chat.stream, ask_in, ask_out, api_visibility="private", **free)
+        # a new chat stops a reply still streaming, which would otherwise write the old chat back
+        new.click(lambda: ([], {}, "", page.render_notice("新对话。")), None, ask_out, api_visibility="private",
+                  cancels=[asking, example])
         opener.click(chat.open_article, [cite, chatbot], article, js="(c, m) => [window.qaCite || c, m]",
                      api_visibility="private")
 
@@ -145,8 +150,8 @@ def build_app(bot: Bot, settings: Settings, trusted: TrustedClients | None = Non
         # changes made from another browser or the CLI show up without reloading the page
         app.load(admin.refresh, None, [listing, picker], api_visibility="private")
         docs_tab.select(admin.refresh, None, [listing, picker], api_visibility="private")
-        gr.api(chat.ask, api_name="ask")
-        gr.api(chat.search, api_name="search")
+        gr.api(chat.ask, api_name="ask", **free)
+        gr.api(chat.search, api_name="search", **free)
         gr.api(chat.documents, api_name="documents")
     app.queue(default_concurrency_limit=CONCURRENCY)
     return app
