@@ -317,7 +317,11 @@ def bench(ctx: click.Context, n_passages: int, as_json: bool) -> None:
     """Measure speed and memory: encoder, retrieval, add-one-document, cold start."""
     from .bench import format_report, run
 
-    report = run(_settings(ctx), n_passages, log=lambda msg: click.echo(msg, err=True))
+    settings = _bot(_settings(ctx)).settings  # another base: its documents/ folder stands in for the seeds
+    if settings.kb != "default" and not any(Path(settings.seeds_dir).iterdir()):
+        raise click.UsageError(f"qa --kb {settings.kb} bench measures the base's documents folder, which is empty:"
+                               f" put its articles in {settings.seeds_dir}.")
+    report = run(settings, n_passages, log=lambda msg: click.echo(msg, err=True))
     click.echo(json.dumps(report, ensure_ascii=False, indent=1) if as_json else format_report(report))
 
 
