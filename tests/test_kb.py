@@ -86,6 +86,27 @@ def test_invalid_names_are_one_clear_line(name, tmp_path):
         Bases(Settings.load(index_dir=tmp_path)).create(name)
 
 
+def test_milvus_names_of_two_bases_never_overlap(tmp_path):
+    """Each base's alias, collections and lock; no base's leftover pattern (``<alias>_b<n>``) takes another's."""
+    import re
+
+    from qa.index.bases import collection
+
+    settings = Settings.load(index_dir=tmp_path)
+    names = ["default", "x", "x_b000001", "x-b000001", "x__b000001", "x_0b000001", "x_lock", "kbs", "x_kb_y", "b000001"]
+    owned = {}
+    for name in names:
+        alias = collection(settings, name)
+        owned[name] = {alias, f"{alias}_lock", f"{alias}_b000001", f"{alias}_b000001_meta"}
+        assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", alias)
+    assert len({collection(settings, n) for n in names}) == len(names)
+    everything = set().union(*owned.values()) | {"qa_kbs"}
+    for name in names:
+        alias = collection(settings, name)
+        leftovers = re.compile(re.escape(alias) + r"(_b\d{6})(_meta)?")
+        assert {c for c in everything if leftovers.fullmatch(c) or c == f"{alias}_lock"} <= owned[name], name
+
+
 # -- default: an existing index, untouched ---------------------------------------------------------------
 def _layout(settings: Settings) -> object:
     """What an existing index is made of: the folder's files, or the Milvus collections and alias."""
