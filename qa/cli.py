@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .types import Progress
 
 
+_KB_HELP = "The knowledge base to act on [QA_KB; default] (qa kb list)."
 _MILVUS_HELP = "Use the index in Milvus: http(s)://host:port, or a local *.db file [QA_MILVUS_URI; unset: the folder]."
 
 
@@ -45,10 +46,11 @@ class _Group(click.Group):
 @click.option("--index-dir", type=click.Path(path_type=Path), help="Index folder [QA_INDEX_DIR; embeddings/].")
 @click.option("--model", help="Embedding model: local folder or Hugging Face id [QA_MODEL; bundled e5-small].")
 @click.option("--milvus-uri", help=_MILVUS_HELP)
+@click.option("--kb", help=_KB_HELP)
 @click.pass_context
-def cli(ctx: click.Context, index_dir: Path | None, model: str | None, milvus_uri: str | None) -> None:
+def cli(ctx: click.Context, index_dir: Path | None, model: str | None, milvus_uri: str | None, kb: str | None) -> None:
     """Ask questions of a collection of Chinese articles and get cited passages."""
-    ctx.obj = {"index_dir": index_dir, "model": model, "milvus_uri": milvus_uri}
+    ctx.obj = {"index_dir": index_dir, "model": model, "milvus_uri": milvus_uri, "kb": kb}
 
 
 def _milvus(command: Any) -> Any:
@@ -59,6 +61,16 @@ def _milvus(command: Any) -> Any:
             ctx.ensure_object(dict)["milvus_uri"] = value
 
     return click.option("--milvus-uri", help=_MILVUS_HELP, expose_value=False, callback=keep)(command)
+
+
+def _kb(command: Any) -> Any:
+    """``--kb`` after the command name too (``qa ask --kb hr ...``)."""
+
+    def keep(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            ctx.ensure_object(dict)["kb"] = value
+
+    return click.option("--kb", help=_KB_HELP, expose_value=False, callback=keep)(command)
 
 
 def _llm(command: Any) -> Any:
@@ -82,9 +94,11 @@ def _settings(ctx: click.Context, **overrides) -> Settings:
 
 
 def _bot(settings: Settings) -> Bot:
-    from .pipeline import Bot
+    """The bot of the base ``--kb`` / QA_KB names. The CLI is the server's operator: private bases open
+    without their key (see qa/kb.py)."""
+    from .kb import Bases
 
-    return Bot(settings)
+    return Bases(settings).server_open(settings.kb)
 
 
 def _progress() -> Progress:
@@ -100,6 +114,7 @@ def _progress() -> Progress:
 @click.option("--chunk-size", type=int, help="Target passage length in characters [QA_CHUNK_SIZE; 400].")
 @click.option("--max-file-mb", type=int, help="Skip files larger than this, 0 for no cap [QA_MAX_FILE_MB; 20].")
 @click.option("--follow-links", is_flag=True, help="Also index symbolic links that point outside the folders.")
+@_kb
 @_milvus
 @click.pass_context
 def build(
@@ -125,6 +140,7 @@ def build(
 
 @cli.command()
 @click.argument("doc_ids", nargs=-1, required=True)
+@_kb
 @_milvus
 @click.pass_context
 def remove(ctx: click.Context, doc_ids: tuple[str, ...]) -> None:
@@ -135,6 +151,7 @@ def remove(ctx: click.Context, doc_ids: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_kb
 @_milvus
 @click.pass_context
 def docs(ctx: click.Context, as_json: bool) -> None:
@@ -155,13 +172,16 @@ def docs(ctx: click.Context, as_json: bool) -> None:
 
 
 def _ensure_index(bot: Bot) -> None:
-    bot.ensure_index(_progress(), say=lambda line: click.echo(line, err=True))
+    from .kb import ensure_index
+
+    ensure_index(bot, _progress(), say=lambda line: click.echo(line, err=True))
 
 
 @cli.command()
 @click.argument("question")
 @click.option("-k", "top_k", type=int, help="Passages to return [QA_TOP_K; 5].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (one per line with '-').")
+@_kb
 @_milvus
 @_llm
 @click.pass_context
@@ -201,6 +221,7 @@ def ask(ctx: click.Context, question: str, top_k: int | None, as_json: bool) -> 
 @click.option("--fusion", type=click.Choice(["weighted", "rrf"]), default="weighted", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--llm", "use_llm", is_flag=True, help="Also run the LLM (QA_LLM_URL) and report its checked answers.")
+@_kb
 @_milvus
 @_llm
 @click.pass_context
@@ -279,21 +300,116 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Start the web chat (builds the index from seeds/ first if there is none)."""
     from .web.server import serve as run
 
-    run(_settings(ctx, host=host, port=port))
+    settings = _settings(ctx, host=host, port=port)
+    if settings.kb != "default":  # the picker of bases in the chat is still to come (issue 20, item 5)
+        raise click.UsageError("The web chat serves the default knowledge base for now; drop --kb / QA_KB.")
+    run(settings)
 
 
 @cli.command()
 @click.option("--passages", "n_passages", type=int, default=100_000, show_default=True,
               help="Size of the generated collection for the scale figures.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_kb
 @_milvus
 @click.pass_context
 def bench(ctx: click.Context, n_passages: int, as_json: bool) -> None:
     """Measure speed and memory: encoder, retrieval, add-one-document, cold start."""
     from .bench import format_report, run
 
-    report = run(_settings(ctx), n_passages, log=lambda msg: click.echo(msg, err=True))
+    settings = _bot(_settings(ctx)).settings  # another base: its documents/ folder stands in for the seeds
+    if settings.kb != "default" and not any(Path(settings.seeds_dir).iterdir()):
+        raise click.UsageError(f"qa --kb {settings.kb} bench measures the base's documents folder, which is empty:"
+                               f" put its articles in {settings.seeds_dir}.")
+    report = run(settings, n_passages, log=lambda msg: click.echo(msg, err=True))
     click.echo(json.dumps(report, ensure_ascii=False, indent=1) if as_json else format_report(report))
+
+
+@cli.group(name="kb")
+def kb_group() -> None:
+    """Knowledge bases: separate collections in one deployment, some private (--kb NAME picks one)."""
+
+
+def _bases(ctx: click.Context) -> Any:
+    from .kb import Bases
+
+    return Bases(_settings(ctx))
+
+
+@kb_group.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_milvus
+@click.pass_context
+def kb_list(ctx: click.Context, as_json: bool) -> None:
+    """List every base, private ones included (this runs on the server), with its documents and passages."""
+    bases = _bases(ctx)
+    rows = []
+    for base in bases.all():
+        documents, passages = bases.counts(base.name)
+        rows.append({"name": base.name, "title": base.title, "documents": documents, "passages": passages,
+                     "private": base.private})
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    for row in rows:
+        shown = one_line(printable(row["title"]))
+        click.echo(f"{row['name']:<16}  {row['documents']:>4} documents  {row['passages']:>6} passages"
+                   f"{'  private' if row['private'] else ''}{'  ' + shown if shown else ''}")
+
+
+@kb_group.command(name="create")
+@click.argument("name")
+@click.option("--title", default="", help="A title shown beside the name.")
+@click.option("--private", is_flag=True, help="Readable only with its key (printed once).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {name, title, private[, key]}.")
+@_milvus
+@click.pass_context
+def kb_create(ctx: click.Context, name: str, title: str, private: bool, as_json: bool) -> None:
+    """Create an empty base NAME; then: qa --kb NAME build FOLDER."""
+    base, key = _bases(ctx).create(name, title, private)
+    if as_json:
+        row: dict[str, Any] = {"name": base.name, "title": base.title, "private": base.private}
+        if key is not None:
+            row["key"] = key
+        click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    click.echo(f"Created {'private ' if private else ''}knowledge base {base.name}. Fill it: qa --kb {base.name} "
+               "build FOLDER")
+    if key is not None:
+        click.echo(f"Key (shown once; qa kb key {base.name} issues a new one): {key}")
+
+
+@kb_group.command(name="key")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {name, key}.")
+@_milvus
+@click.pass_context
+def kb_key(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Issue a new key for private base NAME; the old key stops working."""
+    key = _bases(ctx).new_key(name)
+    if as_json:
+        click.echo(json.dumps({"name": name, "key": key}))
+    else:
+        click.echo(f"New key for {name} (the old one no longer works): {key}")
+
+
+@kb_group.command(name="delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_milvus
+@click.pass_context
+def kb_delete(ctx: click.Context, name: str, yes: bool) -> None:
+    """Delete base NAME with its index, documents folder and uploads (not default)."""
+    bases = _bases(ctx)
+    if name == "default":
+        bases.delete(name)  # refused, with what to do instead
+    bases.get(name)  # an unknown base: the error before the question
+    documents, passages = bases.counts(name)
+    if not yes and not click.confirm(f"Delete knowledge base {name} ({documents} documents, {passages} passages)?"):
+        click.echo("Nothing deleted.")
+        ctx.exit(1)
+    bases.delete(name)
+    click.echo(f"Deleted knowledge base {name}.")
 
 
 def main(args: list[str] | None = None) -> None:

@@ -40,6 +40,9 @@ class Settings:
     milvus_db: str = ""  # QA_MILVUS_DB: the Milvus database; empty: the server's default
     milvus_collection: str = "qa"  # QA_MILVUS_COLLECTION: names the alias and the collections behind it
 
+    # knowledge bases (qa/kb.py): which one the CLI acts on
+    kb: str = "default"  # QA_KB: the knowledge base of build, ask, docs, remove, eval, bench (--kb)
+
     # chunking (a change forces a full rebuild)
     chunk_size: int = 400  # QA_CHUNK_SIZE: target characters per passage
     chunk_max: int = 600  # QA_CHUNK_MAX: a longer single sentence is cut here
@@ -119,6 +122,7 @@ class Settings:
                 f"QA_MILVUS_COLLECTION {self.milvus_collection!r} is not a valid Milvus collection name.",
                 "Use letters, digits and underscores, starting with a letter (at most 150 characters).",
             )
+        check_kb_name(self.kb)
         if self.precision not in ("auto", "f32", "bf16", "int8"):
             raise UsageError(f"Unknown precision {self.precision!r}.", "Use auto, f32, bf16 or int8 (QA_PRECISION).")
         if self.max_file_mb < 0:
@@ -134,6 +138,20 @@ class Settings:
             raise UsageError(f"QA_LLM_TIMEOUT must be at least 1 second, not {self.llm_timeout}.", "Use e.g. 30.")
         if not 0 < self.port < 65536:
             raise UsageError(f"Port {self.port} is out of range.", "Use a port between 1 and 65535.")
+
+
+KB_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def check_kb_name(name: str) -> str:
+    """``name`` when it may name a knowledge base (letters, digits, ``-``, ``_``; 1 to 64), else ``UsageError``."""
+    if not isinstance(name, str) or not KB_NAME.fullmatch(name):
+        shown = repr(name[:70] + ("…" if len(name) > 70 else "")) if isinstance(name, str) else repr(name)
+        raise UsageError(
+            f"{shown} is not a valid knowledge base name.",
+            "Use 1 to 64 letters, digits, - or _ (e.g. hr-rules).",
+        )
+    return name
 
 
 def _convert(name: str, value: Any, type_name: Any) -> Any:

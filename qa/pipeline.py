@@ -531,10 +531,13 @@ class Bot:
     benchmarks need (candidates apart from fusion, the manifest).
     """
 
-    def __init__(self, settings: Settings, encoder: PassageEncoder | None = None) -> None:
+    def __init__(
+        self, settings: Settings, encoder: PassageEncoder | None = None, encoders: Encoders | None = None
+    ) -> None:
+        """``encoders``: a model already shared with other bots (one per knowledge base, ``qa/kb.py``)."""
         self.settings = settings
         backend = connect(settings)
-        encoders = Encoders(settings, encoder)
+        encoders = encoders or Encoders(settings, encoder)
         self.asker = Asker(settings, backend, encoders)
         self.indexer = Indexer(settings, backend, encoders)
 

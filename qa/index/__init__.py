@@ -8,7 +8,8 @@ atomic switch), built from ``store.py`` (SQLite: documents, passages, the
 embedding cache), ``vectors.py`` (FAISS), ``keyword.py`` (bm25s) and
 ``durable.py`` (fsync, the CURRENT switch, the build lock); ``milvus/`` the
 same interface over a Milvus server or Milvus Lite file, for indexes shared by
-several web replicas. Nothing outside this package names a file inside an
+several web replicas; ``bases.py`` where each knowledge base's index lives
+(``locate``) and where the list of bases is kept (``registry``). Nothing outside this package names a file inside an
 index folder or a Milvus collection.
 """
 
@@ -16,12 +17,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .bases import DEFAULT as DEFAULT_BASE
+from .bases import Registry, locate, registry
 from .interface import IndexBackend, IndexReader, IndexWriter, VectorCache
 
 if TYPE_CHECKING:
     from ..config import Settings
 
-__all__ = ["IndexBackend", "IndexReader", "IndexWriter", "VectorCache", "connect"]
+__all__ = ["DEFAULT_BASE", "IndexBackend", "IndexReader", "IndexWriter", "Registry", "VectorCache", "connect", "locate",
+           "registry"]
 
 
 def connect(settings: Settings) -> IndexBackend:
