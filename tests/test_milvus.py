@@ -347,3 +347,49 @@ def test_settings_choose_the_index_and_refuse_what_milvus_cannot_take(tmp_path):
         Settings.load(milvus_uri="milvus.example.org:19530")
     with pytest.raises(UsageError, match="QA_MILVUS_COLLECTION"):
         Settings.load(milvus_uri="http://127.0.0.1:19530", milvus_collection="qa-docs")
+
+
+# -- operating a shared server (issue 22) ----------------------------------------------------------
+@pytest.fixture
+def cli_env(server, tmp_path, tiny_model_dir, seeds_dir, monkeypatch):
+    """The CLI's settings in the environment; each test names its own collection."""
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("QA_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("QA_SEEDS_DIR", str(seeds_dir))
+    monkeypatch.setenv("QA_MILVUS_URI", server.uri)
+    monkeypatch.delenv("QA_MILVUS_DB", raising=False)
+    return dict(os.environ)
+
+
+def collections(settings: Settings) -> list[str]:
+    """The collections of this index's name on the server (its pairs, a build's lock)."""
+    backend = connect(settings)
+    return sorted(c for c in backend.call("list_collections") if c.startswith(settings.milvus_collection + "_"))
+
+
+def error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+# -- item 12: https against a plaintext server ----------------------------------------------------
+def test_https_against_a_plaintext_server_is_one_line_without_grpc_logs(server, tmp_path, tiny_model_dir):
+    uri = f"https://127.0.0.1:{server.port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_") or k == "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"}
+    env.update(QA_INDEX_DIR=str(tmp_path / "index"), QA_MODEL=str(tiny_model_dir), QA_MILVUS_URI=uri)
+    for command in (["docs"], ["ask", QUESTION]):
+        result = subprocess.run([sys.executable, "-m", "qa", *command], capture_output=True, text=True, env=env,
+                                timeout=120)
+        assert result.returncode == 1
+        assert error_line(result).startswith(f"Error: The Milvus server at {uri} cannot be reached"), result.stderr
+
+
+def test_grpc_logging_is_quiet_unless_the_user_set_it():
+    probe = "import os, qa.index.milvus.client; print(os.environ.get('GRPC_VERBOSITY'))"
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    quiet = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    assert quiet.stdout.strip() == "NONE", quiet.stderr
+    chosen = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                            env=dict(env, GRPC_VERBOSITY="DEBUG"))
+    assert chosen.stdout.strip() == "DEBUG", chosen.stderr

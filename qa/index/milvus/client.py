@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 from typing import Any, Iterable
 
 from ...errors import IndexUnavailable, QAError
 from ..common import short_error
+
+# gRPC's C core logs on its own (an https:// URI against a plaintext server prints a handshake
+# line before our one-line error); it reads this when grpc is first imported, which is through
+# pymilvus, only ever from this package. A user's own setting stands.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable server gives one line, soon
 CALL_TIMEOUT = 20.0  # seconds per read or small write
