@@ -373,6 +373,28 @@ def error_line(result) -> str:
     return lines[0]
 
 
+# -- item 10: a database that does not exist, a URI with a path ---------------------------------
+@pytest.mark.parametrize("command", [["ask", QUESTION], ["build"], ["docs"]])
+def test_a_database_that_does_not_exist_is_named_and_nothing_is_built(cli_env, monkeypatch, command):
+    monkeypatch.setenv("QA_MILVUS_DB", "no_such_db")
+    result = CliRunner().invoke(cli, command)
+    line = error_line(result)
+    assert result.exit_code != 0 and "No index yet" not in result.stderr and "building" not in result.stderr
+    assert "database no_such_db" in line and "QA_MILVUS_DB" in line and "create_database" in line, line
+    assert "--full" not in line
+
+
+@pytest.mark.parametrize("path", ["/no_such_db", "/qa/x"])
+def test_a_uri_with_a_path_is_refused_before_anything_is_asked_of_the_server(cli_env, server, path):
+    result = CliRunner().invoke(cli, ["ask", "--milvus-uri", server.uri + path, QUESTION])
+    line = error_line(result)
+    assert result.exit_code == 2 and "No index yet" not in result.stderr
+    assert f"QA_MILVUS_URI {server.uri + path}" in line and "QA_MILVUS_DB" in line, line
+    with pytest.raises(UsageError, match="path"):
+        connect(Settings.load(milvus_uri=server.uri + path))
+    connect(Settings.load(milvus_uri=server.uri + "/"))  # a bare slash is no path
+
+
 # -- item 12: https against a plaintext server ----------------------------------------------------
 def test_https_against_a_plaintext_server_is_one_line_without_grpc_logs(server, tmp_path, tiny_model_dir):
     uri = f"https://127.0.0.1:{server.port}"
