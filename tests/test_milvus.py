@@ -29,6 +29,7 @@ from qa.embed import load_encoder
 from qa.errors import IndexBusy, IndexUnavailable, UsageError
 from qa.index import connect
 import qa.index.milvus.lock as milvus_lock
+import qa.index.milvus.writer as milvus_writer
 from qa.index.milvus import MilvusBackend
 from qa.index.milvus.schema import PART_BYTES
 from qa.pipeline import Bot
@@ -393,6 +394,31 @@ def test_a_uri_with_a_path_is_refused_before_anything_is_asked_of_the_server(cli
     with pytest.raises(UsageError, match="path"):
         connect(Settings.load(milvus_uri=server.uri + path))
     connect(Settings.load(milvus_uri=server.uri + "/"))  # a bare slash is no path
+
+
+# -- item 11: the previous pair of a full rebuild is dropped once no reader can be on it -----------
+def test_the_previous_pair_is_dropped_by_the_first_build_after_the_grace(settings, corpus, encoder, monkeypatch):
+    bot = Bot(settings, encoder=encoder)
+    bot.build([corpus])
+    backend = bot.indexer.backend
+    first = backend.target()
+    old = backend.open()
+    bot.build([corpus], full=True)
+    live = backend.target()
+    assert live != first
+    (corpus / "new.txt").write_text("新文章\n\n青石湾社区图书角开放，由退休教师周明远管理。", encoding="utf-8")
+    bot.build([corpus])  # within the grace: a question that took the old pair may still be reading it
+    qvec = encoder.encode_queries([QUESTION])[0]
+    assert old.passages([i for i, _ in old.search_dense(qvec, 3)])
+    assert first is not None and backend.meta(first) in collections(settings)
+    monkeypatch.setattr(milvus_writer, "PREVIOUS_GRACE", 0.0, raising=False)
+    (corpus / "new.txt").unlink()
+    report = bot.build([corpus])  # the first build after the grace drops it
+    assert report.removed and backend.target() == live
+    assert collections(settings) == sorted([live, backend.meta(live)]), "only the live pair remains"
+    assert bot.index().manifest.get("previous_base") is None
+    bot.build([corpus], full=True)  # and a later full rebuild keeps its own previous pair again
+    assert live in collections(settings)
 
 
 # -- item 12: https against a plaintext server ----------------------------------------------------

@@ -26,9 +26,11 @@ Layout, for ``QA_MILVUS_COLLECTION=qa``::
 Builds. A full rebuild (first build, ``--full``, another model or chunking)
 writes a new pair of collections ``qa_b<n>`` and switches the alias; a build
 killed before that leaves the alias on the old, complete pair, and the next
-build drops the orphans. An incremental build writes into the live pair:
-rows carry ``added`` (the generation that wrote them) and ``removed`` (the
-one that hid them), and a reader pinned to generation ``g`` filters on
+build drops the orphans. The replaced pair stays for questions still reading
+it, until the first build that starts ``writer.PREVIOUS_GRACE`` after the switch.
+An incremental build writes into the live pair: rows carry ``added`` (the
+generation that wrote them) and ``removed`` (the one that hid them), and a
+reader pinned to generation ``g`` filters on
 ``added <= g < removed``, as the SQLite store does; the build becomes live by
 one upsert of the "head" row, and a dead build's rows are dropped by the next.
 
