@@ -441,3 +441,33 @@ def test_grpc_logging_is_quiet_unless_the_user_set_it():
     chosen = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
                             env=dict(env, GRPC_VERBOSITY="DEBUG"))
     assert chosen.stdout.strip() == "DEBUG", chosen.stderr
+
+
+# -- item 13: no implicit build on a shared server -----------------------------------------------
+def test_ask_on_a_mistyped_collection_names_the_indexes_and_builds_nothing(settings, cli_env, corpus, encoder,
+                                                                           monkeypatch):
+    Bot(settings, encoder=encoder).build([corpus])
+    mistyped = settings.milvus_collection + "x"
+    monkeypatch.setenv("QA_MILVUS_COLLECTION", mistyped)
+    for command in (["ask", QUESTION], ["eval", "eval/questions.jsonl"]):
+        result = CliRunner().invoke(cli, command)
+        line = error_line(result)
+        assert result.exit_code == 1 and "building" not in result.stderr
+        assert f"No index named {mistyped}" in line and settings.milvus_collection in line and "qa build" in line, line
+    assert collections(settings.with_(milvus_collection=mistyped)) == []
+    assert not any(c.startswith(mistyped) for c in connect(settings).call("list_collections"))
+
+
+def test_serve_on_a_collection_that_is_not_there_exits_without_building(server, tmp_path, tiny_model_dir, seeds_dir):
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    env = dict(os.environ, QA_INDEX_DIR=str(tmp_path / "index"), QA_MODEL=str(tiny_model_dir),
+               QA_SEEDS_DIR=str(seeds_dir), QA_MILVUS_URI=server.uri, QA_MILVUS_COLLECTION=name,
+               QA_PORT=str(free_port()), GRADIO_ANALYTICS_ENABLED="False")
+    try:
+        result = subprocess.run([sys.executable, "-m", "qa", "serve"], capture_output=True, text=True, env=env,
+                                timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("qa serve built the seeds and started serving them")
+    assert result.returncode == 1 and "building" not in result.stderr
+    assert f"No index named {name}" in result.stderr.strip().splitlines()[-1]
+    assert not any(c.startswith(name) for c in connect(Settings.load(milvus_uri=server.uri)).call("list_collections"))

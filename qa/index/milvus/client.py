@@ -167,6 +167,16 @@ class Connection:
         found = (pattern.fullmatch(c) for c in self.call("list_collections"))
         return sorted({self.name + m.group(1) for m in found if m})
 
+    def indexes(self) -> list[str]:
+        """The names of the qa indexes in this database: aliases that name a pair ``<alias>_b<n>``."""
+        collections = set(self.call("list_collections"))
+        try:
+            aliases = self.call("list_aliases").get("aliases", [])
+        except Refused:  # a server without the call: the names of complete pairs
+            aliases = {m.group(1) for c in collections if (m := re.fullmatch(r"(\w+)_b\d{6}_meta", c))}
+        pairs = {m.group(1) for c in collections if (m := re.fullmatch(r"(\w+)_b\d{6}", c))}
+        return sorted(set(aliases) & pairs)
+
     def target(self) -> str | None:
         """The passage collection the alias names, or None before the first build."""
         try:
