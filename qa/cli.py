@@ -297,7 +297,7 @@ def info(ctx: click.Context, as_json: bool) -> None:
 @_milvus
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Start the web chat (builds the index from seeds/ first if there is none)."""
+    """Start the web chat (the folder index is built from seeds/ first if there is none; Milvus never is)."""
     from .web.server import serve as run
 
     settings = _settings(ctx, host=host, port=port)

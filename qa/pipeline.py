@@ -584,8 +584,14 @@ class Bot:
         return self.asker.encoder_notice
 
     def ensure_index(self, progress: Progress | None = None, say: Callable[[str], None] = print) -> BuildReport | None:
-        """First use: build the index from the seeds folder, saying so; None when there is one."""
+        """First use: build the index from the seeds folder, saying so; None when there is one.
+
+        Only where the backend allows it (``builds_on_first_use``); elsewhere (Milvus) a missing
+        index is the backend's ``IndexMissing``, which says what there is and how to build."""
         if self.has_index():
+            return None
+        if not self.indexer.backend.builds_on_first_use:
+            self.index()  # raises IndexMissing, unless a build has just made one
             return None
         say(f"No index yet in {self.indexer.backend.location}; building it from {self.settings.seeds_dir} first.")
         report = self.build([Path(self.settings.seeds_dir)], progress=progress)

@@ -7,6 +7,7 @@ its start is awaited for a bounded time, and it is always stopped.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 START_TIMEOUT = 60  # seconds
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -80,3 +82,11 @@ def running_server(data_dir: Path) -> Iterator[MilvusServer]:
         yield server
     finally:
         server.stop()
+
+
+def build_seeds(env: dict[str, str], index_dir: Path) -> None:
+    """``qa build`` of the seeds with the bundled model, as an operator runs it before starting web replicas
+    (a replica never builds on Milvus); ``env``: QA_MILVUS_URI and maybe QA_MILVUS_COLLECTION."""
+    built = subprocess.run([sys.executable, "-m", "qa", "build", str(ROOT / "seeds")], cwd=ROOT, capture_output=True,
+                           text=True, timeout=600, env=dict(os.environ, QA_INDEX_DIR=str(index_dir), **env))
+    assert built.returncode == 0 and "5 added" in built.stdout, built.stderr

@@ -103,9 +103,10 @@ def test_twenty_clients_ten_questions_each(tmp_path_factory, capsys):
 @pytest.mark.slow
 @pytest.mark.milvus
 def test_twenty_clients_against_the_app_on_milvus(tmp_path_factory, capsys):
-    from milvus_server import running_server
+    from milvus_server import build_seeds, running_server
 
     with running_server(tmp_path_factory.mktemp("load-milvus") / "data") as server:
+        build_seeds({"QA_MILVUS_URI": server.uri}, tmp_path_factory.mktemp("load-milvus-builder"))
         with served_app.running_app(tmp_path_factory, "load-app-milvus", env={"QA_MILVUS_URI": server.uri}) as app:
             check_load(app.url, capsys, "Milvus (milvus-lite server)")
 

@@ -29,6 +29,7 @@ from qa.embed import load_encoder
 from qa.errors import IndexBusy, IndexUnavailable, UsageError
 from qa.index import connect
 import qa.index.milvus.lock as milvus_lock
+import qa.index.milvus.writer as milvus_writer
 from qa.index.milvus import MilvusBackend
 from qa.index.milvus.schema import PART_BYTES
 from qa.pipeline import Bot
@@ -347,3 +348,126 @@ def test_settings_choose_the_index_and_refuse_what_milvus_cannot_take(tmp_path):
         Settings.load(milvus_uri="milvus.example.org:19530")
     with pytest.raises(UsageError, match="QA_MILVUS_COLLECTION"):
         Settings.load(milvus_uri="http://127.0.0.1:19530", milvus_collection="qa-docs")
+
+
+# -- operating a shared server (issue 22) ----------------------------------------------------------
+@pytest.fixture
+def cli_env(server, tmp_path, tiny_model_dir, seeds_dir, monkeypatch):
+    """The CLI's settings in the environment; each test names its own collection."""
+    monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("QA_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("QA_SEEDS_DIR", str(seeds_dir))
+    monkeypatch.setenv("QA_MILVUS_URI", server.uri)
+    monkeypatch.delenv("QA_MILVUS_DB", raising=False)
+    return dict(os.environ)
+
+
+def collections(settings: Settings) -> list[str]:
+    """The collections of this index's name on the server (its pairs, a build's lock)."""
+    backend = connect(settings)
+    return sorted(c for c in backend.call("list_collections") if c.startswith(settings.milvus_collection + "_"))
+
+
+def error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+# -- item 10: a database that does not exist, a URI with a path ---------------------------------
+@pytest.mark.parametrize("command", [["ask", QUESTION], ["build"], ["docs"]])
+def test_a_database_that_does_not_exist_is_named_and_nothing_is_built(cli_env, monkeypatch, command):
+    monkeypatch.setenv("QA_MILVUS_DB", "no_such_db")
+    result = CliRunner().invoke(cli, command)
+    line = error_line(result)
+    assert result.exit_code != 0 and "No index yet" not in result.stderr and "building" not in result.stderr
+    assert "database no_such_db" in line and "QA_MILVUS_DB" in line and "create_database" in line, line
+    assert "--full" not in line
+
+
+@pytest.mark.parametrize("path", ["/no_such_db", "/qa/x"])
+def test_a_uri_with_a_path_is_refused_before_anything_is_asked_of_the_server(cli_env, server, path):
+    result = CliRunner().invoke(cli, ["ask", "--milvus-uri", server.uri + path, QUESTION])
+    line = error_line(result)
+    assert result.exit_code == 2 and "No index yet" not in result.stderr
+    assert f"QA_MILVUS_URI {server.uri + path}" in line and "QA_MILVUS_DB" in line, line
+    with pytest.raises(UsageError, match="path"):
+        connect(Settings.load(milvus_uri=server.uri + path))
+    connect(Settings.load(milvus_uri=server.uri + "/"))  # a bare slash is no path
+
+
+# -- item 11: the previous pair of a full rebuild is dropped once no reader can be on it -----------
+def test_the_previous_pair_is_dropped_by_the_first_build_after_the_grace(settings, corpus, encoder, monkeypatch):
+    bot = Bot(settings, encoder=encoder)
+    bot.build([corpus])
+    backend = bot.indexer.backend
+    first = backend.target()
+    old = backend.open()
+    bot.build([corpus], full=True)
+    live = backend.target()
+    assert live != first
+    (corpus / "new.txt").write_text("新文章\n\n青石湾社区图书角开放，由退休教师周明远管理。", encoding="utf-8")
+    bot.build([corpus])  # within the grace: a question that took the old pair may still be reading it
+    qvec = encoder.encode_queries([QUESTION])[0]
+    assert old.passages([i for i, _ in old.search_dense(qvec, 3)])
+    assert first is not None and backend.meta(first) in collections(settings)
+    monkeypatch.setattr(milvus_writer, "PREVIOUS_GRACE", 0.0, raising=False)
+    (corpus / "new.txt").unlink()
+    report = bot.build([corpus])  # the first build after the grace drops it
+    assert report.removed and backend.target() == live
+    assert collections(settings) == sorted([live, backend.meta(live)]), "only the live pair remains"
+    assert bot.index().manifest.get("previous_base") is None
+    bot.build([corpus], full=True)  # and a later full rebuild keeps its own previous pair again
+    assert live in collections(settings)
+
+
+# -- item 12: https against a plaintext server ----------------------------------------------------
+def test_https_against_a_plaintext_server_is_one_line_without_grpc_logs(server, tmp_path, tiny_model_dir):
+    uri = f"https://127.0.0.1:{server.port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_") or k == "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"}
+    env.update(QA_INDEX_DIR=str(tmp_path / "index"), QA_MODEL=str(tiny_model_dir), QA_MILVUS_URI=uri)
+    for command in (["docs"], ["ask", QUESTION]):
+        result = subprocess.run([sys.executable, "-m", "qa", *command], capture_output=True, text=True, env=env,
+                                timeout=120)
+        assert result.returncode == 1
+        assert error_line(result).startswith(f"Error: The Milvus server at {uri} cannot be reached"), result.stderr
+
+
+def test_grpc_logging_is_quiet_unless_the_user_set_it():
+    probe = "import os, qa.index.milvus.client; print(os.environ.get('GRPC_VERBOSITY'))"
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    quiet = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    assert quiet.stdout.strip() == "NONE", quiet.stderr
+    chosen = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                            env=dict(env, GRPC_VERBOSITY="DEBUG"))
+    assert chosen.stdout.strip() == "DEBUG", chosen.stderr
+
+
+# -- item 13: no implicit build on a shared server -----------------------------------------------
+def test_ask_on_a_mistyped_collection_names_the_indexes_and_builds_nothing(settings, cli_env, corpus, encoder,
+                                                                           monkeypatch):
+    Bot(settings, encoder=encoder).build([corpus])
+    mistyped = settings.milvus_collection + "x"
+    monkeypatch.setenv("QA_MILVUS_COLLECTION", mistyped)
+    for command in (["ask", QUESTION], ["eval", "eval/questions.jsonl"]):
+        result = CliRunner().invoke(cli, command)
+        line = error_line(result)
+        assert result.exit_code == 1 and "building" not in result.stderr
+        assert f"No index named {mistyped}" in line and settings.milvus_collection in line and "qa build" in line, line
+    assert collections(settings.with_(milvus_collection=mistyped)) == []
+    assert not any(c.startswith(mistyped) for c in connect(settings).call("list_collections"))
+
+
+def test_serve_on_a_collection_that_is_not_there_exits_without_building(server, tmp_path, tiny_model_dir, seeds_dir):
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    env = dict(os.environ, QA_INDEX_DIR=str(tmp_path / "index"), QA_MODEL=str(tiny_model_dir),
+               QA_SEEDS_DIR=str(seeds_dir), QA_MILVUS_URI=server.uri, QA_MILVUS_COLLECTION=name,
+               QA_PORT=str(free_port()), GRADIO_ANALYTICS_ENABLED="False")
+    try:
+        result = subprocess.run([sys.executable, "-m", "qa", "serve"], capture_output=True, text=True, env=env,
+                                timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("qa serve built the seeds and started serving them")
+    assert result.returncode == 1 and "building" not in result.stderr
+    assert f"No index named {name}" in result.stderr.strip().splitlines()[-1]
+    assert not any(c.startswith(name) for c in connect(Settings.load(milvus_uri=server.uri)).call("list_collections"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from gradio_client import Client, handle_file
 
-from milvus_server import running_server
+from milvus_server import build_seeds, running_server
 from served_app import PASSWORD, running_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.milvus]
@@ -24,7 +24,8 @@ def server(tmp_path_factory):
 
 def test_two_replicas_share_one_milvus(server, tmp_path_factory, tmp_path):
     env = {"QA_MILVUS_URI": server.uri, "QA_MILVUS_COLLECTION": "replicas"}
-    with running_app(tmp_path_factory, "replica-a", env=env) as a:  # the first start builds the seeds into Milvus
+    build_seeds(env, tmp_path / "builder")  # a replica never builds on a shared server (tests/test_milvus.py)
+    with running_app(tmp_path_factory, "replica-a", env=env) as a:
         with running_app(tmp_path_factory, "replica-b", env=env) as b:
             assert not (b.index_dir / "snapshots").exists(), "replica b built nothing of its own"
             one, two = Client(a.url, verbose=False, download_files=False), Client(b.url, verbose=False,

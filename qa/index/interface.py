@@ -122,6 +122,12 @@ class IndexBackend(Protocol):
         """Where the index is, as a user would name it in a message."""
         ...
 
+    @property
+    def builds_on_first_use(self) -> bool:
+        """Whether the first question (``qa ask``, ``qa serve``) may build a missing index from the seeds.
+        False where the index is shared (Milvus): a mistyped name would fill a new one and serve it."""
+        ...
+
     def live_version(self) -> str | None:
         """The live state's version, or None before the first build; cheap enough per question."""
         ...

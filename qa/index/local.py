@@ -68,6 +68,8 @@ _READ_ERRORS = (OSError, ValueError, RuntimeError, KeyError, EOFError, TypeError
 class LocalBackend:
     """``IndexBackend`` over one folder (``QA_INDEX_DIR``)."""
 
+    builds_on_first_use = True  # a folder is this machine's own: the first question may fill it from the seeds
+
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = Path(index_dir)
         self._live: LiveReader[LocalReader] = LiveReader()

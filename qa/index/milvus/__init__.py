@@ -26,11 +26,15 @@ Layout, for ``QA_MILVUS_COLLECTION=qa``::
 Builds. A full rebuild (first build, ``--full``, another model or chunking)
 writes a new pair of collections ``qa_b<n>`` and switches the alias; a build
 killed before that leaves the alias on the old, complete pair, and the next
-build drops the orphans. An incremental build writes into the live pair:
-rows carry ``added`` (the generation that wrote them) and ``removed`` (the
-one that hid them), and a reader pinned to generation ``g`` filters on
+build drops the orphans. The replaced pair stays for questions still reading
+it, until the first build that starts ``writer.PREVIOUS_GRACE`` after the switch.
+An incremental build writes into the live pair: rows carry ``added`` (the
+generation that wrote them) and ``removed`` (the one that hid them), and a
+reader pinned to generation ``g`` filters on
 ``added <= g < removed``, as the SQLite store does; the build becomes live by
 one upsert of the "head" row, and a dead build's rows are dropped by the next.
+Nothing is built implicitly (``builds_on_first_use``): on a shared server a
+mistyped collection name must not be filled with the seeds and served.
 
 Keyword search. Passages are cut into words by the project's own jieba
 (``segment.tokenize``), exactly as for bm25s, and stored as sparse vectors of BM25
@@ -50,7 +54,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...errors import IndexCorrupt
+from ...errors import IndexCorrupt, IndexMissing
 from ..common import REBUILD, LiveReader, open_live
 from ..interface import IndexReader
 from ..store import EmbeddingCache
@@ -66,6 +70,10 @@ __all__ = ["MilvusBackend", "MilvusReader", "MilvusWriter"]
 
 class MilvusBackend(Connection):
     """``IndexBackend`` over one Milvus (``QA_MILVUS_URI``), the collection ``QA_MILVUS_COLLECTION``."""
+
+    # A shared server: a replica whose QA_MILVUS_COLLECTION is mistyped must not fill a new index with
+    # the seeds and serve it; builds are asked for (qa build), and a missing index names what is there.
+    builds_on_first_use = False
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.milvus_uri, settings.milvus_token, settings.milvus_db, settings.milvus_collection)
@@ -87,7 +95,22 @@ class MilvusBackend(Connection):
         return self._live.get(self.live_version(), self.open)
 
     def open(self) -> MilvusReader:
-        return open_live(self.location, self.live_version, self._open_version)
+        try:
+            return open_live(self.location, self.live_version, self._open_version)
+        except IndexMissing:
+            raise self.missing() from None
+
+    def missing(self) -> IndexMissing:
+        """No index of this name: which indexes the server holds, and how to build one."""
+        others = self.indexes()
+        db = f", database {self.db}" if self.db else ""
+        where = f"No index named {self.name} on the Milvus server at {self.uri}{db}"
+        if not others:
+            return IndexMissing(f"{where} (no qa index there yet).", "Build it with: qa build [FOLDER ...]")
+        return IndexMissing(
+            f"{where} (indexes there: {', '.join(others)}).",
+            "Set QA_MILVUS_COLLECTION to one of those, or build this one with: qa build [FOLDER ...]",
+        )
 
     def _open_version(self, version: str) -> MilvusReader:
         base, gen = version.split(":")

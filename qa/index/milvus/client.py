@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 from typing import Any, Iterable
+from urllib.parse import urlsplit
 
-from ...errors import IndexUnavailable, QAError
+from ...errors import IndexUnavailable, QAError, UsageError
 from ..common import short_error
+
+# gRPC's C core logs on its own (an https:// URI against a plaintext server prints a handshake
+# line before our one-line error); it reads this when grpc is first imported, which is through
+# pymilvus, only ever from this package. A user's own setting stands.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 CONNECT_TIMEOUT = 5.0  # seconds: an unreachable server gives one line, soon
 CALL_TIMEOUT = 20.0  # seconds per read or small write
@@ -35,6 +42,7 @@ class Connection:
     and the names of one index's collections in it (``name`` and what derives from it)."""
 
     def __init__(self, uri: str, token: str | None, db: str | None, name: str) -> None:
+        refuse_path(uri)
         self.uri = uri
         self.token = token
         self.db = db
@@ -70,6 +78,8 @@ class Connection:
                 try:
                     self._client = MilvusClient(**kwargs)
                 except Exception as error:  # noqa: BLE001 - pymilvus raises several kinds; all mean "not now"
+                    if no_database(error):  # Milvus itself checks the database when a client connects
+                        raise self.missing_database() from None
                     raise self.unavailable(error) from None
             return self._client
 
@@ -87,6 +97,8 @@ class Connection:
                         # that is down fails again at once
                         continue
                     raise self.unavailable(error) from None
+                if no_database(error):
+                    raise self.missing_database() from None
                 if attempt == 0 and args and "load()" in str(error):
                     # a restarted server (Milvus Lite) comes back with collections released
                     self.call("load_collection", args[0], timeout=BULK_TIMEOUT)
@@ -112,6 +124,8 @@ class Connection:
         except Exception as error:  # noqa: BLE001 - the iterator calls the server itself
             if lost(error):
                 raise self.unavailable(error) from None
+            if no_database(error):
+                raise self.missing_database() from None
             raise Refused(error) from None
         finally:
             iterator.close()
@@ -131,6 +145,14 @@ class Connection:
             "Start it (or check QA_MILVUS_URI and QA_MILVUS_TOKEN), then try again.",
         )
 
+    def missing_database(self) -> UsageError:
+        db = self.db or "default"
+        return UsageError(
+            f"There is no database {db} on the Milvus server at {self.uri}.",
+            f"Set QA_MILVUS_DB to one that exists (unset: the server's default), or create it first "
+            f"(in Python: pymilvus.MilvusClient('{self.uri}').create_database('{db}')).",
+        )
+
     # -- names ---------------------------------------------------------------------
     def meta(self, base: str) -> str:
         return f"{base}_meta"
@@ -144,6 +166,16 @@ class Connection:
         pattern = re.compile(re.escape(self.name) + r"(_b\d{6})(_meta)?")
         found = (pattern.fullmatch(c) for c in self.call("list_collections"))
         return sorted({self.name + m.group(1) for m in found if m})
+
+    def indexes(self) -> list[str]:
+        """The names of the qa indexes in this database: aliases that name a pair ``<alias>_b<n>``."""
+        collections = set(self.call("list_collections"))
+        try:
+            aliases = self.call("list_aliases").get("aliases", [])
+        except Refused:  # a server without the call: the names of complete pairs
+            aliases = {m.group(1) for c in collections if (m := re.fullmatch(r"(\w+)_b\d{6}_meta", c))}
+        pairs = {m.group(1) for c in collections if (m := re.fullmatch(r"(\w+)_b\d{6}", c))}
+        return sorted(set(aliases) & pairs)
 
     def target(self) -> str | None:
         """The passage collection the alias names, or None before the first build."""
@@ -172,6 +204,24 @@ class Refused(QAError):
         super().__init__(f"Milvus refused a request ({short_error(error)}).",
                          "Check QA_MILVUS_* and the server's version; qa build --full writes the collection anew.")
         self.error = error
+
+
+def refuse_path(uri: str) -> None:
+    """A server address with a path is refused before anything is asked: pymilvus would take the path
+    for a database name, and a mistyped one used to read as "no index yet" (a Milvus Lite file is a path)."""
+    if not uri.startswith(("http://", "https://", "tcp://")):
+        return
+    path = urlsplit(uri).path
+    if path not in ("", "/"):
+        raise UsageError(f"QA_MILVUS_URI {uri} has a path ({path}); a Milvus server's address is http(s)://host:port.",
+                         "Drop the path, and name a database other than the default with QA_MILVUS_DB.")
+
+
+def no_database(error: BaseException) -> bool:
+    """Whether a refusal means the database asked for does not exist (Milvus: code 800, "database not found";
+    Milvus Lite: "database 'x' does not exist")."""
+    text = str(getattr(error, "message", "") or error).lower()
+    return getattr(error, "code", None) == 800 or bool(re.search(r"database\b.*\b(not found|does not exist)", text))
 
 
 def lost(error: BaseException) -> bool:

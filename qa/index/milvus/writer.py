@@ -22,7 +22,11 @@ from .schema import (
     manifest_of, manifest_rows, meta_row, passage_indexes, passage_schema, read_manifest, term_counts, visible,
 )
 
-
+# How long the pair a full rebuild replaced is kept: a question that took it just before the alias
+# moved reads it for seconds at most (each call times out after 20 s), and every question after the
+# switch opens the new pair. The first build to start once this has passed drops it; the margin also
+# covers clocks of build machines that differ by a minute or two.
+PREVIOUS_GRACE = 300.0  # seconds
 
 class MilvusWriter(WriterBase):
     """One build (see the package docstring for what is written where and when it goes live)."""
@@ -48,9 +52,13 @@ class MilvusWriter(WriterBase):
             head = b.head(live) if live else None
         except Refused:  # the alias names a damaged pair: a full rebuild replaces it
             head = None
-        keep = {live, manifest_of(b, live, head).get("previous_base")} if live and head else {live}
-        for orphan in b.bases():  # collections of full rebuilds that died before the switch
-            if orphan not in keep:
+        manifest = manifest_of(b, live, head) if live and head else {}
+        # the pair the last full rebuild replaced, while a question may still be reading it (``PREVIOUS_GRACE``)
+        replaced = manifest.get("previous_replaced")
+        recent = replaced is not None and time.time() - float(replaced) < PREVIOUS_GRACE
+        self._kept: tuple[str | None, float | None] = (manifest["previous_base"], replaced) if recent else (None, None)
+        for orphan in b.bases():  # the expired previous pair, and pairs of full rebuilds that died before the switch
+            if orphan not in (live, self._kept[0]):
                 b.call("drop_collection", b.meta(orphan))
                 b.call("drop_collection", orphan)
         self._pending: dict[str, tuple[Document, list[dict]]] = {}  # doc_id -> added by this build
@@ -200,16 +208,16 @@ class MilvusWriter(WriterBase):
         self._insert(self.base, rows)
         self._insert(b.meta(self.base), docs)
         kind = old["vectors"]["kind"] if old else ("FLAT" if n < HNSW_FROM else "HNSW")
+        if old is None:
+            self._index(kind)  # before the manifest, so that its time is the switch's, not minutes before
+        previous, replaced = self._kept if old else (self._previous_base, time.time())
         full = dict(manifest)
         full.update(format=FORMAT, generation=self.gen, passages=n, documents=len(self.existing()),
                     created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), vectors={"kind": kind, "dim": dim},
                     tokens=tokens_total, avgdl=avgdl, next_id=self._next_id, next_doc_key=self._next_key,
-                    removed_documents=len(self._hidden),
-                    previous_base=old.get("previous_base") if old else self._previous_base,
-                    libraries={"pymilvus": pymilvus_version()})
+                    removed_documents=len(self._hidden), previous_base=previous,
+                    previous_replaced=replaced if previous else None, libraries={"pymilvus": pymilvus_version()})
         self._insert(b.meta(self.base), manifest_rows(full, df, self.gen))
-        if old is None:
-            self._index(kind)
         b.call("upsert", b.meta(self.base), [meta_row("head", "head", json.dumps({"generation": self.gen}))])
         self._mark(None)
         if old is None:
