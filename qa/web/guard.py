@@ -470,7 +470,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 async def _refuse(send: Send, status: int, message: str, scope: Scope | None = None) -> None:
     api = scope is not None and str(scope.get("path", "")).startswith(API_PREFIXES)
-    shape = ({"error": {"message": message, "type": "invalid_request_error", "code": f"http_{status}", "param": None}}
+    code = {400: "file_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}.get(status, "refused")
+    shape = ({"error": {"message": message, "type": "invalid_request_error", "code": code, "param": None}}
              if api else {"detail": message})
     body = json.dumps(shape, ensure_ascii=False).encode("utf-8")
     await send({"type": "http.response.start", "status": status,
