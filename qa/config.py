@@ -57,6 +57,10 @@ class Settings:
     admin_password: str = ""  # QA_ADMIN_PASSWORD: empty disables upload/remove/rebuild
     max_upload_mb: int = 20  # QA_MAX_UPLOAD_MB
 
+    # the OpenAI-compatible and REST API (qa/web/api.py, docs/api.md)
+    api_key: str = ""  # QA_API_KEY: one key or several, comma-separated; empty: /v1 and /api are open
+    api_queue: int = 32  # QA_API_QUEUE: API questions that may wait for an answer slot; more get 429
+
     # ingestion
     max_file_mb: int = 20  # QA_MAX_FILE_MB: larger files are skipped by `qa build` (0: no cap); see README
 
@@ -86,6 +90,11 @@ class Settings:
         settings = replace(self, **changes)
         settings.validate()
         return settings
+
+    @property
+    def api_keys(self) -> list[str]:
+        """The keys ``QA_API_KEY`` names (comma-separated, blanks dropped); none: the API is open."""
+        return [key.strip() for key in self.api_key.split(",") if key.strip()]
 
     @property
     def uploads_dir(self) -> Path:
@@ -136,6 +145,8 @@ class Settings:
             )
         if self.llm_timeout < 1:
             raise UsageError(f"QA_LLM_TIMEOUT must be at least 1 second, not {self.llm_timeout}.", "Use e.g. 30.")
+        if self.api_queue < 0:
+            raise UsageError(f"QA_API_QUEUE cannot be negative ({self.api_queue}).", "Use 0 or more, e.g. 32.")
         if not 0 < self.port < 65536:
             raise UsageError(f"Port {self.port} is out of range.", "Use a port between 1 and 65535.")
 

@@ -60,6 +60,7 @@ UPLOAD_QUOTA_FACTOR = 10  # the upload folder may hold this many largest-allowed
 UPLOAD_READ_TIMEOUT = 10.0  # seconds an upload may send nothing before it gets 408 (see the module docstring)
 UPLOAD_DEADLINE = 180.0  # seconds an upload may take in all
 OWNED_PREFIX = "own-"  # the folder of one upload request, below the upload folder
+API_PREFIXES = ("/v1/", "/api/")  # qa/web/api.py: refusals there are in OpenAI's error shape
 
 Scope = dict
 Receive = Callable[[], Awaitable[dict]]
@@ -211,6 +212,14 @@ class Throttle:
             self._seen[key] = (failures, now, now + self.delay(failures))
             return 0.0
 
+    def locked(self, host: str | None) -> float:
+        """Seconds this client is still locked out (0: it may try), charging nothing: for checks that
+        charge only a failure (the API key, asked on every request; see ``api.Keys``)."""
+        key, now = client_key(host), self._clock()
+        with self._lock:
+            failures, last, until = self._seen.get(key, (0, now, 0.0))
+        return max(0.0, until - now) if now - last <= self.FORGET else 0.0
+
     def succeeded(self, host: str | None) -> None:
         with self._lock:
             self._seen.pop(client_key(host), None)
@@ -304,16 +313,16 @@ class RequestGuard:
         if scope.get("path", "").rstrip("/").endswith(UPLOAD_ROUTE):
             return await self._upload(scope, receive, send, headers.get("content-length"))
         if multipart:
-            return await _refuse(send, 415, "此处不接受文件。")
+            return await _refuse(send, 415, "此处不接受文件。", scope)
         body, complete = await _read(receive, MAX_JSON_BYTES)
         if not complete:
-            return await _refuse(send, 413, "请求过大。")
+            return await _refuse(send, 413, "请求过大。", scope)
         try:
             paths = file_paths(json.loads(body)) if body else []
         except (ValueError, RecursionError):
             paths = []  # not JSON: gradio's own parsing refuses it
         if any(not isinstance(p, str) or not owned(p, self.folder) for p in paths):
-            return await _refuse(send, 400, "只接受通过本页面上传的文件。")
+            return await _refuse(send, 400, "只接受通过本页面上传的文件。", scope)
         return await self.app(scope, _replay(body, receive), send)
 
     def _admit(self, trusted: bool, size: int) -> tuple[int, str] | None:
@@ -459,8 +468,12 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return again
 
 
-async def _refuse(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"detail": message}, ensure_ascii=False).encode("utf-8")
+async def _refuse(send: Send, status: int, message: str, scope: Scope | None = None) -> None:
+    api = scope is not None and str(scope.get("path", "")).startswith(API_PREFIXES)
+    code = {400: "file_not_allowed", 413: "request_too_large", 415: "unsupported_media_type"}.get(status, "refused")
+    shape = ({"error": {"message": message, "type": "invalid_request_error", "code": code, "param": None}}
+             if api else {"detail": message})
+    body = json.dumps(shape, ensure_ascii=False).encode("utf-8")
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json; charset=utf-8"),
                             (b"content-length", str(len(body)).encode())]})

@@ -28,7 +28,7 @@ def build_app(bot: Bot, settings: Settings, trusted: TrustedClients | None = Non
     """The Blocks app: a chat tab (with the article panel) and a documents tab.
 
     ``trusted``: the addresses that passed the admin password, shared with the
-    upload guard (``launch_options``) so it keeps upload room for them.
+    upload guard (``server.build_server_app``) so it keeps upload room for them.
     """
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import gradio as gr
@@ -149,6 +149,14 @@ def build_app(bot: Bot, settings: Settings, trusted: TrustedClients | None = Non
         # the list and the picker follow the index on every visit and every return to the tab, so
         # changes made from another browser or the CLI show up without reloading the page
         app.load(admin.refresh, None, [listing, picker], api_visibility="private")
+
+        @takes_request
+        def linked(request: gr.Request) -> Any:
+            """A page opened from an API reply's source link (``/?cite=…``) shows that article."""
+            cite = getattr(request, "query_params", {}).get("cite")
+            return chat.open_article(cite) if isinstance(cite, str) and cite else gr.skip()
+
+        app.load(linked, None, article, api_visibility="private")
         docs_tab.select(admin.refresh, None, [listing, picker], api_visibility="private")
         gr.api(chat.ask, api_name="ask", **free)
         gr.api(chat.search, api_name="search", **free)

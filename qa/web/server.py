@@ -1,4 +1,4 @@
-"""Running the web chat: `qa serve`, its launch options, its private upload folder, and how it stops.
+"""Running the web chat and its API: `qa serve`, the page mounted on the API, the upload folder, stopping.
 
 The served app listens on loopback unless told otherwise (and then says at
 start what that opens up), fetches nothing from the internet, sends no raw
@@ -22,13 +22,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from ..present import html as page
 from ..config import Settings
 from .admin import STAGES, TEMP_MAX_AGE, upload_folder
+from .api import Gate, LimitedBot, build_api
 from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, TrustedClients
-from .layout import build_app
+from .layout import CONCURRENCY, build_app
 
 if TYPE_CHECKING:
     from ..pipeline import Bot
@@ -41,11 +42,15 @@ def exposure_warning(settings: Settings) -> str | None:
     admin = ("upload, remove and rebuild are open to anyone who types QA_ADMIN_PASSWORD "
              f"(wrong passwords lock the client out for up to {int(Throttle.CAP)} s)"
              if settings.admin_password else "upload, remove and rebuild are disabled (QA_ADMIN_PASSWORD is not set)")
+    api = (f"the OpenAI-compatible and REST API (/v1, /api) needs one of the {len(settings.api_keys)} "
+           "QA_API_KEY keys (wrong keys lock the client out like wrong passwords)"
+           if settings.api_keys else "the OpenAI-compatible and REST API (/v1, /api) is open to anyone too "
+           "(QA_API_KEY is not set)")
     return (
         f"Warning: listening on {settings.host}:{settings.port}, reachable from other machines. "
         "Anyone who can reach it can ask questions and read every indexed document "
-        "(the chat and the /ask, /search, /documents API); "
-        f"{admin}. Anyone can also send files to the temporary upload folder (at most "
+        "(the chat and its /ask, /search, /documents endpoints); "
+        f"{api}; {admin}. Anyone can also send files to the temporary upload folder (at most "
         f"{UPLOAD_QUOTA_FACTOR * settings.max_upload_mb} MB, deleted after use or {TEMP_MAX_AGE // 60} minutes). "
         "There is no TLS: put a reverse proxy with HTTPS in front, or use --host 127.0.0.1."
     )
@@ -60,14 +65,10 @@ def _loopback(host: str) -> bool:
         return False  # a name: it may resolve to anything
 
 
-def launch_options(settings: Settings, trusted: TrustedClients | None = None) -> dict:
-    """Everything `launch` needs: local only, no share link, nothing fetched from the internet,
-    raw exception text never sent to a browser (show_error=False; gr.Error lines still are),
-    and the RequestGuard in front of every route. The guard sweeps the upload folder, so call
-    this after `private_upload_folder` (as `serve` does), never with a shared /tmp/gradio.
-    ``trusted``: the admin addresses, shared with `build_app`'s admin handlers."""
+def page_options(settings: Settings) -> dict:
+    """How the chat page is mounted (``gr.mount_gradio_app``): no share link, nothing fetched from the
+    internet, raw exception text never sent to a browser (show_error=False; gr.Error lines still are)."""
     import gradio as gr
-    from starlette.middleware import Middleware
 
     fonts = ["PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Source Han Sans SC",
              "WenQuanYi Micro Hei", "system-ui", "sans-serif"]
@@ -76,7 +77,6 @@ def launch_options(settings: Settings, trusted: TrustedClients | None = None) ->
     return dict(
         server_name=settings.host,
         server_port=settings.port,
-        share=False,
         theme=theme,
         css=page.CSS,
         head=page.HEAD,
@@ -88,22 +88,32 @@ def launch_options(settings: Settings, trusted: TrustedClients | None = None) ->
         pwa=False,
         run_history=False,
         show_error=False,
-        app_kwargs={
-            "middleware": [
-                Middleware(
-                    RequestGuard,
-                    folder=upload_folder(),
-                    max_age=TEMP_MAX_AGE,
-                    max_file_bytes=settings.max_upload_mb * 1024 * 1024,
-                    trusted=trusted,
-                )
-            ]
-        },
     )
 
 
+def build_server_app(bot: Bot, settings: Settings) -> Any:
+    """One ASGI app for the port: the API (``api.build_api``, a FastAPI app) with the chat page mounted at
+    ``/``, and the ``RequestGuard`` in front of both. The chat and the API share one ``Gate`` of answer
+    slots. The guard sweeps the upload folder, so call this after ``private_upload_folder`` (as ``serve``
+    does), never with a shared /tmp/gradio.
+
+    Why a FastAPI app with gradio mounted, not routes added to gradio's own app: gradio's app publishes
+    its own internals at /openapi.json and owns its exception handlers; a parent app has a schema of the
+    API alone, OpenAI-shaped errors of its own, and the guard still sees every request first."""
+    import gradio as gr
+
+    trusted = TrustedClients()  # the admin addresses, shared by the admin handlers and the upload guard
+    gate = Gate(CONCURRENCY, settings.api_queue)
+    chat = build_app(cast("Bot", LimitedBot(bot, gate)), settings, trusted)
+    app = build_api(bot, settings, gate)
+    gr.mount_gradio_app(app, chat, path="/", **page_options(settings))
+    app.add_middleware(RequestGuard, folder=upload_folder(), max_age=TEMP_MAX_AGE,
+                       max_file_bytes=settings.max_upload_mb * 1024 * 1024, trusted=trusted)
+    return app
+
+
 def serve(settings: Settings) -> None:
-    """`qa serve` / `python app.py`: build the index if there is none, then run the chat."""
+    """`qa serve` / `python app.py`: build the index if there is none, then run the chat and the API."""
     from ..pipeline import Bot
     from ..present.terminal import progress_bars
 
@@ -118,13 +128,41 @@ def serve(settings: Settings) -> None:
     print(f"嵌入模型：{bot.encoder_name}", file=sys.stderr)
     if bot.encoder_notice:
         print(bot.encoder_notice, file=sys.stderr)
-    trusted = TrustedClients()
-    app = build_app(bot, settings, trusted)
+    app = build_server_app(bot, settings)
     preload_full_encoder(bot)
+    run(app, settings)
+
+
+def run(app: Any, settings: Settings) -> None:
+    """Serve ``app`` until Ctrl-C or SIGTERM, as gradio's ``launch`` does: uvicorn in a thread with no
+    signal handlers of its own (both reach this thread as KeyboardInterrupt), the chat's heartbeat streams
+    ended first so the server can close at once."""
+    import uvicorn
+    from starlette.routing import Mount
+
+    host = settings.host.strip("[]")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=settings.port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="qa-server", daemon=True)
     try:
-        app.launch(**launch_options(settings, trusted))
-    except KeyboardInterrupt:  # a stop that came before gradio's own wait loop, which handles later ones
-        app.close()
+        thread.start()
+        while not server.started:
+            if not thread.is_alive():
+                raise OSError(f"Cannot listen on {settings.host}:{settings.port}; is the port in use? "
+                              "Choose another with --port or QA_PORT.")
+            time.sleep(0.01)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else settings.host
+        print(f"* Running on local URL:  http://{shown}:{settings.port}  (API: /v1, /api; schema: /openapi.json)",
+              flush=True)
+        while thread.is_alive():
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        print("Keyboard interruption in main thread... closing server.", flush=True)
+    finally:
+        for route in getattr(app, "routes", []):
+            if isinstance(route, Mount) and hasattr(route.app, "stop_event"):
+                route.app.stop_event.set()  # gradio's heartbeat streams end, so no connection holds the exit
+        server.should_exit = True
+        thread.join(timeout=5)
 
 
 def preload_full_encoder(bot: Bot) -> threading.Thread:
