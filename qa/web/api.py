@@ -359,8 +359,9 @@ def build_api(bot: Bot, settings: Settings, gate: Gate, model_ids: Callable[[], 
 
     async def answer(question: str, history: list[str], k: int | None = None) -> Answer:
         def work() -> Answer:
-            with gate.slot(api=True):
-                return bot.ask(question, history, k=k)
+            with gate.slot(api=True):  # retrieval holds a slot; the model's answer (QA_LLM_URL) is written after
+                found = bot.ask(question, history, k=k, written=False)
+            return bot.write(found)  # bounded by QA_LLM_TIMEOUT, holding up no one else's question
 
         try:
             return await anyio.to_thread.run_sync(work, limiter=threads)
