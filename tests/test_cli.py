@@ -165,15 +165,18 @@ def test_model_info_and_install_through_the_command(env, tiny_model_dir):
 
 @pytest.mark.parametrize("host, warned", [("0.0.0.0", True), ("127.0.0.1", False)])
 def test_serve_on_a_non_loopback_address_says_what_is_reachable(env, monkeypatch, host, warned):
-    import gradio
+    import qa.web.server as server
+    from qa.web.guard import RequestGuard
 
     launched = {}
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(env / "gradio-temp"))  # serve makes its own folder in here
     monkeypatch.setenv("QA_ADMIN_PASSWORD", "s3cret")
-    monkeypatch.setattr(gradio.Blocks, "launch", lambda self, **kw: launched.update(kw))  # bind nothing
+    # bind nothing: keep what would be served
+    monkeypatch.setattr(server, "run", lambda app, settings: launched.update(app=app, settings=settings))
     result = run("serve", "--host", host)
     assert result.exit_code == 0, result.output
-    assert launched["server_name"] == host and launched["show_error"] is False
+    assert launched["settings"].host == host and server.page_options(launched["settings"])["show_error"] is False
+    assert any(m.cls is RequestGuard for m in launched["app"].user_middleware)  # in front of the chat and the API
     if warned:
         assert f"listening on {host}:7860" in result.stderr and "ask questions" in result.stderr
         assert "QA_ADMIN_PASSWORD" in result.stderr and "TLS" in result.stderr
