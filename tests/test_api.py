@@ -12,7 +12,6 @@ import re
 import statistics
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -375,21 +374,15 @@ def test_twenty_openai_clients_ten_questions_each_while_the_chat_answers(app, ca
 @slow
 @pytest.mark.browser
 def test_a_source_link_opens_the_article_in_the_chat(app):
-    from playwright.sync_api import expect, sync_playwright
+    from chromium import chromium
+    from playwright.sync_api import expect
 
-    from test_browser import ARGS, CHROMIUM
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install -y chromium"
     content = openai_client(app).chat.completions.create(
         model="default", messages=[{"role": "user", "content": QUESTION}]).choices[0].message.content
     title, link = re.search(r"^- \[1\] \[([^\]]+)\]\(([^)]+)\)", content, re.MULTILINE).groups()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
-            page.goto(link)
-            article = page.locator("#qa-article")
-            expect(article.locator(".qa-art-title")).to_have_text(title.replace("\\", ""), timeout=60_000)
-            expect(article.locator("#qa-cited")).to_contain_text("情满崮乡")
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+        page.goto(link)
+        article = page.locator("#qa-article")
+        expect(article.locator(".qa-art-title")).to_have_text(title.replace("\\", ""), timeout=60_000)
+        expect(article.locator("#qa-cited")).to_contain_text("情满崮乡")
