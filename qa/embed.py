@@ -14,8 +14,10 @@ instead, with one line on stderr saying so.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -189,7 +191,7 @@ class QuestionEncoder:
         out = np.zeros((len(texts), self.dim), np.float32)
         with self.lock:
             for row, text in enumerate(texts):
-                ids = np.asarray([self.tokenizer.encode(self.prompt + text).ids], np.int64)
+                ids = np.asarray([self.tokenizer.encode(self.prompt + text)], np.int64)
                 hidden = self.request.infer({0: ids, 1: np.ones_like(ids)})[0][0]
                 vector = hidden.mean(axis=0)
                 out[row] = vector / (np.linalg.norm(vector) or 1.0)
@@ -211,9 +213,8 @@ def load_query_encoder(settings: Settings) -> QuestionEncoder | None:
         import importlib.metadata
 
         import openvino as ov
-        from tokenizers import Tokenizer
 
-        path = convert.bundled_dir(settings.cache_dir, convert.file_sha256(convert.bundled_bin()))
+        path = convert.bundled_dir(settings.cache_dir, _bundled_sha256(settings.cache_dir))
         identity = convert.installed_identity(path)
         if identity is None:
             return None
@@ -225,10 +226,8 @@ def load_query_encoder(settings: Settings) -> QuestionEncoder | None:
                                     ov.get_version(), measure=None)
         if decision.how == "not measured yet":
             return None  # the full load measures once and stores the decision
-        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        limit = json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"]
-        tokenizer.enable_truncation(max_length=int(limit))
-        tokenizer.no_padding()
+        limit = int(json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"])
+        tokenizer = _question_tokenizer(path / "tokenizer.json", settings.cache_dir, limit)
         prompt = json.loads((path / "config_sentence_transformers.json").read_text())["prompts"]["query"]
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         core = ov.Core()
@@ -238,6 +237,57 @@ def load_query_encoder(settings: Settings) -> QuestionEncoder | None:
         return QuestionEncoder(compiled, tokenizer, prompt, convert.MODEL_NAME, identity, str(path), dim, decision)
     except Exception:  # noqa: BLE001 - any surprise: the full encoder answers instead
         return None
+
+
+def _bundled_sha256(cache_dir: Path) -> str:
+    """The bundled model file's sha256, remembered by its path, size and time: hashing its 72 MB took
+    0.13 s of every ``qa ask``. A file that changes gets a new size or time, so a new hash."""
+    source = convert.bundled_bin()
+    st = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}".encode()).hexdigest()[:16]
+    memo = Path(cache_dir) / "models" / f".sha256-{key}"
+    try:
+        digest = memo.read_text(encoding="ascii").strip()
+        if len(digest) == 64:
+            return digest
+    except OSError:
+        pass
+    digest = convert.file_sha256(source)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+        tmp.write_text(digest, encoding="ascii")
+        os.replace(tmp, memo)
+    except OSError:  # a read-only cache only costs the hashing
+        pass
+    return digest
+
+
+class _FullTokenizer:
+    """The model's own tokenizer, when the question tokenizer cannot be had: the same ids, built slower."""
+
+    def __init__(self, tokenizer_json: Path, max_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_json))
+        self.tokenizer.enable_truncation(max_length=max_length)
+        self.tokenizer.no_padding()
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text).ids
+
+
+def _question_tokenizer(tokenizer_json: Path, cache_dir: Path, max_length: int) -> Any:
+    """The cut-down question tokenizer (``qa.question_tokenizer``: 1 ms to load, not 1 s), else the full one;
+    ``max_length`` 0: only make sure the cut-down one's pieces are stored (a full model load does it)."""
+    from .question_tokenizer import QuestionTokenizer, prepare
+
+    try:
+        if not max_length:
+            return prepare(tokenizer_json, cache_dir)
+        return QuestionTokenizer(tokenizer_json, cache_dir, max_length)
+    except (OSError, ValueError, KeyError, TypeError, sqlite3.Error):
+        return None if not max_length else _FullTokenizer(tokenizer_json, max_length)
 
 
 def _bundled(settings: Settings, progress: Status | None = None) -> tuple[Path, str]:
@@ -278,6 +328,8 @@ def load_encoder(settings: Settings, progress: Status | None = None) -> Sentence
     except Exception as exc:  # noqa: BLE001 - whatever broke, the user gets one line and the fix
         raise ModelError(f"The converted model in {path} could not be loaded ({type(exc).__name__}).",
                          "Delete that folder and run: qa model install") from None
+    if used == "openvino":  # the light question path of the next ``qa ask`` starts from it
+        _question_tokenizer(path / "tokenizer.json", settings.cache_dir, 0)
     return SentenceEncoder(model, convert.MODEL_NAME, identity, str(path), notice, used,
                    _DECISIONS.get((identity, used, settings.precision)))
 

@@ -258,7 +258,7 @@ class Asker:
                 "The question is empty.", "Type a question in Chinese, e.g. 蒙阴交警大队的党建品牌叫什么？"
             )
         if not self.encoders.query_loaded:  # first question: load jieba and the model while the index opens
-            _in_background(segment.prepare, self.settings.cache_dir)
+            _in_background(segment.prepare_tagger, self.settings.cache_dir)  # the dictionary, then POS tags
             _in_background(self.encoders.query)
         query = interpret(question[:MAX_QUESTION_CHARS], [h[:MAX_QUESTION_CHARS] for h in history])
         index = self.index()

@@ -80,10 +80,10 @@ def test_dictionary_cache_segments_exactly_like_jieba_and_survives_damage(tmp_pa
     assert plain.returncode == first.returncode == cached.returncode == 0, plain.stderr + cached.stderr
     assert plain.stdout == first.stdout == cached.stdout and plain.stderr == cached.stderr == ""
 
-    files[0].write_text('{"total": 10, "freq": {"滨州": 5, "滨": 0}}', encoding="utf-8")
+    files[0].write_text('{"total": 10, "words": "滨州\\n滨", "counts": [5, 0]}', encoding="utf-8")
     assert _segment(str(tmp_path)).stdout != plain.stdout  # the copy, not jieba's own file, was read
 
-    files[0].write_text('{"total": 1, "freq": [1, 2', encoding="utf-8")  # cut short
+    files[0].write_text('{"total": 1, "words": "a", "counts": [1, 2', encoding="utf-8")  # cut short
     damaged = _segment(str(tmp_path))
     assert damaged.returncode == 0 and damaged.stdout == plain.stdout and damaged.stderr == ""
     assert files[0].stat().st_size > 1_000_000  # rewritten whole

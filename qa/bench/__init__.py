@@ -66,7 +66,9 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
     plans = indexer.plan(docs)
     texts = [t for _, _, doc_texts in plans for t in doc_texts]
     log(f"encoder throughput on {len(texts)} seed passages")
+    load = os.getloadavg()[0]
     report["encoder"], seed_vectors = _encoder(encoder, texts, settings)
+    report["encoder"]["load"] = [round(load, 2), round(os.getloadavg()[0], 2)]
     pool = synthetic.sentence_pool(docs, [p for _, passages, _ in plans for p in passages])
     questions = synthetic.queries(pool)
     report["encoder"]["query"] = stats(timed(lambda i: encoder.encode_queries([questions[i % len(questions)]]), 30))
@@ -104,7 +106,10 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
     seeds_dir, big_dir = seeds.index_dir, big.index_dir
     log("cold starts (qa ask in a new process)")
     report["cold"] = {"seeds": coldstart.ask(settings, seeds_dir, questions, 5),
-                      "big": coldstart.ask(settings, big_dir, questions, 3)}
+                      "big": coldstart.ask(settings, big_dir, questions, 3),
+                      "steps": coldstart.steps(settings, seeds_dir, questions[0])}
+    log("qa build of the seeds into a fresh folder (peak memory)")
+    report["build"] = coldstart.build(settings, Path(settings.seeds_dir).resolve())
     if milvus:
         log("adding one document and cold starts on Milvus")
         report["milvus"]["add"] = _add_one(big_m, encoder, docs)
@@ -267,27 +272,29 @@ def _collection(asker: Any, questions: list[str], qvecs: np.ndarray, plain: Plai
     its two searches alone, the plain alternatives, and ``Asker.ask`` end to end."""
     index = asker.index()
     q = len(questions)
-    parts: dict[str, list[float]] = {"dense": [], "keyword": [], "fusion": [], "total": []}
+    parts: dict[str, list[float]] = {"dense": [], "keyword": [], "fusion": [], "total": [], "total_cpu": []}
     abstained = 0
 
     def retrieval(i: int) -> None:
         nonlocal abstained
         question = questions[i % q]
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         found = asker.candidates(question, qvec=qvecs[i % q])
         t1 = time.perf_counter()
         abstained += asker.answer(found).abstained
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         index.search_dense(qvecs[i % q], retrieve.CANDIDATES)
         t3 = time.perf_counter()
         index.search_keyword(segment.tokenize(found.query), retrieve.CANDIDATES)
         t4 = time.perf_counter()
-        for name, seconds in (("dense", t3 - t2), ("keyword", t4 - t3), ("fusion", t2 - t1), ("total", t2 - t0)):
+        for name, seconds in (("dense", t3 - t2), ("keyword", t4 - t3), ("fusion", t2 - t1), ("total", t2 - t0),
+                              ("total_cpu", c2 - c0)):
             parts[name].append(seconds)
 
     timed(retrieval, 20)  # warm-up: pages of the mmapped BM25 matrix, store caches
     parts = {k: [] for k in parts}
     abstained = 0
+    load = os.getloadavg()[0]
     timed(retrieval, ROUNDS)
     flat, plain_bm25 = plain
     faiss_times = timed(lambda i: flat.search(qvecs[i % q], retrieve.CANDIDATES), ROUNDS)
@@ -296,7 +303,7 @@ def _collection(asker: Any, questions: list[str], qvecs: np.ndarray, plain: Plai
     out: dict[str, Any] = {name: stats(seconds) for name, seconds in parts.items()}
     out.update(passages=index.passage_count(), kind=index.describe()["dense"],
                abstained=round(abstained / ROUNDS, 2), plain_faiss=stats(faiss_times), plain_bm25=stats(bm25_times),
-               ask=stats(asks))
+               ask=stats(asks), load=[round(load, 2), round(os.getloadavg()[0], 2)])
     out["ratio"] = round(out["total"]["p50"] / (out["plain_faiss"]["p50"] + out["plain_bm25"]["p50"]), 2)
     return out
 
@@ -338,7 +345,8 @@ def _add_one(big: Settings, encoder: PassageEncoder, docs: Sequence[Document], r
             total = time.perf_counter() - start
             start = time.perf_counter()
             indexer.remove(report.added)
-            rows.append({"total_s": round(total, 2), "encode_s": round(timed_encoder.seconds, 2),
+            rows.append({"load": round(os.getloadavg()[0], 2),
+                         "total_s": round(total, 2), "encode_s": round(timed_encoder.seconds, 2),
                          "rest_s": round(total - timed_encoder.seconds, 2), "embedded": report.embedded,
                          "remove_s": round(time.perf_counter() - start, 2)})
     return {"rounds": rows, "rest_s": round(float(np.median([r["rest_s"] for r in rows])), 2)}
@@ -376,25 +384,40 @@ def targets(report: dict) -> list[dict]:
     """The issue's targets beside the figures; ``ok`` is None when a figure is missing."""
     big, n = report.get("big", {}), report["n"]
     enc, add = report.get("encoder", {}), report.get("add", {})
-    cold = report.get("cold", {}).get("seeds", {}).get("wall", {}).get("p50")
-    rows = [
-        (f"retrieval p50 at {n} (query encoded)", "<= 30 ms", big.get("total", {}).get("p50"), 30, "ms"),
-        (f"retrieval p95 at {n}", "<= 80 ms", big.get("total", {}).get("p95"), 80, "ms"),
-        ("hybrid / (plain FAISS + plain BM25), p50", "<= 1.5x", big.get("ratio"), 1.5, "x"),
-        (f"add one document to {n}, beyond its encoding", "<= 2 s", add.get("rest_s"), 2, "s"),
-        ("qa ask cold start at the seeds' size, p50", "<= 4 s", cold / 1000 if cold else None, 4, "s"),
-        (f"peak RSS of qa ask at {n}", "<= 2048 MiB", report.get("rss_mib", {}).get("ask_big"), 2048, "MiB"),
+    cold_figures = report.get("cold", {}).get("seeds", {})
+    cold = cold_figures.get("wall", {}).get("p50")
+    build = report.get("build", {})
+    cpu = report.get("cpu", {})
+    where = f"{cpu.get('model', '?')} ({', '.join(cpu.get('flags', [])) or 'none that matter'})"
+    rows = [  # name, target, value, limit, unit, the load average while it was measured
+        (f"retrieval p50 at {n} (query encoded)", "<= 30 ms", big.get("total", {}).get("p50"), 30, "ms",
+         big.get("load")),
+        (f"retrieval p95 at {n}", "<= 8 ms", big.get("total", {}).get("p95"), 8, "ms", big.get("load")),
+        ("  the same in CPU time (what load stretches least), p95", "<= 8 ms",
+         big.get("total_cpu", {}).get("p95"), 8, "ms", big.get("load")),
+        ("hybrid / (plain FAISS + plain BM25), p50", "<= 1.5x", big.get("ratio"), 1.5, "x", big.get("load")),
+        (f"add one document to {n}, beyond its encoding", "<= 2 s", add.get("rest_s"), 2, "s",
+         [r["load"] for r in add.get("rounds", []) if "load" in r] or None),
+        ("qa ask cold start at the seeds' size, p50", "<= 2 s", cold / 1000 if cold else None, 2, "s",
+         cold_figures.get("load")),
+        ("  the same in CPU seconds (user + system), p50", "<= 2 s",
+         cold_figures["cpu"]["p50"] / 1000 if cold_figures.get("cpu") else None, 2, "s", cold_figures.get("load")),
+        (f"peak RSS of qa ask at {n}", "<= 2048 MiB", report.get("rss_mib", {}).get("ask_big"), 2048, "MiB",
+         report.get("cold", {}).get("big", {}).get("load")),
+        ("peak RSS of qa build on the seeds, fresh index folder", "<= 1024 MiB", build.get("rss_mib"), 1024, "MiB",
+         build.get("load")),
     ]
     out = [
-        {"name": name, "target": target, "value": value, "unit": unit, "ok": None if value is None else value <= limit}
-        for name, target, value, limit, unit in rows
+        {"name": name, "target": target, "value": value, "unit": unit, "ok": None if value is None else value <= limit,
+         "cpu": where, "load": load}
+        for name, target, value, limit, unit, load in rows
     ]
     ratio = enc.get("ratio")
     out.append({"name": "encoder throughput vs sentence-transformers alone", "target": ">= 0.8x", "value": ratio,
-                "unit": "x", "ok": None if ratio is None else ratio >= 0.8})
-    if "bf16" in report.get("cpu", {}).get("native", []):  # issue 14: where bf16 is native, it must pay
+                "unit": "x", "ok": None if ratio is None else ratio >= 0.8, "cpu": where, "load": enc.get("load")})
+    if "bf16" in cpu.get("native", []):  # issue 14: where bf16 is native, it must pay
         out.append({"name": "  the same, on this CPU with native bf16", "target": ">= 2.2x", "value": ratio,
-                    "unit": "x", "ok": None if ratio is None else ratio >= 2.2})
+                    "unit": "x", "ok": None if ratio is None else ratio >= 2.2, "cpu": where, "load": enc.get("load")})
     return out
 
 
@@ -430,7 +453,8 @@ def format_report(report: dict) -> str:
                 else f"built: store {gen['store_s']} s + commit {gen['commit_s']} s"
             )
             lines.append(f"  generated from the seeds' sentences; vectors generated ({m['dim']} dims), {how}")
-        row("hybrid retrieval, query already encoded", ms(c["total"]))
+        row("hybrid retrieval, query already encoded", ms(c["total"]) + f"  (load {_load(c)})")
+        row("  the same in CPU time", ms(c["total_cpu"]))
         row("  of which FAISS (LocalReader.search_dense)", ms(c["dense"]))
         row("  of which BM25 incl. jieba (LocalReader.search_keyword)", ms(c["keyword"]))
         row("  of which fusion, store lookups, abstention, lead", ms(c["fusion"]))
@@ -447,6 +471,23 @@ def format_report(report: dict) -> str:
         c = report["cold"][key]
         row(f"qa ask --json at {label}, wall", f"{c['wall']['p50'] / 1000:.2f} / {c['wall']['p95'] / 1000:.2f} s"
             + (f"  ERRORS: {c['errors']}" if c["errors"] else ""))
+    for key in ("seeds", "big"):
+        c = report["cold"][key]
+        row(f"  the same in CPU seconds (user + system), load {_load(c)}",
+            f"{c['cpu']['p50'] / 1000:.2f} / {c['cpu']['p95'] / 1000:.2f} s")
+    st = report["cold"].get("steps", {})
+    if "steps" in st:
+        lines.append(f"  one step after the other in one process (median of {st['n']}, wall / CPU ms; "
+                     f"load {_load(st)}); the interpreter alone: {st['interpreter_ms']:.0f} ms")
+        for one in st["steps"]:
+            row(f"  {one['step']}", f"{one['wall_ms']:.0f} / {one['cpu_ms']:.0f} ms")
+    elif st:
+        row("  start-up steps", st.get("error"))
+    b = report.get("build")
+    if b:
+        row(f"qa build of the seeds, fresh folder (load {_load(b)})",
+            f"{b['wall_s']} s, {b['cpu_s']} CPU s, peak RSS {b['rss_mib']} MiB"
+            + (f"  ERROR: {b['error']}" if b["error"] else ""))
     web = report["web"]
     if "first_answer_s" in web:
         row("qa serve: start -> listening -> first answer", f"{web['ready_s']} s -> {web['first_answer_s']} s")
@@ -463,5 +504,13 @@ def format_report(report: dict) -> str:
     for t in report["targets"]:
         verdict = "----" if t["ok"] is None else ("PASS" if t["ok"] else "MISS")
         value = "?" if t["value"] is None else f"{t['value']:g} {t['unit']}"
-        lines.append(f"  {verdict}  {t['name']:<50} {value:>12}  (target {t['target']})")
+        lines.append(f"  {verdict}  {t['name']:<50} {value:>12}  (target {t['target']}; load {_load(t)})")
     return "\n".join(lines)
+
+
+def _load(figures: dict) -> str:
+    """The load average while a figure was measured: before -> after, or the values seen."""
+    load = figures.get("load")
+    if not load:
+        return "?"
+    return " -> ".join(f"{x:.1f}" for x in load)

@@ -173,10 +173,15 @@ class KeywordIndex:
         if not tids:
             return []
         scores = self._retriever.get_scores_from_ids(tids)
-        k = min(int(k), len(scores))
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.lexsort((top, -scores[top]))]
-        return [(int(self.ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+        # only passages holding a query word score above 0: select among those, not among every passage
+        # (a partition of all 100,000 scores was the largest cost of a keyword search); ties at the k-th
+        # score go to the lower row, as in the order below
+        hit = np.flatnonzero(scores > 0)
+        if len(hit) > k:
+            kth = np.partition(scores[hit], len(hit) - k)[len(hit) - k]
+            hit = hit[scores[hit] >= kth]
+        top = hit[np.lexsort((hit, -scores[hit]))][:k]
+        return [(int(self.ids[i]), float(scores[i])) for i in top]
 
 
 def _rows(tokens: Iterable[Sequence[str]], vocab: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
