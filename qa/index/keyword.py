@@ -179,12 +179,11 @@ class KeywordIndex:
         return cls(ids, retriever.vocab_dict, retriever, None, directory)
 
     def can_take_delta(self) -> bool:
-        """True when this base, saved, has what a reader needs to score a delta beside it."""
-        if self._retriever is None:
+        """True when this base was loaded from files that hold what a reader needs to score a delta beside it
+        (an index re-weighted at load, or built in memory, has no such files: the next build merges)."""
+        if self._retriever is None or self._source is None:
             return False
-        if self._segment is not None:
-            return True
-        return self._source is not None and all((self._source / name).is_file() for name in SEGMENT_FILES)
+        return all((self._source / name).is_file() for name in SEGMENT_FILES)
 
     def _rows(self, mmap: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The term counts, doc-major; ``mmap``: mapped, not kept (a few rows are read)."""
