@@ -80,8 +80,10 @@ def built(env) -> Path:
 KILL_AT = {
     # during embedding: the encoder has started on the changed documents
     "embedding": ("qa.embed", "SentenceEncoder", "encode_passages"),
-    # during the index write: vectors.faiss is written, the BM25 files are not
-    "index-write": ("qa.index.keyword", "KeywordIndex", "save"),
+    # during the index write of an incremental build (a delta): the base is linked, the BM25 delta not written
+    "index-write": ("qa.index.keyword", "KeywordDelta", "save"),
+    # the same in a build that merges the delta into a new base: vectors.faiss is written, the BM25 files are not
+    "merge-write": ("qa.index.keyword", "KeywordIndex", "save"),
     # during the store commit: the snapshot is complete, the store transaction is not committed
     "store-commit": ("qa.index.store", "Store", "commit"),
     # after the store commit, before CURRENT names the new snapshot
@@ -104,6 +106,9 @@ def die(*args, **kwargs):
     print("KILLING", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 setattr(holder, name, die)
+if os.environ.get("MERGE_ROWS"):
+    import qa.index.local
+    qa.index.local.MERGE_ROWS = int(os.environ["MERGE_ROWS"])
 if os.environ.get("EMBED_BATCH"):
     import qa.pipeline
     qa.pipeline.EMBED_BATCH = int(os.environ["EMBED_BATCH"])
@@ -139,7 +144,7 @@ def test_build_killed_at_any_point_leaves_the_previous_index_answering(built, po
     )
     (corpus / "new.txt").write_text("新增文章\n\n交警大队开展夜间巡逻，守护群众平安出行。", encoding="utf-8")
 
-    died = killed_build(point)
+    died = killed_build(point, **({"MERGE_ROWS": "0"} if point == "merge-write" else {}))
     assert died.returncode == -signal.SIGKILL, (died.returncode, died.stdout, died.stderr)
     assert "KILLING" in died.stdout
     assert (index_dir / "CURRENT").read_text() == current  # the switch never happened
@@ -200,6 +205,9 @@ def test_a_build_killed_mid_embedding_resumes_without_encoding_any_passage_twice
 COMMIT_STEPS = [
     ("qa.index.vectors", "VectorIndex", "save"),  # vectors.faiss
     ("qa.index.keyword", "KeywordIndex", "save"),  # bm25/
+    ("qa.index.local", None, "_link"),  # a delta snapshot: a base file linked from the previous snapshot
+    ("qa.index.keyword", "KeywordDelta", "save"),  # a delta snapshot: bm25-delta/
+    ("qa.index.vectors", "VectorDelta", "save"),  # a delta snapshot: vectors-delta/
     ("qa.index.durable", None, "write_file"),  # the reader pin, manifest.json, CURRENT.tmp (each written and fsynced)
     ("qa.index.durable", None, "fsync"),  # each file and folder of the snapshot; the index folder after the rename
     ("qa.index.store", "Store", "commit"),  # the store's COMMIT of the new generation's rows
@@ -333,8 +341,11 @@ def test_a_fault_at_any_step_of_the_commit_leaves_an_answering_index(env, monkey
         assert len(list(index_dir.glob("store-*.sqlite"))) <= 2, injector.fired
     else:
         pytest.fail("the commit sequence never ran through")
+    written = ({"qa.index.local._link", "KeywordDelta.save", "VectorDelta.save"} if mode == "incremental"
+               else {"VectorIndex.save", "KeywordIndex.save"})  # seeds' edits go into a delta; the others rewrite
     assert steps >= {"os.replace", "qa.index.durable.fsync", "Store.commit", "qa.index.durable.write_file",
-                                          "VectorIndex.save", "KeywordIndex.save", "Store.collect"}
+                     "Store.collect"} | written
+    assert not steps & ({"VectorIndex.save", "KeywordIndex.save"} if mode == "incremental" else {"VectorDelta.save"})
     assert "after os.replace" in fired and "before qa.index.durable.fsync" in fired
     assert len(fired) == n - 1 >= 40, fired
     print(f"\n{mode} build, {fault.__name__}: {len(fired)} fault points, each followed by an answer and a build")

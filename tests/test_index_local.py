@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pytest
@@ -44,8 +46,9 @@ def article(doc_id: str, sentences: list[str]) -> tuple[Document, list[Passage],
     return doc, passages, vectors, [[c for c in s if c != "。"] for s in sentences]
 
 
-def build(index_dir: Path, docs: dict[str, list[str]], remove: tuple[str, ...] = (), fresh: bool = False) -> None:
-    with LocalWriter(index_dir, fresh=fresh) as builder:
+def build(index_dir: Path, docs: dict[str, list[str]], remove: Sequence[str] = (), fresh: bool = False,
+          previous=None) -> None:
+    with LocalWriter(index_dir, fresh=fresh, previous=previous) as builder:
         for doc_id in remove:
             builder.remove_document(doc_id)
         for doc_id, sentences in docs.items():
@@ -226,18 +229,22 @@ import numpy as np
 import qa.index.durable, qa.index.local, qa.index.vectors
 from test_index_local import ARTICLES, MANIFEST, article
 
-point = {point!r}
+point, mode = {point!r}, {mode!r}
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
-if point == "mid-write":  # half of vectors.faiss is on disk, then the process dies
-    real_save = qa.index.vectors.VectorIndex.save
+if mode == "merge":  # one segment again: the base is rewritten
+    qa.index.local.MERGE_ROWS = 0
+if point == "mid-write":  # half of vectors.faiss (a merge) or of the delta's vectors is on disk, then the process dies
+    owner = qa.index.vectors.VectorIndex if mode == "merge" else qa.index.vectors.VectorDelta
+    real_save = owner.save
     def save(self, path):
         real_save(self, path)
+        path = path if mode == "merge" else path / "vectors.npy"
         data = open(path, "rb").read()
         open(path, "wb").write(data[: len(data) // 2])
         die()
-    qa.index.vectors.VectorIndex.save = save
+    owner.save = save
 elif point == "before-switch":  # files fsynced and store committed; CURRENT not yet replaced
     qa.index.durable.replace_current = die
 elif point == "after-switch":  # CURRENT replaced; garbage collection not yet run
@@ -251,9 +258,10 @@ with qa.index.local.LocalWriter({index_dir!r}) as builder:
 """
 
 
+@pytest.mark.parametrize("mode", ["delta", "merge"])
 @pytest.mark.parametrize("point", ["before-commit", "mid-write", "before-switch", "after-switch"])
-def test_build_killed_leaves_a_working_index(index_dir, point):
-    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), point=point, index_dir=str(index_dir))
+def test_build_killed_leaves_a_working_index(index_dir, point, mode):
+    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), point=point, mode=mode, index_dir=str(index_dir))
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True)
     assert result.returncode == -signal.SIGKILL, result.stderr
     if point == "after-switch":
@@ -302,3 +310,97 @@ def test_garbled_store_is_reported(index_dir):
     with pytest.raises(IndexCorrupt, match=r"Index store .*store-.*cannot be read.*qa build --full"):
         open_index(index_dir)
 
+
+
+# -- delta segments -----------------------------------------------------------------------------
+def generated(doc_id: str, rng: np.random.Generator, words: list[str]) -> tuple[str, list[str]]:
+    sentences = ["".join(rng.choice(words, size=rng.integers(2, 9))) + "。" for _ in range(rng.integers(1, 5))]
+    return doc_id, sentences
+
+
+def results(index, queries: list[list[str]], vectors: np.ndarray) -> list:
+    """Every query's keyword hits and dense hits as (doc_id, ordinal, score), by rank."""
+    def named(hits):
+        found = index.passages([pid for pid, _ in hits])
+        return [(p.doc_id, p.ordinal, score) for (p, _), (_, score) in zip(found, hits, strict=True)]
+
+    n = index.passage_count()
+    return ([named(index.search_keyword(q, n)) for q in queries] + [named(index.search_keyword(q, 3)) for q in queries],
+            [named(index.search_dense(v, 5)) for v in vectors])
+
+
+def assert_same_answers(incremental: Path, full: Path, queries: list[list[str]], vectors: np.ndarray) -> None:
+    with open_index(incremental) as a, open_index(full) as b:
+        assert a.passage_count() == b.passage_count()
+        assert {d.doc_id for d in a.documents()} == {d.doc_id for d in b.documents()}
+        (keyword_a, dense_a), (keyword_b, dense_b) = results(a, queries, vectors), results(b, queries, vectors)
+        assert keyword_a == keyword_b  # bit-identical BM25 scores, same ranks
+        for hits_a, hits_b in zip(dense_a, dense_b, strict=True):  # exact search: same passages, scores to rounding
+            assert [h[:2] for h in hits_a] == [h[:2] for h in hits_b]
+            assert np.allclose([h[2] for h in hits_a], [h[2] for h in hits_b], atol=1e-5)
+        for word in ("苹果", "交警", "一", "没有"):
+            assert a.doc_freq(word) == b.doc_freq(word)
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_an_incremental_build_with_deltas_answers_as_a_full_build(tmp_path, reuse):
+    rng = np.random.default_rng(7)
+    words = list("苹果香蕉交警大队火车站城东西平安一二三四五六七八九十") + ["党建", "品牌", "巡逻"]
+    live: dict[str, list[str]] = {}
+    inc = tmp_path / "incremental"
+    first = dict(generated(f"d{i}", rng, words) for i in range(40))
+    build(inc, first)
+    live.update(first)
+    kinds = []
+    for step in range(6):  # adds, removes, replacements; some remove what an earlier delta added
+        remove = sorted(rng.choice(sorted(live), size=3, replace=False))
+        add = dict(generated(f"s{step}-{i}", rng, words) for i in range(4))
+        add[remove[0]] = generated(remove[0], rng, words)[1]  # replaced, not only removed
+        build(inc, add, remove=remove, previous=open_index(inc) if reuse else None)
+        for doc_id in remove:
+            live.pop(doc_id)
+        live.update(add)
+        with open_index(inc) as index:
+            kinds.append(bool(index.describe()["delta"]))
+    assert all(kinds)  # every change went into a delta beside the first build's base
+    full = tmp_path / "full"
+    build(full, live)
+    queries = [[w] for w in words] + [list("苹果交警"), ["党建", "巡逻", "党建"], list("火车一二"), ["没有"]]
+    probes = np.stack([article(doc_id, live[doc_id])[2][0] for doc_id in sorted(live)[:10]])
+    probes = np.concatenate([probes, np.random.default_rng(1).standard_normal((10, DIM)).astype(np.float32)])
+    assert_same_answers(inc, full, queries, probes)
+
+
+def test_a_delta_is_merged_at_the_threshold_and_old_snapshots_without_segment_files_still_serve(index_dir, monkeypatch):
+    import qa.index.local
+
+    def delta_of():
+        with open_index(index_dir) as index:
+            return index.describe()["delta"]
+
+    build(index_dir, {"police": ARTICLES["police"]})
+    assert delta_of() == {"base": "000001", "added": 2, "removed": 0}
+    snap = _snapshot(index_dir)
+    assert (snap / "bm25" / "data.csc.index.npy").stat().st_ino == (
+        index_dir / "snapshots" / "000001" / "bm25" / "data.csc.index.npy").stat().st_ino  # linked, not rewritten
+    build(index_dir, {}, remove=("fruit",))
+    assert delta_of() == {"base": "000001", "added": 2, "removed": 2}
+    monkeypatch.setattr(qa.index.local, "MERGE_ROWS", 3)
+    build(index_dir, {"fruit": ARTICLES["fruit"]})  # 6 changed rows > 3: merged into one segment
+    assert delta_of() == {}
+    assert_answers(index_dir, {"fruit", "trains", "police"}, set())
+    # a base written before segments (no lengths, no term-major counts) is read, and merged by the next build
+    snap = _snapshot(index_dir)
+    manifest = json.loads((snap / "manifest.json").read_text())
+    for name in ("doc_len.npy", "tf_by_term.npy"):
+        (snap / "bm25" / name).unlink()
+        del manifest["files"][f"bm25/{name}"]
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+    assert_answers(index_dir, {"fruit", "trains", "police"}, set())
+    monkeypatch.setattr(qa.index.local, "MERGE_ROWS", 5000)
+    build(index_dir, {}, remove=("trains",))
+    assert delta_of() == {}
+    assert (_snapshot(index_dir) / "bm25" / "doc_len.npy").is_file()
+    build(index_dir, {"trains": ARTICLES["trains"]})
+    assert delta_of() == {"base": "000005", "added": 2, "removed": 0}  # a delta beside the new base
+    assert_answers(index_dir, {"fruit", "trains", "police"}, set())

@@ -107,3 +107,53 @@ def test_save_load_round_trip_and_empty(tmp_path):
     assert len(again) == 0 and again.search(["党建"], 3) == []
     grown = again.updated([], [9], [["党建"]])
     assert grown.search(["党建"], 3)[0][0] == 9
+
+
+# -- delta segments ---------------------------------------------------------------------------
+def segmented(tmp_path, base_ids, base_tokens, changes) -> tuple:
+    """A saved base, then ``changes`` (remove ids, add ids, add tokens) folded into one delta; loaded back."""
+    from qa.index.keyword import KeywordDelta, KeywordSegments
+
+    KeywordIndex.build(base_ids, base_tokens).save(tmp_path / "base")
+    base = KeywordIndex.load(tmp_path / "base")
+    delta = KeywordDelta()
+    for remove, add_ids, add_tokens in changes:
+        delta = delta.changed(base.vocab, remove, add_ids, add_tokens)
+    delta.save(tmp_path / "delta")
+    return base, KeywordSegments(base, KeywordDelta.load(tmp_path / "delta"))
+
+
+def test_a_delta_scores_exactly_as_a_full_build_of_the_same_passages(tmp_path):
+    corpus = random_corpus(600, seed=3)
+    extra = random_corpus(120, seed=4) + [["新词甲", "词1"], ["新词甲", "新词乙", "新词乙"]]
+    live = dict(enumerate(corpus[:500]))
+    changes, next_id = [], 500
+    for step in range(4):  # several adds and removes; some removed rows are the delta's own
+        remove = {i for i in live if i % 7 == step} | ({next_id - 1} if step else set())
+        add = extra[step * 30 : (step + 1) * 30] + ([extra[-2 + step]] if step < 2 else [])
+        ids = list(range(next_id, next_id + len(add)))
+        next_id += len(add)
+        for i in remove:
+            live.pop(i, None)
+        live.update(zip(ids, add, strict=True))
+        changes.append((remove, ids, add))
+    base, segments = segmented(tmp_path, list(range(500)), corpus[:500], changes)
+    full = KeywordIndex.build(sorted(live), [live[i] for i in sorted(live)])
+    assert len(segments) == len(full) == len(live)
+    queries = [["词0"], ["词1", "词2", "词1"], ["词250", "词3"], ["新词甲"], ["新词乙", "词7"], ["没有"], []]
+    queries += [corpus[i][:4] for i in range(0, 500, 37)]
+    for query in queries:
+        got, want = segments.search(query, len(full)), full.search(query, len(full))
+        assert got == want, query  # same ids, same order, bit-identical float32 scores
+        assert segments.search(query, 5) == want[:5]
+    for token in ("词0", "词5", "新词甲", "新词乙", "没有"):
+        assert segments.doc_freq(token) == full.doc_freq(token), token
+    merged = segments.delta.merged_into(base)  # the merge writes the full build's index
+    for query in queries:
+        assert merged.search(query, len(full)) == full.search(query, len(full)), query
+
+
+def test_a_delta_that_removes_every_passage_answers_nothing(tmp_path):
+    corpus = random_corpus(20)
+    _, segments = segmented(tmp_path, list(range(20)), corpus, [(set(range(20)), [], [])])
+    assert len(segments) == 0 and segments.search(["词0"], 5) == [] and segments.doc_freq("词0") == 0

@@ -46,11 +46,17 @@ def term_weights(tf: np.ndarray, doc_len: Any, avgdl: float, lengths: np.ndarray
     place: at 100,000 passages there are 10 million counts, and every
     temporary costs tens of milliseconds.
     """
-    norm = (K1 * ((1 - B) + B * np.asarray(doc_len, dtype=np.float64) / (avgdl or 1.0))).astype(np.float32)
+    norm = length_norm(doc_len, avgdl)
     weights = np.repeat(norm, lengths) if lengths is not None else np.full(np.shape(tf), norm, dtype=np.float32)
     weights += tf
     np.divide(tf, weights, out=weights)
     return weights
+
+
+def length_norm(doc_len: Any, avgdl: float) -> np.ndarray:
+    """``k1 (1 - b + b dl / avgdl)`` of each length, as float32: the part of ``term_weights`` a passage's
+    length decides (a folder index with a delta segment computes it per passage once, then per query)."""
+    return (K1 * ((1 - B) + B * np.asarray(doc_len, dtype=np.float64) / (avgdl or 1.0))).astype(np.float32)
 
 
 def idf(n: Any, df: Any, log: Callable[[Any], Any] = np.log) -> Any:
@@ -214,5 +220,5 @@ def checked_addition(
 
 __all__ = [
     "B", "FORMAT", "K1", "REBUILD", "TOKEN_SEP", "LiveReader", "WriterBase", "checked_addition", "idf",
-    "join_tokens", "normalised", "open_live", "short_error", "split_tokens", "term_weights",
+    "join_tokens", "length_norm", "normalised", "open_live", "short_error", "split_tokens", "term_weights",
 ]

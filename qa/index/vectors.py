@@ -7,14 +7,21 @@ than HNSW because an update must stay incremental: IVF can ``remove_ids``,
 HNSW cannot, so removing or replacing one document in an HNSW index means
 rebuilding the graph for the whole collection. See benchmarks/index_scale.py
 for the figures behind the threshold.
+
+A delta segment (``VectorDelta``: the vectors added since a base snapshot
+and the ids removed from it) lets an incremental build leave the base's file
+untouched; a reader applies it to the loaded base (``apply``: ``remove_ids``,
+then ``add_with_ids``, exactly what a rewritten file would have received), so
+search is unchanged and answers as the rewritten index would.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import numpy as np
 
@@ -132,6 +139,13 @@ class VectorIndex:
         if len(ids):
             self._index.add_with_ids(_normalised(vectors, self.dim), np.asarray(ids, dtype=np.int64))
 
+    def apply(self, delta: "VectorDelta") -> None:
+        """The changes of ``delta``: its removed ids out, its vectors in."""
+        removed = self.remove(delta.removed)
+        if removed != len(delta.removed):
+            raise ValueError(f"the delta removes {len(delta.removed)} ids, {removed} were in the index")
+        self.add(delta.ids, delta.vectors)
+
     def remove(self, ids: np.ndarray) -> int:
         if not len(ids):
             return 0
@@ -154,6 +168,50 @@ class VectorIndex:
         _threads(1)
         scores, ids = self._index.search(q, k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+
+@dataclass
+class VectorDelta:
+    """Vectors added since a base (``ids``, ``vectors``, one row each) and base ids removed (``removed``).
+
+    Cumulative, like ``keyword.KeywordDelta``: every change since the base."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    removed: np.ndarray
+
+    @classmethod
+    def empty(cls, dim: int) -> "VectorDelta":
+        return cls(np.zeros(0, np.int64), np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.ids) + len(self.removed)
+
+    def changed(self, remove: Collection[int], add_ids: np.ndarray, add_vectors: np.ndarray) -> "VectorDelta":
+        """The next delta: ``remove`` (ids of this delta's rows or of the base's) gone, the additions appended."""
+        gone = np.asarray(sorted(remove), dtype=np.int64)
+        keep = ~np.isin(self.ids, gone)
+        add_vectors = np.asarray(add_vectors, dtype=np.float32).reshape(-1, self.vectors.shape[1])
+        return VectorDelta(
+            np.concatenate([self.ids[keep], np.asarray(add_ids, dtype=np.int64)]),
+            np.concatenate([self.vectors[keep], add_vectors]),
+            np.union1d(self.removed, gone[~np.isin(gone, self.ids)]).astype(np.int64),
+        )
+
+    def save(self, directory: Path) -> None:
+        """Write into ``directory`` (the caller fsyncs the snapshot as a whole)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in ("ids", "vectors", "removed"):
+            np.save(directory / f"{name}.npy", getattr(self, name), allow_pickle=False)
+
+    @classmethod
+    def load(cls, directory: Path, dim: int) -> "VectorDelta":
+        delta = cls(*(np.load(Path(directory) / f"{name}.npy", allow_pickle=False)
+                      for name in ("ids", "vectors", "removed")))
+        if delta.vectors.shape != (len(delta.ids), dim) or delta.vectors.dtype != np.float32:
+            raise ValueError(f"{directory}: {delta.vectors.shape} delta vectors for {len(delta.ids)} ids")
+        return delta
 
 
 def _normalised(vectors: np.ndarray, dim: int) -> np.ndarray:
