@@ -13,6 +13,7 @@ Faithful (want: kept):
   restated   the question with its question word replaced by the answer ("fact" questions only:
              the "paraphrase" questions are worded unlike the article on purpose, and a
              sentence in their words is not checkable by the article's words)
+  restated-adverb  the same with a common adverb a model adds (目前, 主要 ...) before its verb
   uncited    the verbatim sentence without any [n]: kept only if the check cites the right passage
 Corrupted (want: refused), each citing the answering passage unless said otherwise:
   number     one number of the sentence changed (Arabic or Chinese numeral)
@@ -20,9 +21,17 @@ Corrupted (want: refused), each citing the answering passage unless said otherwi
   citation   the true sentence citing another article's passage
   invented   a claim no article makes: the subject of the answering sentence with a
              clause of another article (splice), or with an invented predicate (claim)
+  restated-wrong  the restated sentence with a wrong answer: the answer of a fact question about
+             another article, of the same shape (a number for a number, words for words), that
+             the answering passage does not hold
+  restated-citation  the restated sentence citing another article's passage
+restated-adverb, restated-wrong and restated-citation guard the rule for restated questions
+(qa/verify.py) both ways: a model's own filler word must not sink a true answer, and the question's
+words, which the rule does not ask the passage to repeat, must not carry a wrong answer or citation.
 
 The questions are split by position: odd positions (pub-001, pub-003, ...) tuned
-CONTENT_SHARE, even positions are held out. Prints one table per half.
+CONTENT_SHARE and PART_SHARE (and the rule for restated questions was worked out on
+their misses), even positions are held out. Prints one table per half.
 """
 
 from __future__ import annotations
@@ -42,10 +51,14 @@ from qa import chunk, verify  # noqa: E402
 from qa.pipeline import load_documents  # noqa: E402
 from qa.types import Document, Hit  # noqa: E402
 
-FAITHFUL = ("verbatim", "clause", "restated", "uncited")
-CORRUPTED = ("number", "name", "citation", "invented-splice", "invented-claim")
+FAITHFUL = ("verbatim", "clause", "restated", "restated-adverb", "uncited")
+CORRUPTED = ("number", "name", "citation", "invented-splice", "invented-claim", "restated-wrong",
+             "restated-citation")
 # Predicates no article in the collection makes, without numbers or names, so only the content-word
 # share can catch them.
+# Adverbs a model adds to a restated answer that the passage need not hold: common words of any answer,
+# not taken from the questions.
+ADVERBS = ("目前", "主要", "一共", "已经", "总共", "先后")
 INVENTED = (
     "还为辖区居民免费提供早餐和理发服务",
     "专门引进了无人机巡逻系统来监控高速公路",
@@ -64,7 +77,7 @@ _QUESTION_WORD = re.compile(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--half", choices=["tune", "held-out", "all"], default=None, help="default: both halves")
-    parser.add_argument("--sweep", action="store_true", help="also the kept/refused shares over CONTENT_SHARE values")
+    parser.add_argument("--sweep", action="store_true", help="also the kept/refused shares over CONTENT_SHARE/PART_SHARE values")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--show", action="store_true", help="print every case that misses its target")
     args = parser.parse_args(argv)
@@ -72,25 +85,27 @@ def main(argv: list[str] | None = None) -> None:
     halves = [args.half] if args.half else ["tune", "held-out"]
     report = {half: measure([c for c in cases if _in_half(c, half)], show=args.show) for half in halves}
     if args.sweep:
-        default = verify.CONTENT_SHARE
+        defaults = verify.CONTENT_SHARE, verify.PART_SHARE
+        tune = [c for c in cases if _in_half(c, "tune")]
         report["sweep (tune half)"] = {}
-        for share in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0):
-            verify.CONTENT_SHARE = share
-            report["sweep (tune half)"][share] = measure([c for c in cases if _in_half(c, "tune")])
-        verify.CONTENT_SHARE = default
+        for content in (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9):
+            for part in (0.34, 0.5, 0.6, 0.67, 0.75, 0.8, 1.0):
+                verify.CONTENT_SHARE, verify.PART_SHARE = content, part
+                report["sweep (tune half)"][f"{content}/{part}"] = measure(tune)
+        verify.CONTENT_SHARE, verify.PART_SHARE = defaults
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=1))
         return
-    print(f"CONTENT_SHARE = {verify.CONTENT_SHARE}")
+    print(f"CONTENT_SHARE = {verify.CONTENT_SHARE}, PART_SHARE = {verify.PART_SHARE}")
     for half in halves:
         print(f"\n{half} half ({'odd' if half == 'tune' else 'even' if half == 'held-out' else 'all'} positions)")
         print(_table(report[half]))
     if args.sweep:
-        print("\nsweep over CONTENT_SHARE, tune half (min faithful kept / min corrupted refused):")
-        for share, figures in report["sweep (tune half)"].items():
+        print("\nsweep over CONTENT_SHARE/PART_SHARE, tune half (min faithful kept / min corrupted refused):")
+        for shares, figures in report["sweep (tune half)"].items():
             kept = min(figures[k]["share"] for k in FAITHFUL)
             refused = min(figures[k]["share"] for k in CORRUPTED)
-            print(f"  {share:<5} kept {kept:.3f}  refused {refused:.3f}")
+            print(f"  {shares:<10} kept {kept:.3f}  refused {refused:.3f}")
 
 
 def _in_half(case: dict, half: str) -> bool:
@@ -158,6 +173,12 @@ def build_cases() -> list[dict]:
         add("clause", f"{clause}[{rank}]。")
         if row.get("kind") == "fact":
             add("restated", _restated(row["question"], row["answer"], rank))
+            # their own generators, so that adding them left the other kinds' cases as they were
+            restated = _restated(row["question"], row["answer"], rank)
+            add("restated-adverb", _with_adverb(restated, row["answer"], random.Random(row["id"] + "-adverb")))
+            wrong_answer = _wrong_answer(row, answerable, by_file, passage.text, random.Random(row["id"] + "-wrong"))
+            add("restated-wrong", _restated(row["question"], wrong_answer, rank))
+            add("restated-citation", _restated(row["question"], row["answer"], wrong))
         add("uncited", f"{_bare(sentence)}。")
         seen = verify.support_text(hits[rank - 1])  # what the model was shown: a new number must not be there
         add("number", _changed_number(clause, sentence, seen, rank, rng))
@@ -211,6 +232,29 @@ def _restated(question: str, answer: str, rank: int) -> str | None:
             break
     body = question[: match.start()] + answer + rest
     return f"{body.rstrip('？?。 ')}[{rank}]。"
+
+
+def _with_adverb(reply: str | None, answer: str, rng: random.Random) -> str | None:
+    """``reply`` with one of ``ADVERBS`` before the last verb ahead of the answer (赵希玉执勤这些年先后磨坏了
+    十几双皮鞋): where a model puts one."""
+    if not reply or answer not in reply:
+        return None
+    tagged = verify.q._tag(reply)
+    starts = [sum(len(w) for w, _ in tagged[:i]) for i in range(len(tagged))]
+    verbs = [i for i, (_, f) in enumerate(tagged) if f == "v" and i >= 1 and starts[i] < reply.index(answer)]
+    if not verbs:
+        return None
+    cut = verbs[-1]
+    return "".join(w for w, _ in tagged[:cut]) + rng.choice(ADVERBS) + "".join(w for w, _ in tagged[cut:])
+
+
+def _wrong_answer(row: dict, rows: list[dict], by_file: dict, passage: str, rng: random.Random) -> str:
+    """The answer of a fact question about another article, numeric if the true one is, not in ``passage``."""
+    numeric = bool(verify.numbers(row["answer"]))
+    pool = sorted({r["answer"] for r in rows if r.get("kind") == "fact" and r["doc"] != row["doc"]
+                   and bool(verify.numbers(r["answer"])) == numeric and r["answer"] not in passage
+                   and by_file[r["doc"]].doc_id != by_file[row["doc"]].doc_id})
+    return rng.choice(pool)
 
 
 def _changed_number(clause: str, sentence: str, passage: str, rank: int, rng: random.Random) -> str | None:

@@ -14,6 +14,18 @@ cannot pass:
   or in the question;
 - at least ``CONTENT_SHARE`` of its content words appear in the cited passage(s).
 
+A sentence that restates the question with its answer (三长负责制里的三长分别由片长担任, asked
+三长负责制里的三长分别由谁担任？) is judged in two parts: the stretches it shares with the question
+and what it adds. The question's words are the asker's, and a passage that answers need not repeat
+them (分别, 担任), so those it lacks are left out of the share; in exchange each part must stand at
+least ``PART_SHARE`` in the cited passage(s) on its own. The answer part catches a wrong answer that
+the question's words would otherwise outweigh (海陵巡特警从联系卡业务入手推动站站联勤, asked which
+业务: 6 of its 7 words are in the passage, but not the answer),
+and the question part catches a true restatement citing a passage about something else. Each part is
+cut into words on its own, so no word straddles the two (扶贫点在 + 果咱底村, not 点在果). A sentence
+that adds nothing to the question is checked as a whole, so repeating the question's premise is not
+evidence for it.
+
 "The cited passage" is what the model was shown: title, source, date and text.
 A sentence with no ``[n]`` at all is kept only when one given passage passes
 the check, and it is then shown citing that passage. A sentence citing a passage
@@ -27,15 +39,16 @@ for measuring a model, and the reply says how many were left out. What the check
 cannot catch: a sentence whose words and numbers are all in the passage but
 whose meaning is changed (a negation, two numbers swapped between facts).
 
-``CONTENT_SHARE`` was chosen on the faithfulness benchmark
-(``benchmarks/faithfulness.py``): tuned on the odd-numbered public questions,
-reported on the even-numbered ones.
+``CONTENT_SHARE`` and ``PART_SHARE`` were chosen on the faithfulness benchmark
+(``benchmarks/faithfulness.py --sweep``): tuned on the odd-numbered public
+questions, reported on the even-numbered ones.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from itertools import groupby
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -44,6 +57,7 @@ from . import segment
 from .types import CheckedSentence, Hit
 
 CONTENT_SHARE = 0.75  # share of a sentence's content words that must be in the cited passage(s); see the docstring
+PART_SHARE = 0.5  # share of each part of a restated question (its words, its answer) in the passage(s); see above
 
 # The fixed reply the prompt asks for when the passages do not answer (qa/generate.py uses it too).
 NO_ANSWER = "资料中没有找到答案。"
@@ -178,14 +192,44 @@ def _fails(sentence: str, question: str, support: str) -> str | None:
     missing_names = [n for n in names(sentence) if n not in support and n not in asked]
     if missing_names:
         return "名称不在所引段落中: " + "、".join(missing_names[:3])
-    words = content_words(sentence)
+    repeated, said = _split_by_question(sentence, asked)
+    if said:
+        for part, what in ((repeated, "问题中的"), (said, "问题之外的")):
+            found = [w for w in part if w in support]
+            if len(found) < PART_SHARE * len(part):
+                absent = [w for w in part if w not in support]
+                return f"{what}实词只有 {len(found)}/{len(part)} 个在所引段落中（缺: {'、'.join(absent[:4])}）"
+        # The question's own words frame the answer: past the test above, the passage need not repeat them.
+        words = list(dict.fromkeys([w for w in repeated if w in support] + said))
+    else:
+        words = content_words(sentence)
     if not words:
         return "没有可核对的实词"  # a fragment (营, 段落:) says nothing a reader should see as an answer
-    found = sum(1 for w in words if w in support)
-    if found < CONTENT_SHARE * len(words):
+    found_all = sum(1 for w in words if w in support)
+    if found_all < CONTENT_SHARE * len(words):
         absent = [w for w in words if w not in support]
-        return f"只有 {found}/{len(words)} 个实词在所引段落中（缺: {'、'.join(absent[:4])}）"
+        return f"只有 {found_all}/{len(words)} 个实词在所引段落中（缺: {'、'.join(absent[:4])}）"
     return None
+
+
+def _split_by_question(sentence: str, question: str) -> tuple[list[str], list[str]]:
+    """The content words of ``sentence`` in the stretches it shares with ``question`` (two characters or
+    more) and in the rest, what it says beyond the question: 迪庆交警支队的挂钩扶贫点在果咱底村, asked as
+    迪庆交警支队的挂钩扶贫点在哪个村, adds 果咱底村. Each stretch is cut into words on its own, so no
+    word straddles the question's text and the answer's."""
+    sentence, question = _normal(sentence).lower(), _normal(question).lower()
+    taken = [False] * len(sentence)
+    for start in range(len(sentence) - 1):
+        end = start + 2
+        while end <= len(sentence) and sentence[start:end] in question:
+            end += 1
+        if end - 1 - start >= 2:
+            taken[start : end - 1] = [True] * (end - 1 - start)
+    pairs = zip(sentence, taken, strict=True)
+    runs = [(t, "".join(c for c, _ in group)) for t, group in groupby(pairs, key=lambda x: x[1])]
+    asked = [w for t, run in runs if t for w in content_words(run)]
+    said = [w for t, run in runs if not t for w in content_words(run)]
+    return list(dict.fromkeys(asked)), list(dict.fromkeys(said))
 
 
 def content_words(sentence: str) -> list[str]:
@@ -198,9 +242,17 @@ def names(sentence: str) -> list[str]:
     sentence = _normal(sentence)
     found = [w for w, flag in q._tag(sentence) if len(w) >= 2 and flag.startswith(_NAME_TAGS)]
     found += list(q.names(sentence))
-    found += [m.group(1) for m in q._ROLE_NAME.finditer(sentence)]  # 辅警立春: any name after a role word
+    # 辅警立春: any name after a role word
+    found += [_after_copula(m.group(1)) for m in q._ROLE_NAME.finditer(sentence)]
     found += [next(g for g in m.groups() if g) for m in _QUOTED.finditer(sentence)]
     return list(dict.fromkeys(_normal(n) for n in found))
+
+
+def _after_copula(name: str) -> str:
+    """书记是王宏 names 王宏, not 是王宏: a leading function word (是, 为, 由 ...) that is no surname is cut."""
+    if len(name) >= 3 and name[0] in segment.STOP_WORDS and name[0] not in q._SURNAMES:
+        return name[1:]
+    return name
 
 
 def numbers(sentence: str) -> frozenset[float]:

@@ -71,3 +71,48 @@ def test_numbers_are_normalised() -> None:
 def test_no_answer_reply_is_recognised() -> None:
     assert verify.says_no_answer(verify.NO_ANSWER)
     assert not verify.says_no_answer("该队有43名党员民警[1]。")
+
+
+THREE = _hit("c", "蒙阴交警推行三长负责制", "三长负责制的三长是片长、路长和点长，每人负责一段国道。")
+THREE_ASKED = "三长负责制里的三长分别由谁担任？"
+
+
+def test_question_restated_with_the_answer_is_kept_though_the_passage_words_it_otherwise() -> None:
+    # 分别 and 担任 are the question's words, not the passage's; the answer the sentence adds is.
+    [s] = verify.check("三长负责制里的三长分别由片长、路长和点长担任[1]。", THREE_ASKED, [THREE])
+    assert s.supported, s.why
+    # with one adverb of the model's own on top
+    [s] = verify.check("三长负责制里的三长目前分别由片长、路长和点长担任[1]。", THREE_ASKED, [THREE])
+    assert s.supported, s.why
+
+
+def test_question_restated_with_a_wrong_answer_is_refused() -> None:
+    [s] = verify.check("三长负责制里的三长分别由村长担任[1]。", THREE_ASKED, [THREE])
+    assert not s.supported and "问题之外" in s.why, s.why
+    [s] = verify.check("三长负责制里的三长分别由村长和组长担任[1]。", THREE_ASKED, [THREE])
+    assert not s.supported
+
+
+def test_question_restated_citing_a_passage_about_something_else_is_refused() -> None:
+    # 果咱底村 is not in [2]'s words about 三长, but the question's words are what [2] must also hold.
+    other = _hit("d", "蒙阴交警", "片长负责辖区内的交通安全宣传。")
+    [s] = verify.check("三长负责制里的三长分别由片长担任[2]。", THREE_ASKED, [THREE, other])
+    assert s.supported is False and "问题中的" in s.why, s.why
+
+
+def test_question_words_are_not_evidence_when_the_sentence_adds_nothing() -> None:
+    # Only the question's premise, which the passage does not state: refused, not excused.
+    [s] = verify.check("三长负责制里的三长由上级任命担任[1]。", "三长负责制里的三长由上级任命担任吗？", [THREE])
+    assert not s.supported
+
+
+def test_words_beyond_the_question_are_cut_on_their_own() -> None:
+    asked, added = verify._split_by_question("迪庆交警支队的挂钩扶贫点在果咱底村", "迪庆交警支队的挂钩扶贫点在哪个村？")
+    assert added and all(w in "果咱底村" for w in added)  # not 点在果, a word across the two
+    assert all(w in "迪庆交警支队的挂钩扶贫点在" for w in asked)
+
+
+def test_name_after_a_role_word_and_a_copula() -> None:
+    assert "王宏" in verify.names("党总支书记是王宏") and "是王宏" not in verify.names("党总支书记是王宏")
+    [s] = verify.check("支队长是高玉林[2]。", "迪庆交警支队的支队长是谁？", HITS)
+    assert s.supported, s.why
