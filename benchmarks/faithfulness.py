@@ -10,6 +10,8 @@ passages of other articles, in a shuffled order, as the prompt would give them.
 Faithful (want: kept):
   verbatim   the passage's sentence holding the answer, citing it
   clause     the clause holding the answer (with the clause before it when short)
+  renumbered the clause with its numbers written another way: below 100 before a unit in Chinese
+             numerals (16处 -> 十六处), from 10,000 up with 万 (15000 -> 1.5万)
   restated   the question with its question word replaced by the answer ("fact" questions only:
              the "paraphrase" questions are worded unlike the article on purpose, and a
              sentence in their words is not checkable by the article's words)
@@ -51,7 +53,7 @@ from qa import chunk, verify  # noqa: E402
 from qa.pipeline import load_documents  # noqa: E402
 from qa.types import Document, Hit  # noqa: E402
 
-FAITHFUL = ("verbatim", "clause", "restated", "restated-adverb", "uncited")
+FAITHFUL = ("verbatim", "clause", "renumbered", "restated", "restated-adverb", "uncited")
 CORRUPTED = ("number", "name", "citation", "invented-splice", "invented-claim", "restated-wrong",
              "restated-citation")
 # Predicates no article in the collection makes, without numbers or names, so only the content-word
@@ -77,7 +79,8 @@ _QUESTION_WORD = re.compile(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--half", choices=["tune", "held-out", "all"], default=None, help="default: both halves")
-    parser.add_argument("--sweep", action="store_true", help="also the kept/refused shares over CONTENT_SHARE/PART_SHARE values")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also the kept/refused shares over CONTENT_SHARE/PART_SHARE values")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--show", action="store_true", help="print every case that misses its target")
     args = parser.parse_args(argv)
@@ -171,6 +174,7 @@ def build_cases() -> list[dict]:
 
         add("verbatim", f"{_bare(sentence)}[{rank}]。")
         add("clause", f"{clause}[{rank}]。")
+        add("renumbered", _renumbered(clause, rank))
         if row.get("kind") == "fact":
             add("restated", _restated(row["question"], row["answer"], rank))
             # their own generators, so that adding them left the other kinds' cases as they were
@@ -275,6 +279,27 @@ def _changed_number(clause: str, sentence: str, passage: str, rank: int, rng: ra
                 if verify.numbers(new + "个") and next(iter(verify.numbers(new + "个"))) not in held:
                     return f"{text[: m.start()]}{new}{text[m.end():]}[{rank}]。"
     return None
+
+
+_UNIT = re.compile(r"[名个项人次年岁位家张辆条月日号处起把面户元双台所]")
+_DIGITS = "零一二三四五六七八九"
+
+
+def _renumbered(clause: str, rank: int) -> str | None:
+    """``clause`` with each number written as a person might write it instead; None if none changes."""
+    def rewrite(m: re.Match) -> str:
+        value = int(m.group())
+        if 10 <= value < 100 and _UNIT.match(clause, m.end()):
+            tens, ones = divmod(value, 10)
+            return ("" if tens == 1 else _DIGITS[tens]) + "十" + (_DIGITS[ones] if ones else "")
+        if 0 < value < 10 and _UNIT.match(clause, m.end()) and clause[m.end()] not in "月日号":
+            return _DIGITS[value]
+        if value >= 10_000 and value % 1000 == 0:
+            return f"{value / 10_000:g}万"
+        return m.group()
+
+    changed = re.sub(r"(?<![\d.,])\d+(?![\d.,%])", rewrite, clause)
+    return f"{changed}[{rank}]。" if changed != clause else None
 
 
 def _names_of(doc: Document) -> dict[str, list[str]]:

@@ -80,6 +80,7 @@ _PERCENT_CN = re.compile(r"百分之([零〇○一二两三四五六七八九十
 _APPROXIMATE = "几"  # 十几, 几十万: a range, not a number to check
 _QUOTED = re.compile(r"“([^”]{2,30})”|「([^」]{2,30})」|《([^》]{1,40})》|\"([^\"]{2,30})\"")
 _NAME_TAGS = ("nr", "ns", "nt")
+_NUMBER_WORD = re.compile(r"\d+(?:\.\d+)?")
 _SPACE = re.compile(r"\s+")
 
 
@@ -185,29 +186,37 @@ def shown(sentences: Sequence[CheckedSentence]) -> str:
 def _fails(sentence: str, question: str, support: str) -> str | None:
     """Why ``support`` does not support ``sentence``; None when it does."""
     support = _normal(support)
-    missing_numbers = [n for n in numbers(sentence) if n not in numbers(support)]
+    missing_numbers = [n for n in numbers(sentence, claimed=True) if n not in numbers(support)]
     if missing_numbers:
         return "数字不在所引段落中: " + "、".join(_show_number(n) for n in missing_numbers[:3])
     asked = _normal(question)
     missing_names = [n for n in names(sentence) if n not in support and n not in asked]
     if missing_names:
         return "名称不在所引段落中: " + "、".join(missing_names[:3])
-    repeated, said = _split_by_question(sentence, asked)
+    # Words are compared with every number written as its value (1.5万人次 is 15000人次), lowercased,
+    # and a number word by value (8 is not in 2018).
+    sentence, text = _canonical(sentence), _canonical(support)
+    values = {v for _, _, value, bare in _number_spans(support) for v in (value, bare) if v is not None}
+
+    def held(word: str) -> bool:
+        return float(word) in values if _NUMBER_WORD.fullmatch(word) else word in text
+
+    repeated, said = _split_by_question(sentence, _canonical(question))
     if said:
         for part, what in ((repeated, "问题中的"), (said, "问题之外的")):
-            found = [w for w in part if w in support]
+            found = [w for w in part if held(w)]
             if len(found) < PART_SHARE * len(part):
-                absent = [w for w in part if w not in support]
+                absent = [w for w in part if not held(w)]
                 return f"{what}实词只有 {len(found)}/{len(part)} 个在所引段落中（缺: {'、'.join(absent[:4])}）"
         # The question's own words frame the answer: past the test above, the passage need not repeat them.
-        words = list(dict.fromkeys([w for w in repeated if w in support] + said))
+        words = list(dict.fromkeys([w for w in repeated if held(w)] + said))
     else:
         words = content_words(sentence)
     if not words:
         return "没有可核对的实词"  # a fragment (营, 段落:) says nothing a reader should see as an answer
-    found_all = sum(1 for w in words if w in support)
+    found_all = sum(1 for w in words if held(w))
     if found_all < CONTENT_SHARE * len(words):
-        absent = [w for w in words if w not in support]
+        absent = [w for w in words if not held(w)]
         return f"只有 {found_all}/{len(words)} 个实词在所引段落中（缺: {'、'.join(absent[:4])}）"
     return None
 
@@ -255,39 +264,70 @@ def _after_copula(name: str) -> str:
     return name
 
 
-def numbers(sentence: str) -> frozenset[float]:
-    """The values of the numbers in ``sentence``: Arabic and Chinese numerals, with 万 and 亿 applied
-    (3万 is 30000, and also 3, so that a passage saying 3万人 supports 3万人 however it is written)."""
+def numbers(sentence: str, claimed: bool = False) -> frozenset[float]:
+    """The values of the numbers in ``sentence``: Arabic and Chinese numerals, with 万 and 亿 applied.
+
+    In a passage 3万 is 30000 and also 3, so that it supports 3万人 however a sentence writes it; a
+    sentence's 1.5万 (``claimed``) is only 15000, which a passage saying 15000 or 1.5万 holds. Ranks
+    count (第九名 is 9), but not a claimed 第一."""
     sentence = _normal(sentence)
     values: set[float] = set()
+    for start, _, value, bare in _number_spans(sentence):
+        if claimed and value == 1 and sentence[max(0, start - 1) : start] == "第":
+            continue  # 第一批, 第一时间: as often a word as a rank
+        values.add(value)
+        if bare is not None and not claimed:
+            values.add(bare)
+    return frozenset(values)
+
+
+def _canonical(text: str) -> str:
+    """``text`` lowercased, with every number it holds written as its value in Arabic digits (1.5万,
+    一万五千 and 15,000 all become 15000), so that words are compared however numbers are written."""
+    text = _normal(text).lower()
+    out, last = [], 0
+    for start, end, value, _ in _number_spans(text):
+        out += [text[last:start], _show_number(value)]
+        last = end
+    return "".join(out) + text[last:]
+
+
+def _number_spans(sentence: str) -> list[tuple[int, int, float, float | None]]:
+    """``(start, end, value, bare)`` of each number in ``sentence`` (already normal): Arabic and Chinese
+    numerals (ranks too: 第九名), and 百分之; ``bare`` is 3 of 3万 (whose value is 30000), else None."""
+    spans: list[tuple[int, int, float, float | None]] = []
     for m in _PERCENT_CN.finditer(sentence):
         value = _chinese_value(m.group(1))
         if value is not None:
-            values.add(value)
-    sentence = _PERCENT_CN.sub(" ", sentence)
+            spans.append((m.start(), m.end(), value, None))
+    taken = [(a, b) for a, b, _, _ in spans]
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= a or start >= b for a, b in taken)
+
     for m in _ARABIC.finditer(sentence):
-        if _APPROXIMATE in sentence[max(0, m.start() - 1) : m.end() + 1]:
+        if _APPROXIMATE in sentence[max(0, m.start() - 1) : m.end() + 1] or not free(m.start(), m.end()):
             continue
         value = float(m.group().replace(",", ""))
-        values.add(value)
         scale = _CN_BIG.get(sentence[m.end() : m.end() + 1])
         if scale:
-            values.add(value * scale)
+            spans.append((m.start(), m.end() + 1, value * scale, value))
+        else:
+            spans.append((m.start(), m.end(), value, None))
+    taken = [(a, b) for a, b, _, _ in spans]
     for m in _CHINESE.finditer(sentence):
         token = m.group()
         around = sentence[max(0, m.start() - 1) : m.end() + 1]
-        if _APPROXIMATE in around or token in ("万", "亿", "千", "百"):
+        if _APPROXIMATE in around or token in ("万", "亿", "千", "百") or not free(m.start(), m.end()):
             continue
-        after = sentence[m.end() : m.end() + 2]
-        if len(token) < 3 and not _UNIT_AFTER.match(after):
-            continue
-        if token == "一" or sentence[max(0, m.start() - 1) : m.start()] == "第":
-            continue  # 一个, 第一: an article or an ordinal word, not a count
+        ordinal = sentence[max(0, m.start() - 1) : m.start()] == "第"
+        if not ordinal and (token == "一" or (len(token) < 3 and not _UNIT_AFTER.match(sentence, m.end()))):
+            continue  # 一个: an article, not a count
         value = _year_digits(token) if len(token) == 4 and all(c in _CN_DIGITS for c in token) else None
         value = value if value is not None else _chinese_value(token)
         if value is not None:
-            values.add(value)
-    return frozenset(values)
+            spans.append((m.start(), m.end(), value, None))
+    return sorted(spans)
 
 
 def _year_digits(token: str) -> float:

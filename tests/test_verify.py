@@ -65,7 +65,25 @@ def test_uncited_sentence_gets_the_passage_that_supports_it() -> None:
 
 def test_numbers_are_normalised() -> None:
     assert verify.numbers("百分之五十，1,200元，3万人，二〇一三年三月") >= {50.0, 1200.0, 30000.0, 2013.0, 3.0}
-    assert verify.numbers("一个问题，第一批，十几双皮鞋") == frozenset()
+    assert verify.numbers("一个问题，第一批，十几双皮鞋", claimed=True) == frozenset()
+
+
+def test_a_number_written_with_wan_is_compared_by_its_value() -> None:
+    counted = [_hit("e", "海陵巡特警", "疫情期间共核查人员15000人次，处置警情386起。")]
+    for reply in ("核查人员1.5万人次[1]。", "核查人员一万五千人次[1]。", "核查人员15,000人次[1]。"):
+        [s] = verify.check(reply, "", counted)
+        assert s.supported, (reply, s.why)
+    for reply in ("核查人员1.6万人次[1]。", "核查人员2万人次[1]。"):
+        [s] = verify.check(reply, "", counted)
+        assert not s.supported and "数字" in s.why, reply
+
+
+def test_an_ordinal_is_compared_by_its_value() -> None:
+    ranked = [_hit("f", "蒙阴交警", "2018年，该队考评成绩居全省第9名。")]
+    [s] = verify.check("该队考评成绩居全省第九名[1]。", "", ranked)
+    assert s.supported, s.why
+    [s] = verify.check("该队考评成绩居全省第八名[1]。", "", ranked)  # 8 is in 2018, but not as a number
+    assert not s.supported, s.why
 
 
 def test_no_answer_reply_is_recognised() -> None:
