@@ -294,16 +294,15 @@ def info(ctx: click.Context, as_json: bool) -> None:
 @cli.command()
 @click.option("--host", help="Address to listen on [QA_HOST; 127.0.0.1].")
 @click.option("--port", type=int, help="Port [QA_PORT; 7860].")
+@_kb
 @_milvus
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Start the web chat (the folder index is built from seeds/ first if there is none; Milvus never is)."""
+    """Start the web chat and the API over every knowledge base (the folder index of the default base is
+    built from seeds/ first if there is none; Milvus never is). --kb: the base the chat page opens on."""
     from .web.server import serve as run
 
-    settings = _settings(ctx, host=host, port=port)
-    if settings.kb != "default":  # the picker of bases in the chat is still to come (issue 20, item 5)
-        raise click.UsageError("The web chat serves the default knowledge base for now; drop --kb / QA_KB.")
-    run(settings)
+    run(_settings(ctx, host=host, port=port))
 
 
 @cli.command()

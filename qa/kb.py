@@ -22,13 +22,15 @@ Access rules, in one place:
   key would protect nothing there. ``qa kb list`` shows private bases to that
   operator, marked private. ``Bases.server_open`` is this door.
 - **The web chat and the API must go through ``Bases.open(name, key)`` and
-  ``Bases.visible(keys)``.** A public base opens with any key or none (the API
-  layer still demands ``QA_API_KEY`` for public bases on its own); a private
-  base only with its key. An unknown name, an invalid name and a private base
+  ``Bases.visible(keys)``.** A public base opens with any key or none (the API,
+  when ``QA_API_KEY`` is set, demands that key or a private base's on its
+  own); a private base only with its key. An unknown name, an invalid name and a private base
   without its key all raise the same ``NoSuchBase``, whose message lists the
   public bases only, so no answer tells a private base from a missing one.
 
-For the web and the API (the next round)::
+The API (``qa/web/api.py``) goes through them: a request's bearer key is ``QA_API_KEY``'s
+or a private base's (``key_holder``), and every base it names is opened with ``open(name, key)``.
+For the web chat (the next round) the same calls::
 
     bases = Bases(settings)               # once per process, on the deployment's settings
     bases.visible(keys)                   # [Base]: public ones, then private ones a key in ``keys`` opens
@@ -130,6 +132,21 @@ class Bases:
         for name, record in self.registry.records().items():
             if not record.get("private") or any(_opens(record, key) for key in keys):
                 found.append(_base(name, record))
+        return found
+
+    def key_holder(self, key: str | None, records: dict[str, dict[str, Any]] | None = None) -> str | None:
+        """The private base ``key`` opens, or None: the API's question "whose key is this?".
+
+        Every base's hash is compared through ``_opens`` with no early exit, so the time taken tells
+        at most how many bases there are, never which one matched. ``records``: the registry's
+        records when the caller has read them already (the API reads them before its throttle check,
+        off the event loop); otherwise they are read now, so a revoked key fails at once."""
+        records = self.registry.records() if records is None else records
+        found = None
+        for name, record in records.items():
+            opened = _opens(record, key)  # a public record "opens" with any key: only private ones count
+            if opened and record.get("private") and found is None:
+                found = name
         return found
 
     def public_names(self) -> list[str]:

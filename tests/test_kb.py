@@ -322,6 +322,27 @@ def test_the_kb_commands(env, cmrc_docs, monkeypatch):
     assert [r["name"] for r in json.loads(run("kb", "list", "--json").stdout)] == ["default"]
 
 
-def test_serve_refuses_a_base_it_cannot_pick_yet(env):
-    result = run("--kb", "cmrc", "serve")
-    assert result.exit_code != 0 and "default knowledge base" in result.stderr
+def test_serve_serves_every_base_and_refuses_only_an_unknown_one(env, cmrc_docs, tmp_path, monkeypatch):
+    """``qa --kb NAME serve``: the API reads every base (the key rules are tests/test_api_kb.py's); NAME is
+    kept as the base the chat page opens on. The app is built as ``serve`` builds it, then not listened on."""
+    from fastapi.testclient import TestClient
+
+    unknown = run("--kb", "nosuch", "serve")
+    assert unknown.exit_code == 2 and unknown.stderr.splitlines() == [
+        "Error: There is no knowledge base 'nosuch'. Knowledge bases: default."]
+    assert run("build").exit_code == 0 and run("kb", "create", "cmrc").exit_code == 0
+    assert run("--kb", "cmrc", "build", str(cmrc_docs)).exit_code == 0
+    served: dict = {}
+    monkeypatch.setattr("qa.web.server.run", lambda app, settings: served.update(app=app, settings=settings))
+    monkeypatch.setattr("qa.web.server.stop_on_sigterm", lambda: None)
+    monkeypatch.setattr("qa.web.server.preload_full_encoder", lambda bot: None)
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    result = run("serve", "--kb", "cmrc")
+    assert result.exit_code == 0, result.output
+    assert served["settings"].kb == "cmrc"
+    client = TestClient(served["app"], client=("127.0.0.1", 40000))
+    assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["default", "cmrc"]
+    asked = client.post("/api/ask", json={"kb": "cmrc", "question": cmrc_questions()[0]}).json()
+    own = {d["doc_id"] for d in client.get("/api/documents?kb=cmrc").json()}
+    cited = {c["doc_id"] for c in asked["citations"]}
+    assert cited and cited <= own and len(own) == len(CMRC_DOCS)

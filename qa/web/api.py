@@ -4,16 +4,21 @@
 page on, so both share one process, one port and the ``RequestGuard``:
 
 - ``GET /v1/models``, ``POST /v1/chat/completions`` (plain and ``stream``):
-  what Open WebUI, LobeChat, Dify and the ``openai`` SDK speak. The last
+  what Open WebUI, LobeChat, Dify and the ``openai`` SDK speak. A model id
+  is a knowledge base's name (``qa/kb.py``); ``default`` when left out. The last
   user message is the question, the earlier ones its history (a follow-up
   folds in as in the chat); the reply is Markdown (``present.markdown``) and
   carries ``citations`` (``qa ask --json``'s, ``path`` null) and ``abstained``.
 - ``POST /api/ask``, ``POST /api/search``, ``GET /api/documents``,
-  ``GET /api/documents/{doc_id}``, described by ``/openapi.json`` and ``/docs``.
+  ``GET /api/documents/{doc_id}``, described by ``/openapi.json`` and ``/docs``;
+  ``kb`` (a body field, or a query parameter for GET) names the base.
 
 Every failure under ``/v1`` and ``/api`` is OpenAI's error object
 ``{"error": {"message", "type", "code", "param"}}`` (``APIError``), never a
-traceback or an HTML page. Keys (``QA_API_KEY``): ``Keys``. Questions from
+traceback or an HTML page. Keys (``QA_API_KEY``, or a private base's key):
+``Keys``. Every base a request names is opened through ``Bases.open(name, key)``
+per request, so a private base without its key is refused with the words an
+unknown name gets, and a revoked key stops working at once. Questions from
 the API and from the chat share one set of answer slots (``Gate``), so the
 API cannot crowd the chat out; API questions beyond the wait queue get 429.
 See docs/api.md for the limits and examples.
@@ -29,23 +34,25 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
 
 from ..config import Settings
+from ..kb import DEFAULT, KEY_PREFIX, NoSuchBase
 from ..errors import IndexBusy, IndexCorrupt, IndexMismatch, IndexMissing, IndexUnavailable, ModelError, QAError
 from ..errors import UsageError
 from ..present.json import public_json
 from ..present.markdown import article_link, pieces, render_reply
-from ..text import one_line
+from ..text import one_line, printable
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from .guard import Throttle, hide_paths, same_secret
 
 if TYPE_CHECKING:
+    from ..kb import Base, Bases
     from ..pipeline import Bot
     from ..types import Answer
 
 log = logging.getLogger("qa.web")
 
-DEFAULT_MODEL = "default"  # a model id is a knowledge base's name; issue 20 names the seeds' base `default`
+DEFAULT_MODEL = DEFAULT  # a model id is a knowledge base's name; `default` was the one id before bases existed
 MAX_BODY_BYTES = 1024 * 1024  # an API request body; a long Open WebUI conversation is well under it
 MAX_QUESTION_CHARS = 2000  # longer questions get 413; the pipeline searches on the first 500 (and says so)
 HISTORY_TURNS = 3  # earlier user messages a follow-up may lean on, as in the chat
@@ -113,20 +120,26 @@ class Message(_Lenient):
 
 
 class ChatRequest(_Lenient):
-    model: str = Field(DEFAULT_MODEL, description="the collection to ask (GET /v1/models)")
+    model: str | None = Field(DEFAULT_MODEL, description="the knowledge base to ask (GET /v1/models); "
+                                                       "left out, null or empty: default")
     messages: list[Message] = Field(description="the last user message is the question, earlier ones its history")
     stream: bool = False
     stream_options: dict[str, Any] | None = None
 
 
+KB_FIELD = "the knowledge base to ask (GET /v1/models lists those the key reads); left out: default"
+
+
 class AskRequest(_Lenient):
     question: str
+    kb: str | None = Field(DEFAULT, description=KB_FIELD)
     history: list[str] | None = Field(None, description="earlier questions, oldest first (a follow-up folds in)")
     k: int | None = Field(None, ge=1, le=MAX_K, description="passages in the answer (default QA_TOP_K)")
 
 
 class SearchRequest(_Lenient):
     query: str
+    kb: str | None = Field(DEFAULT, description=KB_FIELD)
     k: int = Field(5, ge=1, le=MAX_K)
 
 
@@ -279,35 +292,57 @@ class LimitedBot:
 # -- keys ----------------------------------------------------------------------------------------
 
 class Keys:
-    """``QA_API_KEY``: with keys, every /v1 and /api request needs ``Authorization: Bearer KEY``.
+    """Who a request is, by its ``Authorization: Bearer KEY``: a ``QA_API_KEY`` key, a private base's key,
+    or nobody.
 
-    The compare is constant-time over every key (``same_secret``, no early
-    exit). A wrong key is charged to the client's address in a ``Throttle``
-    (5 free, then 1, 2, 4 … up to 300 s locked out, the admin password's
-    rule); while locked out even a right key gets 429, so the lockout tells a
-    guesser nothing. Only failures are charged, so many clients with the right
-    key behind one address never lock each other out; the check, compare and
-    charge run without a pause on the event loop, so parallel guesses are
-    each counted.
+    - ``QA_API_KEY`` keys read the public bases. When any are set, a request needs one of them or a
+      private base's key (401 otherwise).
+    - A private base's key (``qakb-…``, ``qa kb create NAME --private``) reads that base and the
+      public ones, with or without ``QA_API_KEY``: the one key a base's users need. It opens no other
+      private base.
+    - Without ``QA_API_KEY``, a request with no key, or with any text that is not a base's key (the
+      ``openai`` SDK always sends one), reads the public bases, as before bases existed; text shaped
+      like a base's key (``qakb-``) that opens none (revoked, mistyped) is a wrong key.
+
+    The compares are constant-time over every deployment key (``same_secret``) and every private
+    base (``Bases.key_holder``), with no early exit. A wrong key is charged to the client's address
+    in a ``Throttle`` (5 free, then 1, 2, 4 … up to 300 s locked out, the admin password's rule);
+    while locked out even a right key gets 429, so the lockout tells a guesser nothing. Only failures
+    are charged, so many clients with the right key behind one address never lock each other out;
+    the lockout check, compare and charge run without a pause on the event loop (the bases' records
+    are read before, in a thread), so parallel guesses are each counted.
     """
 
     def __init__(self, keys: list[str], throttle: Throttle | None = None) -> None:
         self.keys = list(keys)
         self.throttle = throttle or Throttle()
 
-    def check(self, authorization: str | None, host: str | None) -> None:
-        if not self.keys:
-            return
+    @staticmethod
+    def given(authorization: str | None) -> str:
+        """The bearer key of an ``Authorization`` header; "" when there is none."""
         scheme, _, given = (authorization or "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
-            raise APIError(401, "需要 API 密钥：请求头 Authorization: Bearer <QA_API_KEY>。", "missing_api_key")
+        return given.strip() if scheme.lower() == "bearer" else ""
+
+    def check(self, authorization: str | None, host: str | None,
+              key_holder: Callable[[str], str | None] = lambda key: None) -> str | None:
+        """The key to open bases with (None: public bases only), or an ``APIError`` (401, 429).
+        ``key_holder``: the private base a key opens, if any (``Bases.key_holder``)."""
+        given = self.given(authorization)
+        if not given:
+            if self.keys:
+                raise APIError(401, "需要 API 密钥：请求头 Authorization: Bearer <QA_API_KEY 或私有知识库的密钥>。",
+                               "missing_api_key")
+            return None
         wait = self.throttle.locked(host)
         if wait:
             raise APIError(429, f"API 密钥错误次数过多，请 {int(wait) + 1} 秒后再试。", "too_many_failed_keys",
                            headers={"Retry-After": str(int(wait) + 1)})
-        matches = [same_secret(given.strip(), key) for key in self.keys]  # every key compared: no early exit
-        if any(matches):
-            return
+        deployment = [same_secret(given, key) for key in self.keys]  # every key compared: no early exit
+        base = key_holder(given)  # every private base compared too
+        if any(deployment) or base is not None:
+            return given
+        if not self.keys and not given.startswith(KEY_PREFIX):
+            return None  # an open API: whatever text a client sends reads the public bases
         self.throttle.attempt(host)  # charged only now: right keys never count against an address
         log.warning("API: wrong key from %s", host)
         raise APIError(401, "API 密钥不正确。", "invalid_api_key")
@@ -315,10 +350,11 @@ class Keys:
 
 # -- the app -------------------------------------------------------------------------------------
 
-def build_api(bot: Bot, settings: Settings, gate: Gate, model_ids: Callable[[], list[str]] | None = None) -> FastAPI:
-    """The FastAPI app of /v1 and /api (the chat page is mounted on it by ``server.serve``)."""
+def build_api(bases: Bases, settings: Settings, gate: Gate) -> FastAPI:
+    """The FastAPI app of /v1 and /api over the deployment's knowledge bases (the chat page is mounted on
+    it by ``server.serve``)."""
     import anyio
-    from fastapi import APIRouter
+    from fastapi import APIRouter, Query
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
     from fastapi.routing import APIRoute
@@ -326,7 +362,15 @@ def build_api(bot: Bot, settings: Settings, gate: Gate, model_ids: Callable[[], 
 
     keys = Keys(settings.api_keys)
     threads = anyio.CapacityLimiter(gate.slots + gate.queue + 2)  # waiting API questions never take others' threads
-    models = model_ids or (lambda: [DEFAULT_MODEL])
+
+    async def caller(request: Request) -> str | None:
+        """The request's key once ``Keys`` accepts it (None: public bases only). The bases' records are
+        read first, off the event loop, once per request: a new or revoked key counts at once."""
+        records = None
+        if keys.given(request.headers.get("authorization")):
+            records = await anyio.to_thread.run_sync(bases.registry.records)
+        return keys.check(request.headers.get("authorization"), _host(request),
+                          lambda key: bases.key_holder(key, records))
 
     class Route(APIRoute):
         """Every /v1 and /api route: the key and the body size first, every failure in OpenAI's shape."""
@@ -336,7 +380,7 @@ def build_api(bot: Bot, settings: Settings, gate: Gate, model_ids: Callable[[], 
 
             async def guarded(request: Request) -> Any:
                 try:
-                    keys.check(request.headers.get("authorization"), _host(request))
+                    request.state.key = await caller(request)
                     declared = request.headers.get("content-length", "")
                     if (declared.isdigit() and int(declared) > MAX_BODY_BYTES) or (
                             request.method == "POST" and len(await request.body()) > MAX_BODY_BYTES):
@@ -352,12 +396,35 @@ def build_api(bot: Bot, settings: Settings, gate: Gate, model_ids: Callable[[], 
             return guarded
 
     app = FastAPI(title="qa: 文档问答 API", version="1", docs_url="/docs", redoc_url=None,
-                  description="OpenAI-compatible chat completions and a REST API over the document collection. "
-                              "See docs/api.md.")
+                  description="OpenAI-compatible chat completions and a REST API over the knowledge bases "
+                              "of the deployment. See docs/api.md.")
     v1 = APIRouter(prefix="/v1", route_class=Route, tags=["OpenAI-compatible"])
     rest = APIRouter(prefix="/api", route_class=Route, tags=["REST"])
 
-    async def answer(question: str, history: list[str], k: int | None = None) -> Answer:
+    def readable(request: Request) -> list[str]:
+        key = request.state.key
+        return [key] if key else []
+
+    def refusal(request: Request, name: str, param: str) -> APIError:
+        """The one refusal for an unknown name, an invalid one and a private base without its key
+        (``NoSuchBase``, whatever the reason): it names the bases this key reads, nothing else."""
+        shown = one_line(printable(name))[:70]
+        what, code = ("模型（知识库）", "model_not_found") if param == "model" else ("知识库", "kb_not_found")
+        names = ", ".join(b.name for b in bases.visible(readable(request)))
+        return APIError(400, f"没有名为 {shown!r} 的{what}；可用：{names}。", code, param)
+
+    async def open_base(request: Request, name: str | None, param: str = "kb") -> Bot:
+        """The Bot of base ``name`` (None or empty: ``default``) if the request's key reads it, opened per
+        request through ``Bases.open`` (in a thread: it reads the base's record)."""
+        def work() -> Bot:
+            try:
+                return bases.open(name or DEFAULT, request.state.key)
+            except NoSuchBase:
+                raise refusal(request, name or DEFAULT, param) from None
+
+        return await anyio.to_thread.run_sync(work, limiter=threads)
+
+    async def answer(bot: Bot, question: str, history: list[str], k: int | None = None) -> Answer:
         def work() -> Answer:
             with gate.slot(api=True):  # retrieval holds a slot; the model's answer (QA_LLM_URL) is written after
                 found = bot.ask(question, history, k=k, written=False)
@@ -369,27 +436,28 @@ def build_api(bot: Bot, settings: Settings, gate: Gate, model_ids: Callable[[], 
             raise APIError(429, "正在回答的问题过多，请稍后再试。", "server_busy",
                            headers={"Retry-After": "5"}) from None
 
-    def check_model(model: str) -> str:
-        if model not in models():
-            raise APIError(400, f"没有名为 {model!r} 的模型（知识库）；可用：{', '.join(models())}。",
-                           "model_not_found", "model")
-        return model
+    @v1.get("/models", response_model=ModelList, summary="The knowledge bases this key can ask")
+    async def list_models(request: Request) -> dict:
+        visible = await anyio.to_thread.run_sync(bases.visible, readable(request))
+        return {"object": "list", "data": [model_of(b) for b in visible]}
 
-    @v1.get("/models", response_model=ModelList, summary="The collections that can be asked")
-    async def list_models() -> dict:
-        return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "qa"}
-                                           for m in models()]}
+    @v1.get("/models/{model}", response_model=Model, summary="One model (knowledge base)")
+    async def get_model(model: str, request: Request) -> dict:
+        def work() -> dict:
+            try:
+                return model_of(bases.check(model, request.state.key))
+            except NoSuchBase:
+                raise refusal(request, model, "model") from None
 
-    @v1.get("/models/{model}", response_model=Model, summary="One model (collection)")
-    async def get_model(model: str) -> dict:
-        return {"id": check_model(model), "object": "model", "created": 0, "owned_by": "qa"}
+        return await anyio.to_thread.run_sync(work, limiter=threads)
 
     @v1.post("/chat/completions", response_model=ChatCompletion, summary="Ask, OpenAI-style (plain or stream)",
              responses={200: {"content": {"text/event-stream": {}}}})
     async def chat_completions(body: ChatRequest, request: Request) -> Any:
-        model = check_model(body.model)
         question, history = conversation(body.messages)
-        result = await answer(question, history)
+        bot = await open_base(request, body.model, "model")
+        model = bot.settings.kb
+        result = await answer(bot, question, history)
         base = str(request.base_url)
         content = render_reply(result, lambda hit: article_link(base, hit))
         data = public_json(result)
@@ -409,27 +477,35 @@ def build_api(bot: Bot, settings: Settings, gate: Gate, model_ids: Callable[[], 
                                  media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     @rest.post("/ask", response_model=AnswerJSON, summary="Ask a question: the `qa ask --json` object")
-    async def ask(body: AskRequest) -> dict:
+    async def ask(body: AskRequest, request: Request) -> dict:
         question = question_text(body.question)
         history = [h[:MAX_QUESTION_CHARS] for h in body.history or []][-HISTORY_TURNS:]
-        return public_json(await answer(question, history, body.k))
+        bot = await open_base(request, body.kb)
+        return public_json(await answer(bot, question, history, body.k))
 
     @rest.post("/search", response_model=AnswerJSON, summary="The top-k passages for a query (no follow-up)")
-    async def search(body: SearchRequest) -> dict:
-        return public_json(await answer(question_text(body.query, "query"), [], body.k))
+    async def search(body: SearchRequest, request: Request) -> dict:
+        query = question_text(body.query, "query")
+        bot = await open_base(request, body.kb)
+        return public_json(await answer(bot, query, [], body.k))
 
-    @rest.get("/documents", response_model=list[DocumentInfo], summary="The indexed documents")
-    async def documents() -> list[dict]:
+    kb_query = Query(DEFAULT, description=KB_FIELD)
+
+    @rest.get("/documents", response_model=list[DocumentInfo], summary="The documents of a knowledge base")
+    async def documents(request: Request, kb: str = kb_query) -> list[dict]:
+        bot = await open_base(request, kb)
         infos = await anyio.to_thread.run_sync(bot.documents, limiter=threads)
         return [document_info(info) for info in infos]
 
     @rest.get("/documents/{doc_id}", response_model=DocumentText, summary="One document: metadata and cleaned text")
-    async def document(doc_id: str) -> dict:
+    async def document(doc_id: str, request: Request, kb: str = kb_query) -> dict:
+        bot = await open_base(request, kb)
+
         def read() -> dict:
             try:
                 doc = bot.document(doc_id)
             except UsageError:
-                raise APIError(404, "文档库中没有这篇文档。", "document_not_found", "doc_id") from None
+                raise APIError(404, "知识库中没有这篇文档。", "document_not_found", "doc_id") from None
             passages = next((i.passages for i in bot.documents() if i.doc_id == doc_id), None)
             return {**document_info(doc), "passages": passages, "text": doc.text}
 
@@ -442,6 +518,17 @@ def build_api(bot: Bot, settings: Settings, gate: Gate, model_ids: Callable[[], 
 
         app.include_router(router)
     return app
+
+
+def model_of(base: Base) -> dict:
+    """A knowledge base as OpenAI's model object; ``created``: when the base was created (0: ``default``)."""
+    from datetime import datetime
+
+    try:
+        created = int(datetime.fromisoformat(base.created).timestamp()) if base.created else 0
+    except ValueError:
+        created = 0
+    return {"id": base.name, "object": "model", "created": created, "owned_by": "qa"}
 
 
 def conversation(messages: list[Message]) -> tuple[str, list[str]]:

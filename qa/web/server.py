@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..present import html as page
 from ..config import Settings
+from ..kb import DEFAULT
 from .admin import STAGES, TEMP_MAX_AGE, upload_folder
 from .api import Gate, LimitedBot, build_api
 from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, TrustedClients
 from .layout import CONCURRENCY, build_app
 
 if TYPE_CHECKING:
+    from ..kb import Bases
     from ..pipeline import Bot
 
 
@@ -43,9 +45,10 @@ def exposure_warning(settings: Settings) -> str | None:
              f"(wrong passwords lock the client out for up to {int(Throttle.CAP)} s)"
              if settings.admin_password else "upload, remove and rebuild are disabled (QA_ADMIN_PASSWORD is not set)")
     api = (f"the OpenAI-compatible and REST API (/v1, /api) needs one of the {len(settings.api_keys)} "
-           "QA_API_KEY keys (wrong keys lock the client out like wrong passwords)"
+           "QA_API_KEY keys or a private knowledge base's key (wrong keys lock the client out like wrong "
+           "passwords)"
            if settings.api_keys else "the OpenAI-compatible and REST API (/v1, /api) is open to anyone too "
-           "(QA_API_KEY is not set)")
+           "(QA_API_KEY is not set), private knowledge bases excepted: each needs its key")
     return (
         f"Warning: listening on {settings.host}:{settings.port}, reachable from other machines. "
         "Anyone who can reach it can ask questions and read every indexed document "
@@ -91,11 +94,11 @@ def page_options(settings: Settings) -> dict:
     )
 
 
-def build_server_app(bot: Bot, settings: Settings) -> Any:
-    """One ASGI app for the port: the API (``api.build_api``, a FastAPI app) with the chat page mounted at
-    ``/``, and the ``RequestGuard`` in front of both. The chat and the API share one ``Gate`` of answer
-    slots. The guard sweeps the upload folder, so call this after ``private_upload_folder`` (as ``serve``
-    does), never with a shared /tmp/gradio.
+def build_server_app(bases: Bases, settings: Settings) -> Any:
+    """One ASGI app for the port: the API (``api.build_api``, a FastAPI app, over every base of ``bases``)
+    with the chat page mounted at ``/`` (the ``default`` base), and the ``RequestGuard`` in front of both.
+    The chat and the API share one ``Gate`` of answer slots. The guard sweeps the upload folder, so call
+    this after ``private_upload_folder`` (as ``serve`` does), never with a shared /tmp/gradio.
 
     Why a FastAPI app with gradio mounted, not routes added to gradio's own app: gradio's app publishes
     its own internals at /openapi.json and owns its exception handlers; a parent app has a schema of the
@@ -104,8 +107,9 @@ def build_server_app(bot: Bot, settings: Settings) -> Any:
 
     trusted = TrustedClients()  # the admin addresses, shared by the admin handlers and the upload guard
     gate = Gate(CONCURRENCY, settings.api_queue)
-    chat = build_app(cast("Bot", LimitedBot(bot, gate)), settings, trusted)
-    app = build_api(bot, settings, gate)
+    default_bot = bases.open(DEFAULT)
+    chat = build_app(cast("Bot", LimitedBot(default_bot, gate)), settings, trusted)
+    app = build_api(bases, settings, gate)
     gr.mount_gradio_app(app, chat, path="/", **page_options(settings))
     app.add_middleware(RequestGuard, folder=upload_folder(), max_age=TEMP_MAX_AGE,
                        max_file_bytes=settings.max_upload_mb * 1024 * 1024, trusted=trusted)
@@ -113,22 +117,25 @@ def build_server_app(bot: Bot, settings: Settings) -> Any:
 
 
 def serve(settings: Settings) -> None:
-    """`qa serve` / `python app.py`: build the index if there is none, then run the chat and the API."""
-    from ..pipeline import Bot
+    """`qa serve` / `python app.py`: build the ``default`` index if there is none, then run the chat and
+    the API over every knowledge base. ``settings.kb`` must name a base (the one the chat page opens on)."""
+    from ..kb import Bases
     from ..present.terminal import progress_bars
 
+    bases = Bases(settings)  # once per process: one model for every base
+    bases.get(settings.kb)  # an unknown --kb / QA_KB: NoSuchBase, one line, before anything starts
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     warning = exposure_warning(settings)
     if warning:
         print(warning, file=sys.stderr)
     stop_on_sigterm()
     private_upload_folder()
-    bot = Bot(settings)
+    bot = bases.open(DEFAULT)
     bot.ensure_index(progress_bars(STAGES), say=lambda line: print(line, file=sys.stderr))
     print(f"嵌入模型：{bot.encoder_name}", file=sys.stderr)
     if bot.encoder_notice:
         print(bot.encoder_notice, file=sys.stderr)
-    app = build_server_app(bot, settings)
+    app = build_server_app(bases, settings)
     preload_full_encoder(bot)
     run(app, settings)
 
