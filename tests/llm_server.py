@@ -26,7 +26,7 @@ class ScriptedServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Scripted)
         self.mode = "ok"
         self.reply = ""
-        self.pause = 0.7  # seconds before each piece in "slow" mode
+        self.pause = 1.5  # seconds before each piece in "slow" mode
         self.hang_if: str | None = None  # a request whose question holds this text hangs, whatever the mode
         self.requests: list[dict] = []
         self.release = threading.Event()

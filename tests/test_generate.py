@@ -35,7 +35,8 @@ def server():
         yield httpd
 
 
-def _settings(port: int, timeout: int = 3) -> Settings:
+def _settings(port: int, timeout: int = 30) -> Settings:
+    # a good reply gets time to spare on a loaded machine; the failure cases pass their own short timeout
     return Settings(llm_url=f"http://127.0.0.1:{port}/v1", llm_model="m", llm_timeout=timeout)
 
 
@@ -62,7 +63,7 @@ def test_every_failure_is_a_fallback_within_the_timeout(server, mode: str, words
     server.mode, server.reply = mode, "该队有43名党员民警[1]。" * 3
     started = time.monotonic()
     result = generate.write(_settings(server.server_port, timeout=2), QUESTION, HITS)
-    assert time.monotonic() - started < 3.5
+    assert time.monotonic() - started < 8  # the slow and hung replies would take 12 s and 30 s
     assert result.fallback and words in result.fallback and result.text == ""
 
 
