@@ -63,3 +63,22 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny-chars"
     SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_weights=weights)], device="cpu").save(str(path))
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tiny_model_dir):
+    """The tiny model loaded once per test module, for tests that hand an encoder to ``Bot`` or ``Bases``."""
+    from qa.config import Settings
+    from qa.embed import load_encoder
+
+    return load_encoder(Settings.load(model=str(tiny_model_dir)))
+
+
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory):
+    """A real ``milvus-lite server`` on a free 127.0.0.1 port (tests/milvus_server.py), one per test module;
+    tests share it through collection names of their own."""
+    from milvus_server import running_server
+
+    with running_server(tmp_path_factory.mktemp("milvus") / "data") as started:
+        yield started

@@ -18,7 +18,6 @@ from click.testing import CliRunner
 
 from qa.cli import cli
 from qa.config import Settings
-from qa.embed import load_encoder
 from qa.errors import IndexBusy, IndexMissing, UsageError
 from qa.kb import Bases, NoSuchBase
 from qa.pipeline import Bot
@@ -30,25 +29,12 @@ CMRC_DOCS = [f"cmrc-trial-000{i}.txt" for i in range(1, 6)]
 SEED_QUESTIONS = ["蒙阴交警大队的党建品牌叫什么？", "海陵巡特警大队党总支有多少名党员？"]
 
 
-@pytest.fixture(scope="module")
-def milvus(tmp_path_factory):
-    from milvus_server import running_server
-
-    with running_server(tmp_path_factory.mktemp("milvus") / "data") as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def encoder(tiny_model_dir):
-    return load_encoder(Settings.load(model=str(tiny_model_dir)))
-
-
 @pytest.fixture(params=["folder", pytest.param("milvus", marks=pytest.mark.milvus)])
 def deployment(request, tmp_path, tiny_model_dir) -> Settings:
     """The deployment's settings: a folder index, or a Milvus collection prefix of its own on the shared server."""
     settings = Settings.load(index_dir=tmp_path / "index", model=str(tiny_model_dir))
     if request.param == "milvus":
-        server = request.getfixturevalue("milvus")
+        server = request.getfixturevalue("milvus_server")
         settings = settings.with_(milvus_uri=server.uri, milvus_collection=f"kb_{uuid.uuid4().hex[:10]}")
     return settings
 
@@ -123,14 +109,14 @@ def _layout(settings: Settings) -> object:
                   if not p.name.endswith(("-shm", "-wal")))  # SQLite's own, beside a database being read
 
 
-def test_an_index_built_before_bases_opens_as_default_with_nothing_re_embedded(deployment, corpus, encoder):
-    before = Bot(deployment, encoder=Counting(encoder))  # today's way: no base named anywhere
+def test_an_index_built_before_bases_opens_as_default_with_nothing_re_embedded(deployment, corpus, tiny_encoder):
+    before = Bot(deployment, encoder=Counting(tiny_encoder))  # today's way: no base named anywhere
     built = before.build([corpus])
     assert built.embedded > 0
     layout = _layout(deployment)
     expected = {i.doc_id for i in before.documents()}
 
-    counting = Counting(encoder)
+    counting = Counting(tiny_encoder)
     bases = Bases(deployment, encoder=counting)
     assert [b.name for b in bases.all()] == ["default"]
     bot = bases.open("default")  # what the web and the API will call
@@ -160,8 +146,8 @@ def test_the_cli_opens_an_existing_index_as_default(tmp_path, corpus, tiny_model
 
 
 # -- isolation -------------------------------------------------------------------------------------------
-def test_each_base_answers_only_from_its_own_documents(deployment, corpus, cmrc_docs, encoder):
-    bases = Bases(deployment, encoder=encoder)
+def test_each_base_answers_only_from_its_own_documents(deployment, corpus, cmrc_docs, tiny_encoder):
+    bases = Bases(deployment, encoder=tiny_encoder)
     bases.create("cmrc", title="CMRC 2018")
     seeds, cmrc = bases.server_open("default"), bases.server_open("cmrc")
     seeds.build([corpus])
@@ -178,8 +164,8 @@ def test_each_base_answers_only_from_its_own_documents(deployment, corpus, cmrc_
     assert bases.counts("cmrc")[0] == len(CMRC_DOCS)
 
 
-def test_building_one_base_blocks_neither_asking_nor_building_another(deployment, corpus, cmrc_docs, encoder):
-    bases = Bases(deployment, encoder=encoder)
+def test_building_one_base_blocks_neither_asking_nor_building_another(deployment, corpus, cmrc_docs, tiny_encoder):
+    bases = Bases(deployment, encoder=tiny_encoder)
     bases.create("a")
     bases.create("b")
     a, b = bases.server_open("a"), bases.server_open("b")
@@ -209,8 +195,8 @@ def test_a_new_base_is_never_built_implicitly(deployment):
 
 
 # -- private bases ---------------------------------------------------------------------------------------
-def test_a_private_base_is_unreachable_without_its_key(deployment, corpus, encoder):
-    bases = Bases(deployment, encoder=encoder)
+def test_a_private_base_is_unreachable_without_its_key(deployment, corpus, tiny_encoder):
+    bases = Bases(deployment, encoder=tiny_encoder)
     bases.create("public-one")
     base, key = bases.create("secret", title="内部", private=True)
     assert base.private and key and key.startswith("qakb-") and len(key) > 40
@@ -244,8 +230,8 @@ def test_a_private_base_is_unreachable_without_its_key(deployment, corpus, encod
 
 
 # -- deleting --------------------------------------------------------------------------------------------
-def test_delete_removes_the_base_and_its_index(deployment, corpus, encoder):
-    bases = Bases(deployment, encoder=encoder)
+def test_delete_removes_the_base_and_its_index(deployment, corpus, tiny_encoder):
+    bases = Bases(deployment, encoder=tiny_encoder)
     bases.create("gone", private=True)
     bot = bases.server_open("gone")
     bot.build([corpus])

@@ -22,10 +22,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from milvus_server import free_port, running_server
+from milvus_server import free_port
 from qa.cli import cli
 from qa.config import Settings
-from qa.embed import load_encoder
 from qa.errors import IndexBusy, IndexUnavailable, UsageError
 from qa.index import connect
 import qa.index.milvus.lock as milvus_lock
@@ -41,22 +40,11 @@ pytestmark = pytest.mark.milvus
 QUESTION = "蒙阴交警大队的党建品牌叫什么？"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with running_server(tmp_path_factory.mktemp("milvus") / "data") as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def encoder(tiny_model_dir):
-    return load_encoder(Settings.load(model=str(tiny_model_dir)))
-
-
 @pytest.fixture
-def settings(server, tmp_path, tiny_model_dir) -> Settings:
+def settings(milvus_server, tmp_path, tiny_model_dir) -> Settings:
     """A collection of its own per test, on the shared server."""
     return Settings.load(index_dir=tmp_path / "index", model=str(tiny_model_dir)).with_(
-        milvus_uri=server.uri, milvus_collection=f"t_{uuid.uuid4().hex[:10]}")
+        milvus_uri=milvus_server.uri, milvus_collection=f"t_{uuid.uuid4().hex[:10]}")
 
 
 def check_citations(answer) -> None:
@@ -65,8 +53,8 @@ def check_citations(answer) -> None:
         assert hit.document.text[hit.passage.start : hit.passage.end] == hit.passage.text
 
 
-def test_build_answer_and_list_over_grpc(settings, corpus, encoder):
-    bot = Bot(settings, encoder=encoder)
+def test_build_answer_and_list_over_grpc(settings, corpus, tiny_encoder):
+    bot = Bot(settings, encoder=tiny_encoder)
     report = bot.build([corpus])
     assert len(report.added) == 5 and report.passages > 0
     assert isinstance(bot.indexer.backend, MilvusBackend)
@@ -81,17 +69,17 @@ def test_build_answer_and_list_over_grpc(settings, corpus, encoder):
     with pytest.raises(UsageError):
         bot.document("no-such-id")
     assert not list((settings.index_dir).glob("snapshots")), "no folder index beside Milvus"
-    again = Bot(settings, encoder=encoder).build([corpus])
+    again = Bot(settings, encoder=tiny_encoder).build([corpus])
     assert again.embedded == 0 and len(again.unchanged) == 5
 
 
-def test_keyword_leg_scores_and_doc_freq_equal_the_folder_index(settings, corpus, encoder, tmp_path):
+def test_keyword_leg_scores_and_doc_freq_equal_the_folder_index(settings, corpus, tiny_encoder, tmp_path):
     """Same tokens, same BM25 formula: the sparse search gives bm25s's scores, per passage."""
     from qa import segment
 
-    Bot(settings, encoder=encoder).build([corpus])
+    Bot(settings, encoder=tiny_encoder).build([corpus])
     local = settings.with_(milvus_uri="", index_dir=tmp_path / "folder")
-    Bot(local, encoder=encoder).build([corpus])
+    Bot(local, encoder=tiny_encoder).build([corpus])
     m, f = connect(settings).open(), connect(local).open()
     assert m.passage_count() == f.passage_count()
     for query in (QUESTION, "滨州开发区交警大队有多少名党员民警？", "流动党建 服务群众"):
@@ -109,13 +97,13 @@ def test_keyword_leg_scores_and_doc_freq_equal_the_folder_index(settings, corpus
             assert b[key] == pytest.approx(a[key], rel=1e-4)
         for token in tokens:
             assert m.doc_freq(token) == f.doc_freq(token)
-        dense_f = f.search_dense(encoder.encode_queries([query])[0], 5)
-        dense_m = m.search_dense(encoder.encode_queries([query])[0], 5)
+        dense_f = f.search_dense(tiny_encoder.encode_queries([query])[0], 5)
+        dense_m = m.search_dense(tiny_encoder.encode_queries([query])[0], 5)
         assert [round(s, 4) for _, s in dense_m] == [round(s, 4) for _, s in dense_f]
 
 
-def test_incremental_update_remove_and_a_document_longer_than_a_field(settings, corpus, encoder):
-    bot = Bot(settings, encoder=encoder)
+def test_incremental_update_remove_and_a_document_longer_than_a_field(settings, corpus, tiny_encoder):
+    bot = Bot(settings, encoder=tiny_encoder)
     bot.build([corpus])
     line = "段：青石湾社区图书角今天开放，藏书一千二百册。\n\n"
     long_text = "长文测试\n\n" + "".join(f"第{i}{line}" for i in range(4000))
@@ -146,8 +134,8 @@ def test_incremental_update_remove_and_a_document_longer_than_a_field(settings, 
     assert len(bot.documents()) == 4
 
 
-def test_full_rebuild_switches_the_alias_and_an_open_reader_keeps_answering(settings, corpus, encoder):
-    bot = Bot(settings, encoder=encoder)
+def test_full_rebuild_switches_the_alias_and_an_open_reader_keeps_answering(settings, corpus, tiny_encoder):
+    bot = Bot(settings, encoder=tiny_encoder)
     bot.build([corpus])
     backend = bot.indexer.backend
     old = backend.open()
@@ -155,7 +143,7 @@ def test_full_rebuild_switches_the_alias_and_an_open_reader_keeps_answering(sett
     report = bot.build([corpus], full=True)
     assert report.full_rebuild_reason and report.embedded == 0  # the local cache had every vector
     assert backend.target() != first and bot.index().version != old.version
-    qvec = encoder.encode_queries([QUESTION])[0]
+    qvec = tiny_encoder.encode_queries([QUESTION])[0]
     assert old.search_dense(qvec, 3) and old.passages([i for i, _ in old.search_dense(qvec, 3)])
     bot.build([corpus], full=True)
     assert first not in backend.bases(), "collections older than the previous one are dropped"
@@ -186,8 +174,8 @@ with indexer.backend.writer(fresh=fresh) as writer:
 
 @pytest.mark.parametrize("fresh", [False, True])
 def test_a_killed_build_leaves_the_live_index_answering_and_the_next_build_cleans_up(
-        settings, corpus, encoder, tiny_model_dir, tmp_path, fresh):
-    bot = Bot(settings, encoder=encoder)
+        settings, corpus, tiny_encoder, tiny_model_dir, tmp_path, fresh):
+    bot = Bot(settings, encoder=tiny_encoder)
     bot.build([corpus])
     version, docs = bot.index().version, [i.doc_id for i in bot.documents()]
     extra = tmp_path / "extra"
@@ -216,8 +204,8 @@ def test_a_killed_build_leaves_the_live_index_answering_and_the_next_build_clean
     assert len(reader.documents()) == 6
 
 
-def test_a_second_build_at_once_is_refused_with_its_owner(settings, corpus, encoder, monkeypatch):
-    Bot(settings, encoder=encoder).build([corpus])
+def test_a_second_build_at_once_is_refused_with_its_owner(settings, corpus, tiny_encoder, monkeypatch):
+    Bot(settings, encoder=tiny_encoder).build([corpus])
     # both builds start in the same second of the same process: their lock collections must still differ
     second = int(time.time())
     monkeypatch.setattr(milvus_lock, "time", SimpleNamespace(time=lambda: float(second), monotonic=time.monotonic,
@@ -243,45 +231,45 @@ def test_an_unreachable_server_is_one_line(tmp_path, tiny_model_dir):
         connect(Settings.load(milvus_uri=uri)).live_version()
 
 
-def test_cli_builds_into_milvus_and_a_process_with_an_empty_folder_answers(server, tmp_path, seeds_dir,
+def test_cli_builds_into_milvus_and_a_process_with_an_empty_folder_answers(milvus_server, tmp_path, seeds_dir,
                                                                            tiny_model_dir, monkeypatch):
     monkeypatch.setenv("QA_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("QA_SEEDS_DIR", str(seeds_dir))
     monkeypatch.setenv("QA_MILVUS_COLLECTION", f"cli_{uuid.uuid4().hex[:8]}")
     runner = CliRunner()
-    built = runner.invoke(cli, ["--index-dir", str(tmp_path / "builder"), "build", "--milvus-uri", server.uri],
+    built = runner.invoke(cli, ["--index-dir", str(tmp_path / "builder"), "build", "--milvus-uri", milvus_server.uri],
                           catch_exceptions=False)
     assert built.exit_code == 0 and "5 added" in built.output
     replica = tmp_path / "replica"
-    env = dict(os.environ, QA_INDEX_DIR=str(replica), QA_MILVUS_URI=server.uri)
+    env = dict(os.environ, QA_INDEX_DIR=str(replica), QA_MILVUS_URI=milvus_server.uri)
     asked = subprocess.run([sys.executable, "-m", "qa", "ask", "--json", QUESTION], capture_output=True, text=True,
                            env=env, timeout=300)
     assert asked.returncode == 0, asked.stderr
     data = json.loads(asked.stdout)
     assert data["citations"] and all(c["text"] for c in data["citations"])
     assert not replica.exists() or not any(replica.iterdir()), "the replica wrote nothing locally"
-    docs = runner.invoke(cli, ["docs", "--json", "--milvus-uri", server.uri], env={"QA_INDEX_DIR": str(replica)})
+    docs = runner.invoke(cli, ["docs", "--json", "--milvus-uri", milvus_server.uri], env={"QA_INDEX_DIR": str(replica)})
     assert len(json.loads(docs.output)) == 5
 
 
-def test_a_milvus_lite_file(tmp_path, corpus, encoder, tiny_model_dir):
+def test_a_milvus_lite_file(tmp_path, corpus, tiny_encoder, tiny_model_dir):
     settings = Settings.load(index_dir=tmp_path / "index", model=str(tiny_model_dir)).with_(
         milvus_uri=str(tmp_path / "qa.db"))
-    bot = Bot(settings, encoder=encoder)
+    bot = Bot(settings, encoder=tiny_encoder)
     assert len(bot.build([corpus]).added) == 5
     data = answer_to_json(bot.ask(QUESTION))
     assert data["citations"]
     bot.indexer.backend.client().close()
 
 
-def test_the_web_chat_says_the_server_is_down_and_recovers(tmp_path, corpus, encoder, tiny_model_dir):
+def test_the_web_chat_says_the_server_is_down_and_recovers(tmp_path, corpus, tiny_encoder, tiny_model_dir):
     from milvus_server import MilvusServer
     from qa.web.chat import UNAVAILABLE, Chat
 
     server = MilvusServer(tmp_path / "data").start()
     try:
         settings = Settings.load(index_dir=tmp_path / "index", model=str(tiny_model_dir)).with_(milvus_uri=server.uri)
-        bot = Bot(settings, encoder=encoder)
+        bot = Bot(settings, encoder=tiny_encoder)
         bot.build([corpus])
         chat = Chat(bot)
         messages, data, _, panel = chat.reply(QUESTION, [])
@@ -328,10 +316,10 @@ def test_document_parts_split_between_characters():
     assert all(len(p.encode("utf-8")) <= PART_BYTES for p in parts)
 
 
-def test_passages_out_of_order_ids_come_back_in_the_order_asked(settings, corpus, encoder):
-    Bot(settings, encoder=encoder).build([corpus])
+def test_passages_out_of_order_ids_come_back_in_the_order_asked(settings, corpus, tiny_encoder):
+    Bot(settings, encoder=tiny_encoder).build([corpus])
     reader = connect(settings).open()
-    qvec = encoder.encode_queries([QUESTION])[0]
+    qvec = tiny_encoder.encode_queries([QUESTION])[0]
     ids = [i for i, _ in reader.search_dense(qvec, 6)][::-1]
     got = reader.passages(ids)
     assert len(got) == len(ids)
@@ -352,12 +340,12 @@ def test_settings_choose_the_index_and_refuse_what_milvus_cannot_take(tmp_path):
 
 # -- operating a shared server (issue 22) ----------------------------------------------------------
 @pytest.fixture
-def cli_env(server, tmp_path, tiny_model_dir, seeds_dir, monkeypatch):
+def cli_env(milvus_server, tmp_path, tiny_model_dir, seeds_dir, monkeypatch):
     """The CLI's settings in the environment; each test names its own collection."""
     monkeypatch.setenv("QA_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("QA_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("QA_SEEDS_DIR", str(seeds_dir))
-    monkeypatch.setenv("QA_MILVUS_URI", server.uri)
+    monkeypatch.setenv("QA_MILVUS_URI", milvus_server.uri)
     monkeypatch.delenv("QA_MILVUS_DB", raising=False)
     return dict(os.environ)
 
@@ -386,19 +374,19 @@ def test_a_database_that_does_not_exist_is_named_and_nothing_is_built(cli_env, m
 
 
 @pytest.mark.parametrize("path", ["/no_such_db", "/qa/x"])
-def test_a_uri_with_a_path_is_refused_before_anything_is_asked_of_the_server(cli_env, server, path):
-    result = CliRunner().invoke(cli, ["ask", "--milvus-uri", server.uri + path, QUESTION])
+def test_a_uri_with_a_path_is_refused_before_anything_is_asked_of_the_server(cli_env, milvus_server, path):
+    result = CliRunner().invoke(cli, ["ask", "--milvus-uri", milvus_server.uri + path, QUESTION])
     line = error_line(result)
     assert result.exit_code == 2 and "No index yet" not in result.stderr
-    assert f"QA_MILVUS_URI {server.uri + path}" in line and "QA_MILVUS_DB" in line, line
+    assert f"QA_MILVUS_URI {milvus_server.uri + path}" in line and "QA_MILVUS_DB" in line, line
     with pytest.raises(UsageError, match="path"):
-        connect(Settings.load(milvus_uri=server.uri + path))
-    connect(Settings.load(milvus_uri=server.uri + "/"))  # a bare slash is no path
+        connect(Settings.load(milvus_uri=milvus_server.uri + path))
+    connect(Settings.load(milvus_uri=milvus_server.uri + "/"))  # a bare slash is no path
 
 
 # -- item 11: the previous pair of a full rebuild is dropped once no reader can be on it -----------
-def test_the_previous_pair_is_dropped_by_the_first_build_after_the_grace(settings, corpus, encoder, monkeypatch):
-    bot = Bot(settings, encoder=encoder)
+def test_the_previous_pair_is_dropped_by_the_first_build_after_the_grace(settings, corpus, tiny_encoder, monkeypatch):
+    bot = Bot(settings, encoder=tiny_encoder)
     bot.build([corpus])
     backend = bot.indexer.backend
     first = backend.target()
@@ -408,7 +396,7 @@ def test_the_previous_pair_is_dropped_by_the_first_build_after_the_grace(setting
     assert live != first
     (corpus / "new.txt").write_text("新文章\n\n青石湾社区图书角开放，由退休教师周明远管理。", encoding="utf-8")
     bot.build([corpus])  # within the grace: a question that took the old pair may still be reading it
-    qvec = encoder.encode_queries([QUESTION])[0]
+    qvec = tiny_encoder.encode_queries([QUESTION])[0]
     assert old.passages([i for i, _ in old.search_dense(qvec, 3)])
     assert first is not None and backend.meta(first) in collections(settings)
     monkeypatch.setattr(milvus_writer, "PREVIOUS_GRACE", 0.0, raising=False)
@@ -422,8 +410,8 @@ def test_the_previous_pair_is_dropped_by_the_first_build_after_the_grace(setting
 
 
 # -- item 12: https against a plaintext server ----------------------------------------------------
-def test_https_against_a_plaintext_server_is_one_line_without_grpc_logs(server, tmp_path, tiny_model_dir):
-    uri = f"https://127.0.0.1:{server.port}"
+def test_https_against_a_plaintext_server_is_one_line_without_grpc_logs(milvus_server, tmp_path, tiny_model_dir):
+    uri = f"https://127.0.0.1:{milvus_server.port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_") or k == "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"}
     env.update(QA_INDEX_DIR=str(tmp_path / "index"), QA_MODEL=str(tiny_model_dir), QA_MILVUS_URI=uri)
     for command in (["docs"], ["ask", QUESTION]):
@@ -444,9 +432,9 @@ def test_grpc_logging_is_quiet_unless_the_user_set_it():
 
 
 # -- item 13: no implicit build on a shared server -----------------------------------------------
-def test_ask_on_a_mistyped_collection_names_the_indexes_and_builds_nothing(settings, cli_env, corpus, encoder,
+def test_ask_on_a_mistyped_collection_names_the_indexes_and_builds_nothing(settings, cli_env, corpus, tiny_encoder,
                                                                            monkeypatch):
-    Bot(settings, encoder=encoder).build([corpus])
+    Bot(settings, encoder=tiny_encoder).build([corpus])
     mistyped = settings.milvus_collection + "x"
     monkeypatch.setenv("QA_MILVUS_COLLECTION", mistyped)
     for command in (["ask", QUESTION], ["eval", "eval/questions.jsonl"]):
@@ -458,10 +446,11 @@ def test_ask_on_a_mistyped_collection_names_the_indexes_and_builds_nothing(setti
     assert not any(c.startswith(mistyped) for c in connect(settings).call("list_collections"))
 
 
-def test_serve_on_a_collection_that_is_not_there_exits_without_building(server, tmp_path, tiny_model_dir, seeds_dir):
+def test_serve_on_a_collection_that_is_not_there_exits_without_building(milvus_server, tmp_path, tiny_model_dir,
+                                                                         seeds_dir):
     name = f"t_{uuid.uuid4().hex[:10]}"
     env = dict(os.environ, QA_INDEX_DIR=str(tmp_path / "index"), QA_MODEL=str(tiny_model_dir),
-               QA_SEEDS_DIR=str(seeds_dir), QA_MILVUS_URI=server.uri, QA_MILVUS_COLLECTION=name,
+               QA_SEEDS_DIR=str(seeds_dir), QA_MILVUS_URI=milvus_server.uri, QA_MILVUS_COLLECTION=name,
                QA_PORT=str(free_port()), GRADIO_ANALYTICS_ENABLED="False")
     try:
         result = subprocess.run([sys.executable, "-m", "qa", "serve"], capture_output=True, text=True, env=env,
@@ -470,4 +459,5 @@ def test_serve_on_a_collection_that_is_not_there_exits_without_building(server, 
         pytest.fail("qa serve built the seeds and started serving them")
     assert result.returncode == 1 and "building" not in result.stderr
     assert f"No index named {name}" in result.stderr.strip().splitlines()[-1]
-    assert not any(c.startswith(name) for c in connect(Settings.load(milvus_uri=server.uri)).call("list_collections"))
+    collections = connect(Settings.load(milvus_uri=milvus_server.uri)).call("list_collections")
+    assert not any(c.startswith(name) for c in collections)
