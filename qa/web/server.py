@@ -22,14 +22,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..present import html as page
 from ..config import Settings
 from .admin import STAGES, TEMP_MAX_AGE, upload_folder
-from .api import Gate, LimitedBot, build_api
+from .api import Gate, build_api
 from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, TrustedClients
-from .layout import CONCURRENCY, build_app
+from .layout import CONCURRENCY, bases_of, build_app
 
 if TYPE_CHECKING:
     from ..pipeline import Bot
@@ -104,7 +104,7 @@ def build_server_app(bot: Bot, settings: Settings) -> Any:
 
     trusted = TrustedClients()  # the admin addresses, shared by the admin handlers and the upload guard
     gate = Gate(CONCURRENCY, settings.api_queue)
-    chat = build_app(cast("Bot", LimitedBot(bot, gate)), settings, trusted)
+    chat = build_app(bases_of(bot), settings, trusted, gate)
     app = build_api(bot, settings, gate)
     gr.mount_gradio_app(app, chat, path="/", **page_options(settings))
     app.add_middleware(RequestGuard, folder=upload_folder(), max_age=TEMP_MAX_AGE,
