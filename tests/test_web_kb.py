@@ -22,7 +22,7 @@ from qa.config import Settings
 from qa.kb import Bases
 from qa.present import html as page
 from qa.web.admin import Office
-from qa.web.chat import EMPTY, Library, NoBase, same_base
+from qa.web.chat import EMPTY, Library, NoBase, documents, same_base
 
 ROOT = Path(__file__).resolve().parents[1]
 CMRC = ROOT / "eval" / "cmrc2018-trial" / "docs"
@@ -142,8 +142,8 @@ def test_each_base_answers_from_its_own_articles(deployment, library):
     _, _, key, _ = deployment
     _, seeds, _, _ = last_turn(library, SEED_QUESTION, [], "default", {"audit": key})
     _, cmrc, _, _ = last_turn(library, SEED_QUESTION, [], "cmrc", {"audit": key})
-    default_ids = {d["doc_id"] for d in library.documents("default")}
-    cmrc_ids = {d["doc_id"] for d in library.documents("cmrc")}
+    default_ids = {d["doc_id"] for d in documents(library.open("default", {}))}
+    cmrc_ids = {d["doc_id"] for d in documents(library.open("cmrc", {}))}
     assert {c["doc_id"] for c in seeds["citations"]} <= default_ids
     assert cmrc["citations"] and {c["doc_id"] for c in cmrc["citations"]} <= cmrc_ids
     assert not default_ids & cmrc_ids
@@ -177,18 +177,16 @@ def test_examples_come_from_the_picked_base(deployment, library):
     assert any(SECRET_TITLE in q for q in library.examples("audit", {"audit": key}))
 
 
-def test_the_gradio_api_takes_a_base_and_its_key(deployment, library):
-    _, _, key, _ = deployment
-    assert run(library.ask(SECRET_QUESTION, [], "audit", key))["citations"]
-    assert len(library.documents("audit", key)) == 1
-    assert {d["doc_id"] for d in library.documents()} == {d["doc_id"] for d in library.documents("default")}
-    for call in (lambda: run(library.ask(SECRET_QUESTION, [], "audit")),
-                 lambda: run(library.search("书法", 5, "audit", "qakb-wrong")),
-                 lambda: library.documents("audit"),
-                 lambda: library.documents(["audit"])):  # type: ignore[arg-type]
-        with pytest.raises(gr.Error) as caught:
-            call()
-        secret_free(caught.value.message, key)
+def test_the_gradio_api_serves_the_base_the_page_opens_on(deployment):
+    _, bases, key, doc_id = deployment
+    for opening, expected in (("default", "default"), ("cmrc", "cmrc"), ("audit", "default")):
+        library = Library(bases, opening)
+        ids = {d["doc_id"] for d in library.documents()}
+        assert ids == {d["doc_id"] for d in documents(library.open(expected, {}))} and doc_id not in ids
+        answer = run(library.ask(SECRET_QUESTION, []))
+        found = run(library.search("老年班 授课", 5))
+        assert {c["doc_id"] for c in answer["citations"] + found["citations"]} <= ids
+        secret_free(json.dumps([answer, found], ensure_ascii=False).replace(SECRET_QUESTION, ""), key)
 
 
 # -- the documents tab and the admin ---------------------------------------------------------------------
@@ -243,7 +241,7 @@ def test_an_empty_base_says_so_in_chinese(deployment, library):
     try:
         _, data, _, _ = last_turn(library, "什么？", [], "empty", {})
         assert data == {"error": EMPTY}
-        assert library.examples("empty", {}) == [] and library.documents("empty") == []
+        assert library.examples("empty", {}) == [] and documents(library.open("empty", {})) == []
     finally:
         bases.delete("empty")
 
@@ -317,31 +315,30 @@ def served(deployment):
         app.close()
 
 
-def test_gradio_client_cannot_reach_a_private_base_by_name(deployment, served):
+def test_gradio_client_reads_only_the_public_page(deployment, served):
     from gradio_client import Client
 
-    _, _, key, _ = deployment
+    _, _, key, doc_id = deployment
     _, url = served
     client = Client(url, verbose=False, download_files=False)
-    assert client.predict(SEED_QUESTION, [], api_name="/ask")["citations"]
-    assert len(client.predict("audit", key, api_name="/documents")) == 1
-    for call in (lambda: client.predict(SECRET_QUESTION, [], "audit", None, api_name="/ask"),
-                 lambda: client.predict("书法", 5, "audit", "qakb-wrong", api_name="/search"),
-                 lambda: client.predict("audit", None, api_name="/documents")):
-        with pytest.raises(Exception) as caught:
-            call()
-        assert "没有名为“audit”" in str(caught.value) and "default、cmrc" in str(caught.value)
-        secret_free(str(caught.value), key)
-    messages, data, _, _ = client.predict(SECRET_QUESTION, [], api_name="/chat")  # the page's base: default
-    assert all(c["doc_id"] != deployment[3] for c in data.get("citations", []))
-    secret_free(json.dumps([messages, data], ensure_ascii=False), key)
+    assert doc_id not in {d["doc_id"] for d in client.predict(api_name="/documents")}
+    answer = client.predict(SECRET_QUESTION, [], api_name="/ask")
+    messages, data, _, panel = client.predict(SECRET_QUESTION, [], api_name="/chat")  # the page's base: default
+    assert "知识库：default" in json.dumps(messages[-1]["content"], ensure_ascii=False)
+    for shown in (answer, data):
+        assert all(c["doc_id"] != doc_id for c in shown.get("citations", []))
+    secret_free(json.dumps([answer, messages, data, panel], ensure_ascii=False).replace(SECRET_QUESTION, ""), key)
+    info = json.dumps(client.view_api(print_info=False, return_format="dict"), ensure_ascii=False)
+    assert "audit" not in info and SECRET_TITLE not in info
 
 
-def raw_call(url: str, app, fn_name: str, data: list, session: str) -> list[dict]:
-    """One event of the page through the queue as the browser sends it (any fn, with any data); its messages."""
+def raw_call(url: str, app, fn_name: str, data: list, session: str, public: bool = False) -> list[dict]:
+    """One event of the page through the queue as the browser sends it (any fn, with any data); its messages.
+    ``public``: the event published as an API endpoint (``/chat``), else the page's own (private) one."""
     import httpx
 
-    fn_index = next(i for i, fn in app.fns.items() if fn.name == fn_name)
+    fn_index = next(i for i, fn in app.fns.items()
+                    if fn.name == fn_name and (fn.api_visibility == "public") == public)
     with httpx.Client(base_url=url, timeout=60) as http:
         joined = http.post("gradio_api/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": session,
                                                             "event_data": None, "trigger_id": None})
@@ -356,31 +353,36 @@ def raw_call(url: str, app, fn_name: str, data: list, session: str) -> list[dict
     return events
 
 
+def said(events: list[dict]) -> str:
+    return json.dumps(events, ensure_ascii=False)
+
+
 def test_a_forged_base_name_in_a_raw_gradio_call_reaches_nothing(deployment, served):
-    _, _, key, _ = deployment
+    _, _, key, doc_id = deployment
     app, url = served
     session = uuid.uuid4().hex
-    # the picker's own event with a private base's name: refused, the session stays on default
+    # the picker's own event with a private base's name: refused in one line, the session stays on default
     events = raw_call(url, app, "switch", ["audit", "default", {"audit": key}], session)
-    text = json.dumps(events, ensure_ascii=False)
     assert [e.get("log") for e in events if e.get("msg") == "log"] == [
         "没有名为“audit”的知识库（私有知识库要先输入它的密钥）。 可选的知识库：default、cmrc。"]
-    secret_free(text, key)
-    # the chat with the state positions forged (the server keeps a session's state itself and ignores them)
+    secret_free(said(events), key)
+    # the page's question with the name and a key where the state goes (the server keeps a session's state
+    # itself and ignores what the client sends there)
     events = raw_call(url, app, "stream", [SECRET_QUESTION, [], "audit", {"audit": key}], session)
-    text = json.dumps(events, ensure_ascii=False)
-    assert events[-1]["msg"] == "process_completed" and "知识库：default" in text
-    secret_free(text.replace(SECRET_QUESTION, ""), key)
-    # the article view, asked for the private article from this session
-    cite = page.cite_href(deployment[3], 0, 10)
-    events = raw_call(url, app, "open_article", ["audit", {"audit": key}, cite, []], session)
-    text = json.dumps(events, ensure_ascii=False)
-    assert 'id=\\"qa-cited\\"' not in text
-    secret_free(text, key)
-    # a public base picked through the same event: the session's questions go there
+    assert events[-1]["msg"] == "process_completed" and "没有名为“audit”的知识库" in said(events)
+    secret_free(said(events).replace(SECRET_QUESTION, ""), key)
+    events = raw_call(url, app, "stream", [SECRET_QUESTION, [], "audit", {"audit": key}], session, public=True)
+    assert "知识库：default" in said(events) and doc_id not in said(events)  # /chat: the session's base
+    secret_free(said(events).replace(SECRET_QUESTION, ""), key)
+    # the article view, asked for the private article
+    events = raw_call(url, app, "open_article", ["audit", {"audit": key}, page.cite_href(doc_id, 0, 10), []],
+                      session)
+    assert 'id=\\"qa-cited\\"' not in said(events)
+    secret_free(said(events), key)
+    # a public base picked through the same event: the session's /chat questions go there
     raw_call(url, app, "switch", ["cmrc", "default", {}], session)
-    events = raw_call(url, app, "stream", [SEED_QUESTION, [], "default", {}], session)
-    assert "知识库：cmrc · CMRC 文章" in json.dumps(events, ensure_ascii=False)
+    events = raw_call(url, app, "stream", [SEED_QUESTION, [], None, None], session, public=True)
+    assert "知识库：cmrc · CMRC 文章" in said(events)
 
 
 def test_a_key_entered_in_the_page_opens_the_base_and_is_never_sent_back(deployment, served):
@@ -388,12 +390,72 @@ def test_a_key_entered_in_the_page_opens_the_base_and_is_never_sent_back(deploym
     app, url = served
     session = uuid.uuid4().hex
     events = raw_call(url, app, "enter_key", [key, {}], session)
-    text = json.dumps(events, ensure_ascii=False)
-    assert events[-1].get("success"), text
-    assert key not in text and SECRET_TITLE in text  # the picker lists it; the key stays on the server
-    events = raw_call(url, app, "stream", [SECRET_QUESTION, [], None, None], session)
-    text = json.dumps(events, ensure_ascii=False)
-    assert "知识库：audit" in text and "韩青" in text and key not in text
+    assert events[-1].get("success"), said(events)
+    assert key not in said(events) and SECRET_TITLE in said(events)  # the picker lists it; the key stays here
+    for public in (False, True):
+        events = raw_call(url, app, "stream", [SECRET_QUESTION, [], "audit", None], session, public)
+        assert "知识库：audit" in said(events) and "韩青" in said(events) and key not in said(events)
     other = uuid.uuid4().hex  # another session holds no key
-    events = raw_call(url, app, "stream", [SECRET_QUESTION, [], None, None], other)
-    assert "知识库：default" in json.dumps(events, ensure_ascii=False)
+    events = raw_call(url, app, "stream", [SECRET_QUESTION, [], "audit", None], other)
+    assert "没有名为“audit”的知识库" in said(events) and "韩青" not in said(events)
+
+
+# -- in a real browser -----------------------------------------------------------------------------------
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_picker_in_a_browser(deployment, tmp_path, tiny_model_dir):
+    """Pick cmrc, ask, read its name in the reply; enter audit's key and find audit picked and answering.
+
+    Also writes docs/kb-picker.png: the picker on a 390 px wide phone, its list open after the key."""
+    from playwright.sync_api import expect
+
+    from chromium import chromium
+    from served_app import ServedApp
+
+    settings, bases, key, _ = deployment
+    index = tmp_path / "index"
+    shutil.copytree(settings.index_dir, index)  # the module's three bases, served by `python app.py`
+    app = ServedApp(index, tmp_path / "app.log", env={"QA_MODEL": str(tiny_model_dir)}).wait()
+    try:
+        with chromium() as browser:
+            for width, height in ((1280, 860), (390, 844)):
+                context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
+                                              device_scale_factor=2 if width < 500 else 1)
+                page = context.new_page()
+                page.goto(app.url)
+                page.wait_for_selector("#qa-question textarea", timeout=60_000)
+                picker = page.locator("#qa-kb input")
+                expect(picker).to_have_value("default")
+                picker.click()
+                listed = [t.split("\n")[-1] for t in page.get_by_role("option").all_inner_texts()]  # "✓\n": picked
+                assert listed == ["default", "CMRC 文章（cmrc）"]
+                page.get_by_role("option", name="CMRC 文章（cmrc）").click()
+                expect(picker).to_have_value("CMRC 文章（cmrc）")
+                page.fill("#qa-question textarea", "范廷颂是什么时候被任为主教的？")
+                page.keyboard.press("Enter")
+                reply = page.locator("#qa-chat .qa-reply")
+                expect(reply).to_have_count(1, timeout=60_000)
+                expect(reply.locator(".qa-kb")).to_have_text("知识库：cmrc · CMRC 文章")
+                page.fill("#qa-key input", key)
+                page.keyboard.press("Enter")
+                expect(picker).to_have_value(f"{SECRET_TITLE}（audit）", timeout=30_000)
+                expect(reply).to_have_count(0)  # a new conversation on the new base
+                expect(page.locator("#qa-key input")).to_have_value("")
+                page.fill("#qa-question textarea", SECRET_QUESTION)
+                page.keyboard.press("Enter")
+                expect(reply).to_have_count(1, timeout=60_000)
+                expect(reply.locator(".qa-kb")).to_have_text(f"知识库：audit · {SECRET_TITLE}")
+                expect(reply.locator(".qa-src").first).to_contain_text("韩青")
+                if width < 500:
+                    for close in page.locator(".toast-close").all():  # the "opened" notice, over the header
+                        close.click()
+                    expect(page.locator(".toast-item")).to_have_count(0)
+                    page.evaluate("window.scrollTo(0, 0)")
+                    picker.click()
+                    expect(page.get_by_role("option")).to_have_count(3)
+                    page.wait_for_timeout(500)  # the list fades in
+                    page.screenshot(path=str(ROOT / "docs" / "kb-picker.png"),
+                                    clip={"x": 0, "y": 0, "width": width, "height": 480})
+                context.close()
+    finally:
+        app.stop()

@@ -421,27 +421,23 @@ class Library:
             return []
         return page.example_questions([d["title"] for d in documents(bot)])
 
-    # -- the gradio API (/ask, /search, /documents): the base and its key are arguments -------------
-    def _api(self, kb: Any, key: Any) -> tuple[str, dict[str, str]]:
-        name = self.opening() if kb is None or kb == "" else text_argument(kb, "kb")
-        return name, ({name: key} if isinstance(key, str) and key else {})
-
-    async def ask(self, question: str, history: list[str] | None = None, kb: str | None = None,
-                  key: str | None = None) -> dict:
-        """API: the `qa ask --json` answer to a question; history = earlier questions; kb = the knowledge base
-        (default: the page's), key = its key if it is private."""
+    # -- the gradio API (/ask, /search, /documents): the base the page opens on, as before bases existed --
+    # (their arguments stay as they were, which raw HTTP callers must send in full; other bases, private
+    # ones with their key, are the REST and OpenAI-compatible API's: docs/api.md)
+    async def ask(self, question: str, history: list[str] | None = None) -> dict:
+        """API: the `qa ask --json` answer to a question; history = earlier questions."""
         with web_errors():
-            return await self.chat(*self._api(kb, key)).ask(question, history)
+            return await self.chat(self.opening(), {}).ask(question, history)
 
-    async def search(self, query: str, k: int = 5, kb: str | None = None, key: str | None = None) -> dict:
+    async def search(self, query: str, k: int = 5) -> dict:
         """API: the top-k passages for a query, no follow-up folding and no model; same shape as ask."""
         with web_errors():
-            return await self.chat(*self._api(kb, key)).search(query, k)
+            return await self.chat(self.opening(), {}).search(query, k)
 
-    def documents(self, kb: str | None = None, key: str | None = None) -> list[dict]:
-        """API: the indexed documents of a knowledge base (title, source, date, passages, doc_id)."""
+    def documents(self) -> list[dict]:
+        """API: the indexed documents (title, source, date, passages, doc_id)."""
         with web_errors():
-            return documents(self.open(*self._api(kb, key)))
+            return documents(self.open(self.opening(), {}))
 
 
 def same_base(messages: list[dict], kb: Any) -> list[dict]:

@@ -9,6 +9,7 @@ side panel and scrolls the cited span into view. The endpoint names
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING, Any, cast
 
@@ -64,11 +65,11 @@ def build_app(bases: Bases, settings: Settings, trusted: TrustedClients | None =
         with gr.Row(visible=library.several(), elem_id="qa-bases", equal_height=True) as base_row:
             # custom values reach ``switch``, which refuses them in one line: gradio's own check of the choices
             # would log a traceback for every forged call
-            kb_picker = gr.Dropdown(label="知识库", choices=library.choices({}), value=first, scale=3, min_width=180,
+            kb_picker = gr.Dropdown(label="知识库", choices=library.choices({}), value=first, scale=3, min_width=300,
                                     elem_id="qa-kb", allow_custom_value=True)
-            key_box = gr.Textbox(label="私有知识库密钥", type="password", scale=3, min_width=180, elem_id="qa-key",
-                                 placeholder="有密钥才能打开私有知识库")
-            key_btn = gr.Button("打开", scale=1, min_width=70, elem_id="qa-key-btn")
+            key_box = gr.Textbox(label="私有知识库密钥", type="password", scale=2, min_width=220, elem_id="qa-key",
+                                 placeholder="输入密钥，回车")
+            key_btn = gr.Button("打开", scale=0, min_width=64, elem_id="qa-key-btn")
         with gr.Tab("对话", id="chat"):
             with gr.Row(equal_height=False):
                 with gr.Column(scale=6, min_width=420):
@@ -132,24 +133,34 @@ def build_app(bases: Bases, settings: Settings, trusted: TrustedClients | None =
                                          elem_id="qa-kb-confirm")
                     drop = gr.Button("删除知识库", variant="stop", interactive=False, scale=1, elem_id="qa-kb-delete")
 
-        view_out = [picked, kb_picker, base_row, chatbot, data, box, article, listing, doc_picker]
+        view_out = [picked, kb_picker, base_row, chatbot, data, article, listing, doc_picker]
 
-        def view(kb: str, held: Any, panel: str | None = None) -> dict:
-            """The page on base ``kb``: the picker, a new conversation with its examples, its documents."""
+        def view(kb: str, held: Any, panel: str | None = None, new_chat: bool = True) -> dict:
+            """The page on base ``kb``: the picker, its example questions and documents, and (``new_chat``)
+            an empty conversation. The picker's own event empties the chat in the browser at once instead,
+            so a question sent right after picking is not wiped by this update arriving after its reply."""
             table, docs = office.doc_view(kb, held)
-            return {picked: kb, kb_picker: gr.Dropdown(choices=library.choices(held), value=kb),
-                    base_row: gr.Row(visible=library.several()),
-                    chatbot: gr.Chatbot(value=[], examples=_examples(library.examples(kb, held))),
-                    data: {}, box: "", article: panel or page.render_notice(HINT),
-                    listing: table, doc_picker: gr.Dropdown(choices=docs, value=None)}
+            examples = _examples(library.examples(kb, held))
+            shown = {picked: kb, kb_picker: gr.Dropdown(choices=library.choices(held), value=kb),
+                     base_row: gr.Row(visible=library.several()), chatbot: gr.Chatbot(examples=examples),
+                     listing: table, doc_picker: gr.Dropdown(choices=docs, value=None)}
+            if new_chat:
+                shown.update({chatbot: gr.Chatbot(value=[], examples=examples), data: {},
+                              article: panel or page.render_notice(HINT)})
+            return shown
 
-        ask_in = [box, chatbot, picked, keys]
+        # The page's questions go to the base its picker shows (a name from the browser, opened only with this
+        # session's keys); the public /chat endpoint asks the session's picked base, which for an API client
+        # is the base the page opens on.
+        ask_in = [box, chatbot, kb_picker, keys]
         ask_out = [chatbot, data, box, article]
         # no gradio limit on the chat's events: Chat keeps CONCURRENCY on retrieval and lets a slow model hold up
         # no one else (see Chat). One event for Enter and the button, so a question sent while a reply streams
         # is not a second writer of the same chat.
         free: dict[str, Any] = {"concurrency_limit": None}
-        asking = gr.on([box.submit, send.click], library.stream, ask_in, ask_out, api_name="chat", **free)
+        asking = gr.on([box.submit, send.click], library.stream, ask_in, ask_out, api_visibility="private", **free)
+        chat_api = gr.Button("chat", visible="hidden", elem_id="qa-chat-api")
+        chat_api.click(library.stream, [box, chatbot, picked, keys], ask_out, api_name="chat", **free)
 
         def pick(event: gr.SelectData) -> str:
             return event.value["text"]
@@ -162,7 +173,7 @@ def build_app(bases: Bases, settings: Settings, trusted: TrustedClients | None =
         # a new chat stops a reply still streaming, which would otherwise write the old chat back
         new.click(lambda: ([], {}, "", page.render_notice("新对话。")), None, ask_out, api_visibility="private",
                   cancels=replies)
-        opener.click(library.open_article, [picked, keys, cite, chatbot], article,
+        opener.click(library.open_article, [kb_picker, keys, cite, chatbot], article,
                      js="(k, s, c, m) => [k, s, window.qaCite || c, m]", api_visibility="private")
 
         def switch(kb: Any, current: str, held: Any) -> dict:
@@ -171,10 +182,12 @@ def build_app(bases: Bases, settings: Settings, trusted: TrustedClients | None =
                 library.base(kb, held)
             except QAError as error:
                 gr.Warning(public_message(error))
-                return view(current, held)
-            return view(kb, held)
+                return view(current, held, new_chat=False)
+            return view(kb, held, new_chat=False)
 
-        kb_picker.input(switch, [kb_picker, picked, keys], view_out, api_visibility="private", cancels=replies)
+        cleared = f"() => [[], {{}}, {json.dumps(page.render_notice(HINT))}]"  # in the browser, at once
+        kb_picker.input(None, None, [chatbot, data, article], js=cleared, api_visibility="private", cancels=replies)
+        kb_picker.input(switch, [kb_picker, picked, keys], view_out, api_visibility="private")
 
         def enter_key(key: Any, held: Any) -> dict:
             """A key entered: the private base it opens joins the picker and is picked; the field is emptied."""
