@@ -292,6 +292,18 @@ def test_a_deployment_with_default_alone_hides_the_picker_and_the_base_line(tmp_
     assert 'data-kb="default"' in messages[-1]["content"]
 
 
+def test_the_served_bot_is_default_and_every_base_shares_its_model(deployment):
+    from qa.pipeline import Bot
+    from qa.web.layout import bases_of
+
+    settings, _, key, _ = deployment
+    bot = Bot(settings)
+    bases = bases_of(bot)
+    assert bases.open("default") is bot
+    assert bases.open("audit", key).asker.encoders is bot.asker.encoders
+    assert bases.open("cmrc").ask(SEED_QUESTION).hits
+
+
 # -- the served page: gradio_client and the raw HTTP API -----------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:

@@ -422,8 +422,7 @@ class Library:
         return page.example_questions([d["title"] for d in documents(bot)])
 
     # -- the gradio API (/ask, /search, /documents): the base the page opens on, as before bases existed --
-    # (their arguments stay as they were, which raw HTTP callers must send in full; other bases, private
-    # ones with their key, are the REST and OpenAI-compatible API's: docs/api.md)
+    # (their arguments stay as they were: raw HTTP callers must send every one, so none could be added)
     async def ask(self, question: str, history: list[str] | None = None) -> dict:
         """API: the `qa ask --json` answer to a question; history = earlier questions."""
         with web_errors():
