@@ -443,6 +443,7 @@ def test_the_picker_in_a_browser(deployment, tmp_path, tiny_model_dir):
                 assert listed == ["default", "CMRC 文章（cmrc）"]
                 page.get_by_role("option", name="CMRC 文章（cmrc）").click()
                 expect(picker).to_have_value("CMRC 文章（cmrc）")
+                expect(page.locator("#qa-chat")).to_contain_text(Library(bases).examples("cmrc", {})[0])  # its examples
                 page.fill("#qa-question textarea", "范廷颂是什么时候被任为主教的？")
                 page.keyboard.press("Enter")
                 reply = page.locator("#qa-chat .qa-reply")
