@@ -30,10 +30,10 @@ Access rules, in one place:
 
 The API (``qa/web/api.py``) goes through them: a request's bearer key is ``QA_API_KEY``'s
 or a private base's (``key_holder``), and every base it names is opened with ``open(name, key)``.
-For the web chat (the next round) the same calls::
+For the web chat and the API the same calls::
 
     bases = Bases(settings)               # once per process, on the deployment's settings
-    bases.visible(keys)                   # [Base]: public ones, then private ones a key in ``keys`` opens
+    bases.visible(keys)                   # [Base]: default first, then by name: public ones and the private ones a key in ``keys`` opens
     bot = bases.open(name, key)           # Bot of that base (cached, one model shared by all), or NoSuchBase
     bot.ask(...); bot.documents(); bot.document(doc_id); bot.build([...]); bot.remove([...])
     bot.settings.uploads_dir              # the base's own uploads folder; bot.settings.seeds_dir: its documents/
@@ -126,7 +126,7 @@ class Bases:
         return [Base(DEFAULT, "", False)] + [_base(name, r) for name, r in self.registry.records().items()]
 
     def visible(self, keys: Iterable[str] = ()) -> list[Base]:
-        """The public bases, then the private ones one of ``keys`` opens."""
+        """``default``, then by name the public bases and the private ones one of ``keys`` opens."""
         keys = [k for k in keys if isinstance(k, str) and k]
         found = [Base(DEFAULT, "", False)]
         for name, record in self.registry.records().items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 from typing import Sequence
 from urllib.parse import quote, unquote
 
@@ -30,6 +31,7 @@ NARROW = 1023  # px: up to this width the chat and the article are stacked (grad
 CLOSE = '<button type="button" class="qa-close" aria-label="关闭原文" title="关闭原文">✕ 关闭</button>'
 WRITING = "{model} 正在撰写，核对后显示"  # under the model's text as it streams
 WRITTEN = "由 {model} 撰写，每句都已与所引段落核对"  # under the checked answer
+KB_LINE = "知识库：{name}"  # atop a reply: the knowledge base that answered (BaseLine)
 
 
 def esc(text: str) -> str:
@@ -131,29 +133,56 @@ def source_card(rank: int, hit: Hit, words: Sequence[str]) -> str:
     return f'<div class="qa-src">{head}<div class="qa-passage">{_excerpt(hit.passage.text, words)}</div></div>'
 
 
-def render_answer(answer: Answer, words: Sequence[str]) -> str:
+def render_answer(answer: Answer, words: Sequence[str], base: BaseLine | None = None) -> str:
     """The assistant's reply: the answer with citation numbers, then the cited passages.
 
     The answer is the model's checked answer when there is one (``answer.generated``
     without a fallback), else the extractive lead, after a notice saying why when the
-    model was asked and its answer cannot be shown.
+    model was asked and its answer cannot be shown. ``base``: the knowledge base that
+    answered (see ``BaseLine``).
     """
     shown = reply(answer)
     generated = answer.generated if shown.answered else None
     if generated is not None and not generated.fallback:
-        return _reply_html(answer, shown, words, _written(generated, shown, words))
+        return _reply_html(answer, shown, words, _written(generated, shown, words), base=base)
     notices = [strings.LLM_FALLBACK.format(reason=generated.fallback)] if generated and generated.fallback else []
-    return _reply_html(answer, shown, words, _lead(shown, words) if shown.answered else "", notices)
+    return _reply_html(answer, shown, words, _lead(shown, words) if shown.answered else "", notices, base)
 
 
-def render_writing(answer: Answer, text: str, model: str, words: Sequence[str]) -> str:
+def render_writing(answer: Answer, text: str, model: str, words: Sequence[str], base: BaseLine | None = None) -> str:
     """The reply while the model writes: its text so far, unchecked and marked so, then the passages."""
     shown = reply(answer)
     if not shown.answered:
-        return render_answer(answer, words)
+        return render_answer(answer, words, base)
     lead = (f'<p class="qa-lead qa-writing">{esc(text)}<span class="qa-caret">▍</span></p>'
             f'<div class="qa-by">{esc(WRITING.format(model=model))}</div>')
-    return _reply_html(answer, shown, words, lead)
+    return _reply_html(answer, shown, words, lead, base=base)
+
+
+@dataclass(frozen=True)
+class BaseLine:
+    """The knowledge base a reply came from: ``name`` is kept in the reply (``data-kb``) so the next question's
+    history can leave out turns of another base; ``shown`` (``知识库：NAME · TITLE``) is printed when the
+    deployment has more than one base."""
+
+    name: str
+    title: str = ""
+    shown: bool = True
+
+    def html(self) -> str:
+        if not self.shown:
+            return ""
+        label = KB_LINE.format(name=self.name) + (strings.SEP + self.title if self.title else "")
+        return f'<div class="qa-kb">{esc(label)}</div>'
+
+
+def reply_base(message: dict) -> str | None:
+    """The ``data-kb`` of an assistant message rendered here (None: no base named, e.g. an error line)."""
+    content = message.get("content")
+    if not isinstance(content, str):
+        return None
+    found = re.match(r'<div class="qa-reply" data-kb="([A-Za-z0-9_-]{1,64})"', content)
+    return found.group(1) if found else None
 
 
 def _lead(shown: Reply, words: Sequence[str]) -> str:
@@ -181,9 +210,12 @@ def _written(generated: Generated, shown: Reply, words: Sequence[str]) -> str:
     return f'<p class="qa-lead qa-written">{"".join(kept)}</p><div class="qa-by">{esc(by)}</div>'
 
 
-def _reply_html(answer: Answer, shown: Reply, words: Sequence[str], lead: str, notices: Sequence[str] = ()) -> str:
-    """The reply's frame: query line, notices, the answer (``lead``, already HTML), then the passages."""
-    parts = ['<div class="qa-reply">']
+def _reply_html(answer: Answer, shown: Reply, words: Sequence[str], lead: str, notices: Sequence[str] = (),
+                base: BaseLine | None = None) -> str:
+    """The reply's frame: base and query lines, notices, the answer (``lead``, already HTML), then the passages."""
+    parts = [f'<div class="qa-reply" data-kb="{esc(base.name)}">' if base else '<div class="qa-reply">']
+    if base:
+        parts.append(base.html())
     if shown.query:
         parts.append(f'<div class="qa-query">{esc(strings.QUERY.format(query=shown.query))}</div>')
     parts.extend(f'<div class="qa-notice">{esc(notice)}</div>' for notice in [*answer.notices, *notices])
@@ -254,10 +286,12 @@ def render_header(model: str, notice: str | None) -> str:
     return line
 
 
-def render_documents(docs: Sequence[dict]) -> str:
-    """The documents tab's table (titles come from articles, so they are escaped too)."""
+def render_documents(docs: Sequence[dict], base: str = "") -> str:
+    """The documents tab's table (titles come from articles, so they are escaped too); ``base``: the
+    knowledge base they belong to, named above the table when the deployment has several."""
+    named = KB_LINE.format(name=base) + strings.SEP if base else ""
     if not docs:
-        return render_notice("文档库是空的。")
+        return render_notice(f"{named}文档库是空的。")
     rows = "".join(
         f"<tr><td>{esc(d.get('title') or '')}</td><td>{esc(d.get('source') or '')}</td>"
         f"<td>{esc(d.get('date') or '')}</td><td class=\"num\">{int(d.get('passages') or 0)}</td>"
@@ -265,7 +299,8 @@ def render_documents(docs: Sequence[dict]) -> str:
         for d in docs
     )
     head = "<tr><th>标题</th><th>来源</th><th>日期</th><th>段落</th><th>ID</th></tr>"
-    return f'<div class="qa-doclist"><div class="qa-meta">共 {len(docs)} 篇</div><table>{head}{rows}</table></div>'
+    count = f'<div class="qa-meta">{esc(named)}共 {len(docs)} 篇</div>'
+    return f'<div class="qa-doclist">{count}<table>{head}{rows}</table></div>'
 
 
 def message_text(message: dict) -> str:
@@ -357,7 +392,7 @@ CSS = """
   font-size: .85rem; }
 #qa-chat { font-size: 15px; line-height: 1.7; }
 .qa-reply { display: flex; flex-direction: column; gap: 6px; }
-.qa-query { font-size: .8rem; color: var(--body-text-color-subdued); }
+.qa-query, .qa-kb { font-size: .8rem; color: var(--body-text-color-subdued); }
 .qa-lead { margin: 0 0 4px 0 !important; font-size: 1rem; }
 .qa-none { margin: 0 !important; font-weight: 600; }
 .qa-related { font-size: .8rem; color: var(--body-text-color-subdued); margin-top: 2px; }

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from ..present import html as page
 from ..present.report import summary_chinese
-from ..config import Settings
-from ..errors import UsageError
-from .chat import documents, text_argument, web_errors
+from ..config import KB_NAME, Settings
+from ..errors import IndexBusy, QAError, UsageError
+from ..kb import DEFAULT, Base
+from .chat import Library, documents, public_message, session_keys, text_argument, web_errors
 from .guard import Throttle, TrustedClients, discard, hide_paths, inside, same_secret
 
 if TYPE_CHECKING:
@@ -47,6 +48,26 @@ def admin_ok(settings: Settings, password: str | None) -> bool:
     """Admin actions need a configured password, typed correctly (constant-time compare)."""
     expected = settings.admin_password or ""
     return bool(expected) and same_secret(password or "", expected)
+
+
+def check_password(settings: Settings, throttle: Throttle, trusted: TrustedClients, password: Any,
+                   client: str | None, action: str) -> str | None:
+    """None if ``password`` is the admin's, else the reason to refuse (logged as one line); wrong
+    guesses lock the client out, a right one makes its address trusted for uploads."""
+    if not settings.admin_password:
+        reason, refusal = "admin disabled (QA_ADMIN_PASSWORD is not set)", \
+            "管理功能未启用：请设置环境变量 QA_ADMIN_PASSWORD 后重启。"
+    elif (wait := throttle.attempt(client)) > 0:
+        reason, refusal = f"locked out after wrong passwords, {math.ceil(wait)} s left", \
+            f"管理员密码错误次数过多，请 {math.ceil(wait)} 秒后再试。"
+    elif not admin_ok(settings, password if isinstance(password, str) else None):
+        reason, refusal = "wrong password", "管理员密码不正确。"
+    else:
+        throttle.succeeded(client)
+        trusted.add(client)
+        return None
+    log.warning("refused admin %s from %s: %s", action, client or "?", reason)
+    return refusal
 
 
 def supported_suffixes() -> list[str]:
@@ -107,12 +128,17 @@ class Admin:
     """
 
     def __init__(self, bot: Bot, settings: Settings, temp_folder: Path | None = None,
-                 trusted: TrustedClients | None = None) -> None:
+                 trusted: TrustedClients | None = None, throttle: Throttle | None = None,
+                 base: str = "") -> None:
+        """``settings``: the base's (``bot.settings``: its uploads and documents folders); ``throttle``: shared
+        by every base's Admin (``Office``), so switching bases does not reset a guesser's count;
+        ``base``: the knowledge base named above the documents table."""
         self.bot, self.settings = bot, settings
         self.uploads = settings.uploads_dir
         self._temp = temp_folder
-        self.throttle = Throttle()
+        self.throttle = throttle if throttle is not None else Throttle()
         self.trusted = trusted if trusted is not None else TrustedClients()
+        self.base = base
 
     @property
     def temp_folder(self) -> Path:
@@ -121,7 +147,8 @@ class Admin:
     def doc_view(self) -> tuple[str, list[tuple[str, str]]]:
         """The documents table and the remove picker's choices (label, doc_id)."""
         docs = documents(self.bot)
-        return page.render_documents(docs), [(f"{d['title']}（{d['doc_id'][:12]}）", d["doc_id"]) for d in docs]
+        choices = [(f"{d['title']}（{d['doc_id'][:12]}）", d["doc_id"]) for d in docs]
+        return page.render_documents(docs, self.base), choices
 
     def refresh(self) -> tuple[str, Any]:
         """The documents table and a picker that knows the documents as they are now."""
@@ -137,20 +164,7 @@ class Admin:
     def check_password(self, password: str | None, client: str | None, action: str = "unlock") -> str | None:
         """None if ``password`` is right, else the reason to refuse (logged as one line); wrong
         guesses lock the client out, a right one makes its address trusted for uploads."""
-        if not self.settings.admin_password:
-            reason, refusal = "admin disabled (QA_ADMIN_PASSWORD is not set)", \
-                "管理功能未启用：请设置环境变量 QA_ADMIN_PASSWORD 后重启。"
-        elif (wait := self.throttle.attempt(client)) > 0:
-            reason, refusal = f"locked out after wrong passwords, {math.ceil(wait)} s left", \
-                f"管理员密码错误次数过多，请 {math.ceil(wait)} 秒后再试。"
-        elif not admin_ok(self.settings, password if isinstance(password, str) else None):
-            reason, refusal = "wrong password", "管理员密码不正确。"
-        else:
-            self.throttle.succeeded(client)
-            self.trusted.add(client)
-            return None
-        log.warning("refused admin %s from %s: %s", action, client or "?", reason)
-        return refusal
+        return check_password(self.settings, self.throttle, self.trusted, password, client, action)
 
     def _check(self, password: str | None, client: str | None, action: str) -> None:
         refusal = self.check_password(password, client, action)
@@ -312,3 +326,106 @@ def _label(item: Any, path: Any) -> str:
     """The file's name as the user knows it, for messages (never a server path; shortened)."""
     name = _original_name(item, path)
     return hide_paths(name.replace("\\", "/").rsplit("/", 1)[-1]).replace("\n", " ")[:120]
+
+
+class Office:
+    """The documents tab of whichever knowledge base is picked, and creating and deleting bases.
+
+    Each call opens the picked base through ``Library`` with the session's keys (so a private base is
+    managed only from a session holding its key), then hands over to that base's ``Admin``. One password
+    throttle serves every base and the create and delete actions alike.
+    """
+
+    def __init__(self, library: Library, settings: Settings, trusted: TrustedClients | None = None,
+                 temp_folder: Path | None = None) -> None:
+        self.library, self.settings = library, settings
+        self.throttle = Throttle()
+        self.trusted = trusted if trusted is not None else TrustedClients()
+        self._temp = temp_folder
+
+    def admin(self, kb: Any, keys: Any) -> Admin:
+        """The Admin of base ``kb``; ``NoBase`` when this session may not read it."""
+        bot = self.library.open(kb, keys)
+        named = kb if self.library.several() else ""
+        return Admin(bot, bot.settings, self._temp, self.trusted, self.throttle, base=named)
+
+    def check_password(self, password: Any, client: str | None, action: str = "unlock") -> str | None:
+        return check_password(self.settings, self.throttle, self.trusted, password, client, action)
+
+    def _check(self, password: Any, client: str | None, action: str) -> None:
+        refusal = self.check_password(password, client, action)
+        if refusal:
+            raise gr_error(refusal)
+
+    def doc_view(self, kb: Any, keys: Any) -> tuple[str, list[tuple[str, str]]]:
+        try:
+            return self.admin(kb, keys).doc_view()
+        except QAError as error:
+            return page.render_notice(public_message(error)), []
+
+    def refresh(self, kb: Any, keys: Any) -> tuple[str, Any]:
+        import gradio as gr
+
+        table, choices = self.doc_view(kb, keys)
+        return table, gr.Dropdown(choices=choices, value=None)
+
+    def upload(self, files: list[Any] | None, password: str, kb: Any, keys: Any, progress: Any = None,
+               client: str | None = None) -> tuple[str, str, Any]:
+        try:
+            with web_errors():
+                admin = self.admin(kb, keys)
+        except Exception:
+            items = files if isinstance(files, list) else [files] if files else []
+            discard([p for p in map(_upload_path, items) if isinstance(p, str)], self._temp or upload_folder())
+            raise
+        return admin.upload(files, password, progress, client)
+
+    def rebuild(self, password: str, kb: Any, keys: Any, progress: Any = None,
+                client: str | None = None) -> tuple[str, str, Any]:
+        with web_errors():
+            admin = self.admin(kb, keys)
+        return admin.rebuild(password, progress, client)
+
+    def remove(self, doc_id: str | None, password: str, kb: Any, keys: Any,
+               client: str | None = None) -> tuple[str, str, Any]:
+        with web_errors():
+            admin = self.admin(kb, keys)
+        return admin.remove(doc_id, password, client)
+
+    def create(self, name: Any, title: Any, private: Any, password: str, keys: Any,
+               client: str | None = None) -> tuple[str, Base, dict[str, str]]:
+        """A new empty base: (the report, the base, the session's keys with a private base's key added).
+
+        A private base's key is in the report, once: only its hash is kept (``qa kb key NAME`` replaces it)."""
+        bases = self.library.bases
+        with web_errors(detailed=True):
+            self._check(password, client, "create a knowledge base")
+            name = text_argument(name, "知识库名称").strip()
+            if not KB_NAME.fullmatch(name):
+                raise gr_error("知识库名称只能用字母、数字、- 和 _，1 到 64 个字符，例如 hr-rules。")
+            taken = {b.name.lower(): b.name for b in bases.all()}
+            if name.lower() in taken:
+                raise gr_error(f"已有名为 {taken[name.lower()]} 的知识库（名称不区分大小写），请换一个名称。")
+            base, key = bases.create(name, text_argument(title, "标题"), private is True)
+        log.info("created knowledge base %s (%s) from %s", base.name, "private" if key else "public", client or "?")
+        lines = [f"已创建{'私有' if key else ''}知识库 {base.name}{'（' + base.title + '）' if base.title else ''}，"
+                 "现在是空的：在下方上传文档即可。"]
+        if key:
+            lines.append(f"密钥（只显示这一次，请立即保存；丢失后可在服务器上用 qa kb key {base.name} 换一个）：{key}")
+        return "\n".join(lines), base, {**session_keys(keys), **({base.name: key} if key else {})}
+
+    def delete(self, kb: Any, confirm: Any, password: str, keys: Any, client: str | None = None) -> str:
+        """Delete the picked base ``kb`` (never ``default``) once its name is typed into ``confirm``."""
+        with web_errors(detailed=True):
+            self._check(password, client, "delete a knowledge base")
+            base = self.library.base(kb, keys)
+            if base.name == DEFAULT:
+                raise gr_error("默认知识库 default 不能删除；要清空它，请逐篇删除其中的文档。")
+            if not isinstance(confirm, str) or confirm.strip() != base.name:
+                raise gr_error(f"请在确认框中输入要删除的知识库名称 {base.name}，再点删除。")
+            try:
+                self.library.bases.delete(base.name)
+            except IndexBusy:
+                raise gr_error(f"知识库 {base.name} 正在构建，请等构建结束后再删除。") from None
+        log.info("deleted knowledge base %s from %s", base.name, client or "?")
+        return f"已删除知识库 {base.name} 及其全部文档和索引。"

@@ -20,13 +20,14 @@ import threading
 import time
 from contextlib import contextmanager
 from functools import partial
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator
 
 from .. import generate
 from ..present import html as page
 from ..present import is_valid
 from ..present.json import public_json
 from ..errors import IndexMissing, IndexUnavailable, QAError, UsageError
+from ..kb import DEFAULT, Base, Bases, NoSuchBase
 from ..segment import keywords
 from ..text import one_line, printable
 from ..types import Answer
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 GENERIC_ERROR = "服务器内部错误，请稍后再试；详细信息已记录在服务器日志中。"
 UNAVAILABLE = "服务暂时不可用，请稍后再试。"
+EMPTY = "这个知识库还没有文档：请管理员在“文档”页上传。"
 Turn = tuple[list[dict], dict, str, str]  # one chat update: messages, answer JSON, cleared input, article panel
 STREAM_EVERY = 0.15  # seconds between two updates of the reply while the model writes
 
@@ -50,6 +52,8 @@ def public_message(error: BaseException, detailed: bool = False) -> str:
     if isinstance(error, IndexUnavailable) and not detailed:
         log.warning("index unavailable: %s", one_line(str(error)))
         return UNAVAILABLE
+    if isinstance(error, IndexMissing) and not detailed:  # a new knowledge base before its first upload
+        return EMPTY
     if isinstance(error, QAError):
         return hide_paths(str(error))
     log.error("unexpected error in a web handler", exc_info=error)
@@ -98,6 +102,25 @@ def documents(bot: Bot) -> list[dict]:
     return [{k: getattr(info, k, None) for k in keys} for info in infos]
 
 
+class Slots:
+    """The retrieval slots of one page: ``n`` questions retrieved at once, whichever knowledge base they ask.
+
+    An anyio ``CapacityLimiter`` belongs to one event loop; a new loop (tests run each call in its own) gets
+    a new one."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._current: tuple[Any, Any] | None = None  # (event loop, its CapacityLimiter)
+
+    def limiter(self) -> Any:
+        import anyio
+
+        loop = asyncio.get_running_loop()
+        if self._current is None or self._current[0] is not loop:
+            self._current = (loop, anyio.CapacityLimiter(self.n))
+        return self._current[1]
+
+
 class Chat:
     """The chat's event handlers and the read-only API, bound to one Bot; plain methods so tests can call them.
 
@@ -122,10 +145,14 @@ class Chat:
     timeout, and they can only start as fast as retrieval lets questions through.
     """
 
-    def __init__(self, bot: Bot, concurrency: int = 4) -> None:
+    def __init__(self, bot: Bot, concurrency: int = 4, slots: Slots | None = None,
+                 base: page.BaseLine | None = None) -> None:
+        """``slots``: retrieval slots shared with other Chats (one per knowledge base and request, ``Library``);
+        ``base``: the knowledge base named in each reply."""
         self.bot = bot
         self.concurrency = concurrency
-        self._slots: tuple[Any, Any] | None = None  # (event loop, its CapacityLimiter)
+        self.slots = slots or Slots(concurrency)
+        self.base = base
 
     def reply(self, message: str, messages: list[dict] | None) -> Turn:
         """One chat turn to its end, without streaming: (messages, answer JSON, cleared input, article panel)."""
@@ -146,6 +173,7 @@ class Chat:
             yield messages, {}, "", page.render_notice("请输入问题。")
             return
         messages.append({"role": "user", "content": html.escape(question)})
+        base = self.base
         panel = page.render_notice("点击回答中的引用编号 [1]、[2]… 查看原文。")
         try:
             answer = await self._retrieve(question, page.earlier_questions(messages[:-1]))
@@ -157,7 +185,7 @@ class Chat:
             if generate.asks(self.bot.settings, answer):  # the passages at once, then the model's text as it comes
                 model, text, shown_at = self.bot.settings.llm_model or "default", "", time.monotonic()
                 data = public_json(answer)  # the retrieval's JSON until the written answer is in
-                writing = page.render_writing(answer, text, model, words)
+                writing = page.render_writing(answer, text, model, words, base)
                 yield [*messages, {"role": "assistant", "content": writing}], data, "", panel
                 async for item in self._write(answer):
                     if isinstance(item, Answer):
@@ -165,11 +193,11 @@ class Chat:
                         continue
                     text += item
                     if time.monotonic() - shown_at >= STREAM_EVERY:  # at most a few updates a second
-                        shown_at, writing = time.monotonic(), page.render_writing(answer, text, model, words)
+                        shown_at, writing = time.monotonic(), page.render_writing(answer, text, model, words, base)
                         yield [*messages, {"role": "assistant", "content": writing}], data, "", panel
             else:
                 answer = self.bot.write(answer)  # no model: at most the NOT_ASKED record, at once
-            content, data = page.render_answer(answer, words), public_json(answer)
+            content, data = page.render_answer(answer, words, base), public_json(answer)
         except Exception as error:  # noqa: BLE001 - shown as one line in the chat, details logged
             text = public_message(error)
             content, data = f'<p class="qa-error">{page.esc(text)}</p>', {"error": text}
@@ -179,11 +207,8 @@ class Chat:
         """Retrieval and abstention, without the model, in a worker thread holding one of the slots."""
         import anyio
 
-        loop = asyncio.get_running_loop()
-        if self._slots is None or self._slots[0] is not loop:  # a limiter belongs to one event loop
-            self._slots = (loop, anyio.CapacityLimiter(self.concurrency))
         call = partial(self.bot.ask, question, history, written=False, **options)
-        return await anyio.to_thread.run_sync(call, limiter=self._slots[1])
+        return await anyio.to_thread.run_sync(call, limiter=self.slots.limiter())
 
     async def _write(self, answer: Answer) -> AsyncIterator[str | Answer]:
         """The model's text as it arrives, then ``answer`` with its checked written answer.
@@ -255,3 +280,171 @@ class Chat:
     def documents(self) -> list[dict]:
         """API: the indexed documents (title, source, date, passages, doc_id)."""
         return documents(self.bot)
+
+
+# -- knowledge bases -------------------------------------------------------------------------------
+
+MAX_KEY_CHARS = 200  # a key is 48 characters; longer input is not hashed
+
+
+class NoBase(UsageError):
+    """A base this visitor may not read: unknown, invalid, or private without its key (one message for all)."""
+
+
+def session_keys(keys: Any) -> dict[str, str]:
+    """The keys a session holds (name -> key), whatever the state holds: only text, nothing else."""
+    if not isinstance(keys, dict):
+        return {}
+    return {n: k for n, k in keys.items() if isinstance(n, str) and isinstance(k, str) and k}
+
+
+def base_label(base: Base) -> str:
+    """A base as the picker lists it: ``title（name）``, or the name alone."""
+    return f"{base.title}（{base.name}）" if base.title else base.name
+
+
+class Library:
+    """The knowledge bases as a web visitor reaches them: the chat of whichever base the visitor picked.
+
+    Every handler names a base (``kb``: the page's picked base, kept in a gr.State, or an API argument)
+    and brings the keys its session holds (``keys``: name -> key, a gr.State, which gradio keeps on the
+    server and never sends to the browser). Each call opens the base again through ``Bases.open(kb,
+    keys.get(kb))``: a name without its key, a replaced key or a deleted base open nothing, whatever the
+    client sends. A base that cannot be opened is ``NoBase``, one Chinese line naming only the bases this
+    session may read, the same whether the name is unknown, invalid or private.
+
+    ``wrap`` turns a base's Bot into the one the chat holds (``LimitedBot``, the answer slots shared with
+    the API); ``opening`` is the base the page opens on when a visitor without keys may read it.
+    """
+
+    def __init__(self, bases: Bases, opening: str = DEFAULT, wrap: Callable[[Bot], Bot] | None = None,
+                 concurrency: int = 4) -> None:
+        self.bases = bases
+        self.wanted = opening
+        self.wrap = wrap or (lambda bot: bot)
+        self.slots = Slots(concurrency)
+
+    def opening(self) -> str:
+        """``QA_KB`` when a visitor without a key may read it, else ``default``."""
+        try:
+            return self.bases.check(self.wanted).name
+        except NoSuchBase:
+            return DEFAULT
+
+    def several(self) -> bool:
+        """Whether the page shows the picker: the deployment has a base besides ``default``, public or private.
+
+        With ``default`` alone there is nothing to pick and no key could open anything, so the page looks
+        as it did before bases existed (and no reply names its base). Once any other base exists the picker
+        and its key field are shown, with ``default`` alone in the list if every other base is private: a
+        visitor can then tell that keys are taken here, never which bases or how many."""
+        return len(self.bases.all()) > 1
+
+    def visible(self, keys: Any) -> list[Base]:
+        """The public bases, and the private ones whose key the session holds under their name."""
+        held = session_keys(keys)
+        return [b for b in self.bases.visible(held.values()) if not b.private or b.name in held]
+
+    def choices(self, keys: Any) -> list[tuple[str, str]]:
+        """The picker's choices (label, name): the public bases, then the private ones this session has keys to."""
+        return [(base_label(b), b.name) for b in self.visible(keys)]
+
+    def base(self, kb: Any, keys: Any) -> Base:
+        """Base ``kb`` if this session may read it, else ``NoBase``."""
+        try:
+            return self.bases.check(kb, session_keys(keys).get(kb) if isinstance(kb, str) else None)
+        except NoSuchBase:
+            shown = one_line(printable(str(kb)))[:70]
+            names = "、".join(b.name for b in self.visible(keys))
+            raise NoBase(f"没有名为“{shown}”的知识库（私有知识库要先输入它的密钥）。",
+                         f"可选的知识库：{names}。") from None
+
+    def open(self, kb: Any, keys: Any) -> Bot:
+        """The Bot of base ``kb`` (wrapped), if this session may read it; else ``NoBase``."""
+        return self._open(kb, keys)[1]
+
+    def chat(self, kb: Any, keys: Any) -> Chat:
+        """The chat of base ``kb``, naming it in each reply, if this session may read it; else ``NoBase``."""
+        base, bot = self._open(kb, keys)
+        return Chat(bot, self.slots.n, self.slots, page.BaseLine(base.name, base.title, shown=self.several()))
+
+    def _open(self, kb: Any, keys: Any) -> tuple[Base, Bot]:
+        base = self.base(kb, keys)
+        try:
+            bot = self.bases.open(base.name, session_keys(keys).get(base.name))
+        except NoSuchBase:  # deleted, or its key replaced, since the check above
+            self.base(kb, keys)
+            raise
+        return base, self.wrap(bot)
+
+    def unlock(self, key: Any, keys: Any) -> tuple[dict[str, str], list[Base]]:
+        """The session's keys with ``key`` added, and the private bases it opens; ``UsageError`` when none.
+
+        Guessing is hopeless (32 random bytes), so wrong keys are not throttled; none is logged."""
+        key = key.strip() if isinstance(key, str) else ""
+        if not key:
+            raise UsageError("请先输入密钥。")
+        opened = [b for b in self.bases.visible([key]) if b.private] if len(key) <= MAX_KEY_CHARS else []
+        if not opened:
+            raise UsageError("这个密钥打不开任何知识库：密钥不对，或已被更换。")
+        return {**session_keys(keys), **{b.name: key for b in opened}}, opened
+
+    async def stream(self, message: str, messages: list[dict] | None, kb: Any, keys: Any) -> AsyncIterator[Turn]:
+        """One chat turn (``Chat.stream``) asked of base ``kb``. The history is the turns since the last reply
+        of another base: switching bases starts a new conversation even if a client keeps the old one."""
+        messages = same_base(list(messages or []), kb)
+        try:
+            chat = self.chat(kb, keys)
+        except Exception as error:  # noqa: BLE001 - one line in the chat, like every failure of a turn
+            text = public_message(error)
+            question = printable(message).strip() if isinstance(message, str) else ""
+            shown = [*messages, {"role": "user", "content": html.escape(question)}] if question else messages
+            yield [*shown, {"role": "assistant", "content": f'<p class="qa-error">{page.esc(text)}</p>'}], \
+                {"error": text}, "", page.render_notice(text)
+            return
+        async for turn in chat.stream(message, messages):
+            yield turn
+
+    def open_article(self, kb: Any, keys: Any, cite: str, messages: list[dict] | None = None) -> str:
+        """The article behind a citation, read from base ``kb`` only."""
+        try:
+            chat = self.chat(kb, keys)
+        except QAError as error:
+            return page.render_notice(public_message(error))
+        return chat.open_article(cite, messages)
+
+    def examples(self, kb: Any, keys: Any) -> list[str]:
+        """Example questions about base ``kb``'s own articles (none for a base this session may not read)."""
+        try:
+            bot = self.open(kb, keys)
+        except QAError:
+            return []
+        return page.example_questions([d["title"] for d in documents(bot)])
+
+    # -- the gradio API (/ask, /search, /documents): the base the page opens on, as before bases existed --
+    # (their arguments stay as they were: raw HTTP callers must send every one, so none could be added)
+    async def ask(self, question: str, history: list[str] | None = None) -> dict:
+        """API: the `qa ask --json` answer to a question; history = earlier questions."""
+        with web_errors():
+            return await self.chat(self.opening(), {}).ask(question, history)
+
+    async def search(self, query: str, k: int = 5) -> dict:
+        """API: the top-k passages for a query, no follow-up folding and no model; same shape as ask."""
+        with web_errors():
+            return await self.chat(self.opening(), {}).search(query, k)
+
+    def documents(self) -> list[dict]:
+        """API: the indexed documents (title, source, date, passages, doc_id)."""
+        with web_errors():
+            return documents(self.open(self.opening(), {}))
+
+
+def same_base(messages: list[dict], kb: Any) -> list[dict]:
+    """``messages`` from after the last reply that another knowledge base gave (all of them if none did)."""
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            came_from = page.reply_base(message)
+            if came_from is not None and came_from != kb:
+                return messages[i + 1:]
+    return messages

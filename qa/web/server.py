@@ -22,13 +22,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..present import html as page
 from ..config import Settings
 from ..kb import DEFAULT
 from .admin import STAGES, TEMP_MAX_AGE, upload_folder
-from .api import Gate, LimitedBot, build_api
+from .api import Gate, build_api
 from .guard import UPLOAD_QUOTA_FACTOR, RequestGuard, Throttle, TrustedClients
 from .layout import CONCURRENCY, build_app
 
@@ -107,8 +107,7 @@ def build_server_app(bases: Bases, settings: Settings) -> Any:
 
     trusted = TrustedClients()  # the admin addresses, shared by the admin handlers and the upload guard
     gate = Gate(CONCURRENCY, settings.api_queue)
-    default_bot = bases.open(DEFAULT)
-    chat = build_app(cast("Bot", LimitedBot(default_bot, gate)), settings, trusted)
+    chat = build_app(bases, settings, trusted, gate)
     app = build_api(bases, settings, gate)
     gr.mount_gradio_app(app, chat, path="/", **page_options(settings))
     app.add_middleware(RequestGuard, folder=upload_folder(), max_age=TEMP_MAX_AGE,
