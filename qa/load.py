@@ -6,10 +6,11 @@ format is one reader here and nothing elsewhere. Text encodings are detected,
 not assumed, because Chinese articles still arrive as GBK/GB18030 and Big5.
 A file that cannot be read is *skipped with a reason*, never fatal: one bad
 upload must not stop a whole collection from loading. That holds for any
-failure inside a reader (python-docx, lxml, pypdf, BeautifulSoup, charset
-detection, ``MemoryError``, ``RecursionError``), and the costly cases are
-refused before any work starts: files over the size cap, and .docx archives
-whose parts would inflate past ``DOCX_MAX_INFLATED`` (zip bombs).
+failure inside a reader (python-docx, lxml, pypdf, charset detection,
+``MemoryError``, ``RecursionError``), and the costly cases are refused
+before any work starts: files over the size cap, and .docx archives whose
+parts would inflate past ``DOCX_MAX_INFLATED`` (zip bombs); HTML pages at
+the first element past ``HTML_MAX_ELEMENTS`` or ``HTML_MAX_DEPTH``.
 """
 
 from __future__ import annotations
@@ -53,18 +54,18 @@ _TITLE_SEPARATORS = re.compile(r"\s+[-|–—_]\s+|\s*[|｜_]\s*")
 DOCX_MAX_INFLATED = 100 * 2**20  # all parts together; a 300-page text-only report is ~5 MB of XML
 DOCX_MAX_RATIO = 100  # a part over 1 MB that inflates more than this is a bomb (Word's XML: 5-15x)
 DOCX_MAX_PARTS = 5000
-# HTML is bounded by work, not only by bytes: BeautifulSoup holds about 1.4 kB per element and builds a few
-# thousand to a few tens of thousands of elements a second, so a 19 MB page of 1.6 M tiny elements cost minutes
-# and gigabytes. A streaming pass of lxml's parser (the one BeautifulSoup uses, but into a target that builds
-# nothing) counts elements and nesting first and stops at the first element over a limit, so such a page is
-# refused in about a second, before any tree exists. Measured on 72,611 real pages (the Rust and Python package
-# documentation on the build machine; the seeds and the CMRC articles are plain text): at most 25 deep; the
-# largest page that reads as one document, the whole Rust Reference on one page (4.4 MB), has 90,336 elements;
-# only 5 generated API listings and source views (4.9-8.5 MB) have more than 100,000. Bytes per element do not
-# separate real pages from hostile ones (a data table cell ``<td>1</td>`` is as dense as ``<b>字</b>``), so
-# the limits are absolute: the tree of an accepted page stays under ~150 MB plus its text, whatever its size.
-HTML_MAX_DEPTH = 256  # ten times the deepest real page; also bounds the per-element work of the furniture rules
-HTML_MAX_ELEMENTS = 100_000
+# HTML is bounded by work, not only by bytes. No tree is built (BeautifulSoup's held ~1.4 kB per element, so a
+# 19 MB page of 1.6 M tiny elements cost minutes and gigabytes): two streaming passes of lxml's parser keep only
+# the text and a stack of open elements, so memory follows the page's size, not its element count (peak RSS
+# 2.6-4.1x the file's size in benchmarks/html_memory.py, whether 99,000 elements in 0.9 MB or 182,081 in 8 MB).
+# The element count bounds time: ~10 us per element for both passes (2 shared cores), so a page at the limit
+# reads in ~4 s, and the page of 1.6 M ``<b>字</b>`` is refused in its first pass at the element past the limit
+# (~1 s). Measured on real pages: at most 25 deep (72,611 pages of Rust and Python documentation); the largest
+# page that reads as one document, the Node.js API on one page (8 MB), has 182,081 elements, the whole Rust
+# Reference (4.4 MB) 90,336. Bytes per element do not separate real pages from hostile ones (a table cell
+# ``<td>1</td>`` is as dense as ``<b>字</b>``), so the limits are absolute.
+HTML_MAX_DEPTH = 256  # ten times the deepest real page; also bounds the stack and the work of each end tag
+HTML_MAX_ELEMENTS = 400_000  # twice the largest real page
 # A text that is valid UTF-8 except for at most 1 byte in 100 of its non-ASCII bytes loads as UTF-8
 # with those bytes replaced by U+FFFD. More than that means another encoding (GBK, Big5: nearly
 # every non-ASCII byte is invalid UTF-8 there) or binary data, and the other decoders decide.
@@ -556,10 +557,10 @@ def _read_html(data: bytes, path: Path) -> RawText:
     date = next((value for hint in _HTML_DATE_META if (value := page.meta(hint))), None)
     if date is None:
         date = page.time
-    if page.articles:  # the longest <article>, by the text get_text() would give (ruby annotations left out)
-        _, start, end, _ = max(sorted(page.articles), key=lambda article: article[3])
-    elif page.mains:
-        _, start, end = min(page.mains)
+    if page.article:
+        _, _, start, end = page.article
+    elif page.main:
+        _, start, end = page.main
     else:
         start, end = page.body or (0, page.pos)
     text = "\n\n".join(page.lines(start, end))
@@ -580,7 +581,7 @@ class _Open:
 
     __slots__ = (
         "name", "ordinal", "skip", "plain", "keep_space", "in_article", "headed", "furniture",
-        "chars", "piece", "pos", "plain_at", "articles", "mains",
+        "chars", "pos", "plain_at", "piece", "chosen",
     )  # fmt: skip
     skip: bool
     plain: bool
@@ -595,7 +596,8 @@ class _Open:
         self.in_article = parent is not None and (parent.in_article or parent.name == "article")
         self.headed = False  # holds an <article> or an <h1> (a wrapper of the page, not furniture)
         self.furniture = False
-        self.chars = self.piece = self.pos = self.plain_at = self.articles = self.mains = 0
+        self.chars = self.pos = self.plain_at = self.piece = 0
+        self.chosen: tuple[Any, Any] = (None, None)  # a furniture-like element's: the article and main before it
 
 
 class _Page:
@@ -612,9 +614,10 @@ class _Page:
     furniture is dropped at its end tag when it holds less than 40 % of
     that text and no <article> or <h1>.
 
-    The text is kept as pieces, joined every 256 pieces, except across the
-    start of an open furniture-like element, so that dropping one is
-    cutting the pieces back to where it began.
+    Nothing is kept per element once it is closed: the text in ``_Chunks``,
+    the longest article and the first main so far (each furniture-like
+    element remembers the ones before it, to go back to if it is dropped),
+    and a stack of the open elements, at most ``HTML_MAX_DEPTH``.
     """
 
     def __init__(self, body_chars: int | None) -> None:
@@ -627,13 +630,12 @@ class _Page:
         self.chars = 0  # text outside dropped elements: the sizes the furniture rule compares
         self.first_body: _Open | None = None
         self.body_chars: int | None = None
-        self.pieces: list[str] = []
-        self.joined = 0  # pieces before this index are not joined again
-        self.furniture: list[int] = []  # where each open furniture-like element began in ``pieces``
+        self.text = _Chunks()
         self.pos = 0  # length of the text kept so far
         self.plain = 0  # the same without ruby annotations (what get_text() counts)
-        self.articles: list[tuple[int, int, int, int]] = []  # (ordinal, start, end, plain length) of kept ones
-        self.mains: list[tuple[int, int, int]] = []
+        # the longest kept <article> by get_text() length, the first if tied: (length, -ordinal, start, end)
+        self.article: tuple[int, int, int, int] | None = None
+        self.main: tuple[int, int, int] | None = None  # the first kept <main>: (ordinal, start, end)
         self.body: tuple[int, int] | None = None
         self.by_property: dict[str, str] = {}  # hint -> content of its first <meta property=...>
         self.by_name: dict[str, str] = {}  # hint -> content of the first <meta name=...> matching it
@@ -641,7 +643,7 @@ class _Page:
         self.time: str | None = None
         self.h1s = 0
         self.h1: _Open | None = None  # the first <h1>, while it is open
-        self.h1_text: list[str] = []
+        self.h1_text = _Chunks()  # its strings, each after a space
         self.title_tree: list[Any] | None = None  # the first <title>: up to two children of each element
         self.title_open: list[list[Any]] = []
 
@@ -724,13 +726,12 @@ class _Page:
             self.title_open.append(self.title_tree)
 
     def _begin(self, frame: _Open, attrib: Mapping[str, str]) -> None:
-        frame.piece, frame.pos, frame.plain_at = len(self.pieces), self.pos, self.plain
-        frame.articles, frame.mains = len(self.articles), len(self.mains)
+        frame.pos, frame.plain_at = self.pos, self.plain
         if frame.name not in _HTML_KEEP:
             named = " ".join(_HTML_TOKENS.findall(attrib.get("class") or "")) + " " + (attrib.get("id") or "")
             if attrib.get("role") in _HTML_DROP_ROLES or _HTML_DROP_CLASS.search(named):
                 frame.furniture = True
-                self.furniture.append(frame.piece)
+                frame.piece, frame.chosen = self.text.mark(), (self.article, self.main)
         if frame.name == "br" or frame.name in _HTML_BLOCKS:
             self._write("\n")
 
@@ -749,19 +750,20 @@ class _Page:
             self.body_chars = size
         if not self.extract:
             return
-        if frame.furniture:
-            self.furniture.pop()
-            if not frame.headed and size < 0.4 * self.total:  # furniture: cut the text back to where it began
-                del self.pieces[frame.piece :], self.articles[frame.articles :], self.mains[frame.mains :]
-                self.joined = min(self.joined, len(self.pieces))
-                self.pos, self.plain = frame.pos, frame.plain_at
-                return
+        if frame.furniture and not frame.headed and size < 0.4 * self.total:  # furniture: back to where it began
+            self.text.cut(frame.piece)
+            self.pos, self.plain = frame.pos, frame.plain_at
+            self.article, self.main = frame.chosen
+            return
         if frame.name in _HTML_BLOCKS:
             self._write("\n")
         if frame.name == "article":
-            self.articles.append((frame.ordinal, frame.pos, self.pos, self.plain - frame.plain_at))
+            article = (self.plain - frame.plain_at, -frame.ordinal, frame.pos, self.pos)
+            if self.article is None or article[:2] > self.article[:2]:
+                self.article = article
         elif frame.name == "main":
-            self.mains.append((frame.ordinal, frame.pos, self.pos))
+            if self.main is None or frame.ordinal < self.main[0]:
+                self.main = (frame.ordinal, frame.pos, self.pos)
         elif frame is self.first_body:
             self.body = (frame.pos, self.pos)
 
@@ -779,7 +781,7 @@ class _Page:
             if self.title_open:
                 _child(self.title_open[-1], string)
             if self.h1 is not None and plain and (stripped := string.strip()):
-                self.h1_text.append(stripped)
+                self.h1_text.append(" " + stripped)
         if top is not None and top.skip:
             return
         self.chars += len(string)
@@ -789,12 +791,8 @@ class _Page:
                 self.plain += len(string)
 
     def _write(self, piece: str) -> None:
-        self.pieces.append(piece)
+        self.text.append(piece)
         self.pos += len(piece)
-        start = max(self.joined, self.furniture[-1] if self.furniture else 0)
-        if len(self.pieces) - start >= 256:
-            self.pieces[start:] = ["".join(self.pieces[start:])]
-            self.joined = len(self.pieces)
 
     def lines(self, start: int, end: int) -> list[str]:
         """The kept text from ``start`` to ``end`` in lines, spaces and tabs made one space, empty ones left out.
@@ -804,7 +802,7 @@ class _Page:
         """
         lines: list[str] = []
         partial: list[str] = []  # the start of a line that goes on in the next piece
-        pieces, self.pieces = self.pieces, []
+        pieces, self.text.items = self.text.items, []
         pieces.reverse()
         offset = 0
         while pieces:
@@ -833,11 +831,42 @@ class _Page:
         """og:title, else the single <h1>, else <title> without a site-name suffix."""
         title = self.meta("og:title")
         if not title and self.h1s == 1:
-            title = " ".join(self.h1_text)
+            title = "".join(self.h1_text.items)[1:]
         if not title and (string := _only_string(self.title_tree)):
             parts = [part.strip() for part in _TITLE_SEPARATORS.split(string) if part.strip()]
             title = max(parts, key=len) if parts else None
         return re.sub(r"\s+", " ", title).strip() if title else None
+
+
+class _Chunks:
+    """Strings joined 256 at a time, so that many small ones cost about what one long one does.
+
+    ``mark()`` gives a place that ``cut()`` goes back to: no string is joined
+    across a place marked later than the last join.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.fixed = 0  # items before this index are not joined again
+
+    def append(self, string: str) -> None:
+        self.items.append(string)
+        if len(self.items) - self.fixed >= 256:
+            self._join()
+
+    def mark(self) -> int:
+        if len(self.items) - self.fixed > 1:
+            self._join()
+        self.fixed = len(self.items)
+        return self.fixed
+
+    def cut(self, place: int) -> None:
+        del self.items[place:]
+        self.fixed = min(self.fixed, place)
+
+    def _join(self) -> None:
+        self.items[self.fixed :] = ["".join(self.items[self.fixed :])]
+        self.fixed = len(self.items)
 
 
 class _Refused(Exception):
