@@ -10,7 +10,8 @@ beautifulsoup4, which the project no longer installs:
     python benchmarks/html_sameness.py --before 10a5a26 /usr/share/doc --every 1
     python benchmarks/html_sameness.py --before 10a5a26 --generated 3000
 
-``--every N`` reads every Nth page of the folders (sorted), ``--largest K``
+``--same-limits`` gives the earlier code today's element limit, so that
+pages it refused are compared too. ``--every N`` reads every Nth page of the folders (sorted), ``--largest K``
 adds the K largest pages, ``--generated N`` adds N random pages built from
 the constructs the rules care about (furniture classes and roles, articles,
 mains, h1s, ruby, <pre> whitespace, comments in titles, stray end tags).
@@ -123,8 +124,11 @@ def main() -> None:
     parser.add_argument("--generated", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=10, help="differences to print")
+    parser.add_argument("--same-limits", action="store_true", help="give the earlier code today's element limit")
     args = parser.parse_args()
     before = _before(args.before)
+    if args.same_limits:  # compare the text only: a page the earlier limit refused is read by both
+        before.HTML_MAX_ELEMENTS = load.HTML_MAX_ELEMENTS
     pages = _pages(args.folders, args.every, args.largest)
     with tempfile.TemporaryDirectory() as scratch:
         rng = random.Random(args.seed)

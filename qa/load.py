@@ -57,9 +57,9 @@ DOCX_MAX_PARTS = 5000
 # HTML is bounded by work, not only by bytes. No tree is built (BeautifulSoup's held ~1.4 kB per element, so a
 # 19 MB page of 1.6 M tiny elements cost minutes and gigabytes): two streaming passes of lxml's parser keep only
 # the text and a stack of open elements, so memory follows the page's size, not its element count (peak RSS
-# 2.6-4.1x the file's size in benchmarks/html_memory.py, whether 99,000 elements in 0.9 MB or 182,081 in 8 MB).
-# The element count bounds time: ~10 us per element for both passes (2 shared cores), so a page at the limit
-# reads in ~4 s, and the page of 1.6 M ``<b>字</b>`` is refused in its first pass at the element past the limit
+# 1.0-4.1x the file's size in benchmarks/html_memory.py, whether 99,000 elements in 0.9 MB or 182,081 in 8 MB).
+# The element count bounds time: 9-14 us per element for both passes (2 shared cores), so a page at the limit
+# reads in ~5 s, and the page of 1.6 M ``<b>字</b>`` is refused in its first pass at the element past the limit
 # (~1 s). Measured on real pages: at most 25 deep (72,611 pages of Rust and Python documentation); the largest
 # page that reads as one document, the Node.js API on one page (8 MB), has 182,081 elements, the whole Rust
 # Reference (4.4 MB) 90,336. Bytes per element do not separate real pages from hostile ones (a table cell
