@@ -603,8 +603,9 @@ class _Open:
 class _Page:
     """An lxml parser target that keeps the text of a page and its hints, and builds no tree.
 
-    It reads the page as ``BeautifulSoup(text, "lxml")`` did (the same parser,
-    the same events), with the rules this module applied to that tree:
+    It reads a page as the earlier reader on a BeautifulSoup tree did (the
+    same parser, the same events; benchmarks/html_sameness.py compares the
+    two page by page), with the rules that reader had:
     whitespace-only strings collapsed to one space or line break (outside
     <pre> and <textarea>), an end tag closing up to the latest open element
     of its name, the hints (<title>, the single <h1>, <meta>, the canonical
@@ -632,8 +633,8 @@ class _Page:
         self.body_chars: int | None = None
         self.text = _Chunks()
         self.pos = 0  # length of the text kept so far
-        self.plain = 0  # the same without ruby annotations (what get_text() counts)
-        # the longest kept <article> by get_text() length, the first if tied: (length, -ordinal, start, end)
+        self.plain = 0  # the same without ruby annotations (<rt>, <rp>): what an article's length counts
+        # the longest kept <article>, the first if tied: (length, -ordinal, start, end)
         self.article: tuple[int, int, int, int] | None = None
         self.main: tuple[int, int, int] | None = None  # the first kept <main>: (ordinal, start, end)
         self.body: tuple[int, int] | None = None
@@ -964,7 +965,7 @@ def _child(node: list[Any], child: Any) -> None:
 
 
 def _only_string(node: list[Any] | None) -> str | None:
-    """The string of an element that holds one string, directly or through single children (bs4's ``.string``)."""
+    """The string of an element that holds one string, directly or through single children; else None."""
     while node is not None and len(node) == 1:
         if isinstance(node[0], str):
             return node[0]
