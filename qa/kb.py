@@ -33,7 +33,7 @@ or a private base's (``key_holder``), and every base it names is opened with ``o
 For the web chat and the API the same calls::
 
     bases = Bases(settings)               # once per process, on the deployment's settings
-    bases.visible(keys)                   # [Base]: default first, then by name: public ones and the private ones a key in ``keys`` opens
+    bases.visible(keys)                   # [Base]: default, then by name: public ones and private ones a key opens
     bot = bases.open(name, key)           # Bot of that base (cached, one model shared by all), or NoSuchBase
     bot.ask(...); bot.documents(); bot.document(doc_id); bot.build([...]); bot.remove([...])
     bot.settings.uploads_dir              # the base's own uploads folder; bot.settings.seeds_dir: its documents/

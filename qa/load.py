@@ -6,10 +6,11 @@ format is one reader here and nothing elsewhere. Text encodings are detected,
 not assumed, because Chinese articles still arrive as GBK/GB18030 and Big5.
 A file that cannot be read is *skipped with a reason*, never fatal: one bad
 upload must not stop a whole collection from loading. That holds for any
-failure inside a reader (python-docx, lxml, pypdf, BeautifulSoup, charset
-detection, ``MemoryError``, ``RecursionError``), and the costly cases are
-refused before any work starts: files over the size cap, and .docx archives
-whose parts would inflate past ``DOCX_MAX_INFLATED`` (zip bombs).
+failure inside a reader (python-docx, lxml, pypdf, charset detection,
+``MemoryError``, ``RecursionError``), and the costly cases are refused
+before any work starts: files over the size cap, and .docx archives whose
+parts would inflate past ``DOCX_MAX_INFLATED`` (zip bombs); HTML pages at
+the first element past ``HTML_MAX_ELEMENTS`` or ``HTML_MAX_DEPTH``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import re
 import stat
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .errors import LoadError
 from .text import CJK, one_line
@@ -53,18 +54,18 @@ _TITLE_SEPARATORS = re.compile(r"\s+[-|–—_]\s+|\s*[|｜_]\s*")
 DOCX_MAX_INFLATED = 100 * 2**20  # all parts together; a 300-page text-only report is ~5 MB of XML
 DOCX_MAX_RATIO = 100  # a part over 1 MB that inflates more than this is a bomb (Word's XML: 5-15x)
 DOCX_MAX_PARTS = 5000
-# HTML is bounded by work, not only by bytes: BeautifulSoup holds about 1.4 kB per element and builds a few
-# thousand to a few tens of thousands of elements a second, so a 19 MB page of 1.6 M tiny elements cost minutes
-# and gigabytes. A streaming pass of lxml's parser (the one BeautifulSoup uses, but into a target that builds
-# nothing) counts elements and nesting first and stops at the first element over a limit, so such a page is
-# refused in about a second, before any tree exists. Measured on 72,611 real pages (the Rust and Python package
-# documentation on the build machine; the seeds and the CMRC articles are plain text): at most 25 deep; the
-# largest page that reads as one document, the whole Rust Reference on one page (4.4 MB), has 90,336 elements;
-# only 5 generated API listings and source views (4.9-8.5 MB) have more than 100,000. Bytes per element do not
-# separate real pages from hostile ones (a data table cell ``<td>1</td>`` is as dense as ``<b>字</b>``), so
-# the limits are absolute: the tree of an accepted page stays under ~150 MB plus its text, whatever its size.
-HTML_MAX_DEPTH = 256  # ten times the deepest real page; also bounds the per-element work of the furniture rules
-HTML_MAX_ELEMENTS = 100_000
+# HTML is bounded by work, not only by bytes. No tree is built (BeautifulSoup's held ~1.4 kB per element, so a
+# 19 MB page of 1.6 M tiny elements cost minutes and gigabytes): two streaming passes of lxml's parser keep only
+# the text and a stack of open elements, so memory follows the page's size, not its element count (peak RSS
+# 1.0-4.1x the file's size in benchmarks/html_memory.py, whether 99,000 elements in 0.9 MB or 182,081 in 8 MB).
+# The element count bounds time: 9-14 us per element for both passes (2 shared cores), so a page at the limit
+# reads in ~5 s, and the page of 1.6 M ``<b>字</b>`` is refused in its first pass at the element past the limit
+# (~1 s). Measured on real pages: at most 25 deep (72,611 pages of Rust and Python documentation); the largest
+# page that reads as one document, the Node.js API on one page (8 MB), has 182,081 elements, the whole Rust
+# Reference (4.4 MB) 90,336. Bytes per element do not separate real pages from hostile ones (a table cell
+# ``<td>1</td>`` is as dense as ``<b>字</b>``), so the limits are absolute.
+HTML_MAX_DEPTH = 256  # ten times the deepest real page; also bounds the stack and the work of each end tag
+HTML_MAX_ELEMENTS = 400_000  # twice the largest real page
 # A text that is valid UTF-8 except for at most 1 byte in 100 of its non-ASCII bytes loads as UTF-8
 # with those bytes replaced by U+FFFD. More than that means another encoding (GBK, Big5: nearly
 # every non-ASCII byte is invalid UTF-8 there) or binary data, and the other decoders decide.
@@ -535,192 +536,441 @@ def _read_markdown(text: str, path: Path) -> RawText:
 
 
 def _read_html(data: bytes, path: Path) -> RawText:
-    """Main text of a web page; navigation, header, footer and scripts dropped."""
-    from bs4 import BeautifulSoup
+    """Main text of a web page; navigation, header, footer and scripts dropped.
 
-    head = data[:4096].decode("ascii", "ignore")
-    match = re.search(r"""charset\s*=\s*["']?([\w-]+)""", head, re.I)
-    text, replaced = decode_text(data, one_line(path.name), declared=match.group(1).lower() if match else None)
-    _check_html_shape(text, one_line(path.name))
-    soup = BeautifulSoup(text, "lxml")
-    title = _html_title(soup)
-    url = _meta(soup, "og:url")
-    canonical = soup.find("link", rel=lambda value: value and "canonical" in value)
-    href = str(canonical.get("href") or "") if canonical else ""
-    if href.startswith("http"):
-        url = href
-    date = next((value for name in _HTML_DATE_META if (value := _meta(soup, name))), None)
-    if date is None and (time := soup.find("time", datetime=True)):
-        date = str(time["datetime"])
-    for tag in soup.find_all(_HTML_DROP):
-        if _decomposed(tag):
-            continue  # inside one dropped already
-        if not (tag.name == "header" and tag.find_parent("article")):  # an article's own header holds its title
-            tag.decompose()
-    sizes, headed = _measure(soup)  # after the drops above: they changed the tree
-    total = sizes.get(id(soup.body or soup), 0) or 1
-    for tag in soup.find_all(True):
-        if _decomposed(tag) or tag.attrs is None or tag.name in ("body", "html", "main", "article"):
-            continue
-        names: str | list[str] = tag.get("class") or []
-        classes = " ".join(names if isinstance(names, list) else [names]) + " " + str(tag.get("id", ""))
-        if tag.get("role") in _HTML_DROP_ROLES or _HTML_DROP_CLASS.search(classes):
-            if not headed[id(tag)] and sizes[id(tag)] < 0.4 * total:
-                tag.decompose()  # a "nav-wrapper" around the whole page is not navigation
-    articles = soup.find_all("article")
-    body = max(articles, key=lambda a: len(a.get_text())) if articles else soup.find("main") or soup.body or soup
-    lines = (re.sub(r"[ \t\r\f]+", " ", line).strip() for line in _block_text(body).split("\n"))
-    text = "\n\n".join(line for line in lines if line)
-    return RawText(str(path), text, title=title, url=url, date=date, replaced=replaced)
+    Two streaming passes of lxml's HTML parser into targets that build no
+    tree (``_Page``): the first counts elements and nesting, refusing the
+    page at the first element over a limit, and measures the text of the
+    body; the second writes the text of what is kept. An element that looks
+    like furniture by its class, id or role is decided at its end tag, by
+    its share of the body's text, which is why the body is measured first.
+    Memory is the text kept plus a stack of at most ``HTML_MAX_DEPTH`` open
+    elements, whatever the number of elements.
+    """
+    name = one_line(path.name)
+    pieces, replaced = _html_pieces(data, name)
+    measured = _parse_html(pieces(), _Page(None), name)
+    page = _parse_html(pieces(), _Page(measured.body_chars or 1), name)
+    url = page.meta("og:url")
+    if (page.canonical or "").startswith("http"):
+        url = page.canonical
+    date = next((value for hint in _HTML_DATE_META if (value := page.meta(hint))), None)
+    if date is None:
+        date = page.time
+    if page.article:
+        _, _, start, end = page.article
+    elif page.main:
+        _, start, end = page.main
+    else:
+        start, end = page.body or (0, page.pos)
+    text = "\n\n".join(page.lines(start, end))
+    return RawText(str(path), text, title=page.title(), url=url, date=date, replaced=replaced)
 
 
-class _Shape:
-    """An lxml parser target that builds nothing: it counts elements and nesting, and stops at a limit."""
+_HTML_KEEP = frozenset({"body", "html", "main", "article"})  # never dropped for their class, id or role
+_HTML_LEFT_OUT = frozenset({"rt", "rp", "script", "style", "template"})  # their text is not counted as the article's
+_HTML_HINTS = ("og:url", "og:title", *_HTML_DATE_META)
+_HTML_HINT_NAMES = tuple((hint, re.compile(f"^{re.escape(hint)}$", re.I)) for hint in _HTML_HINTS)
+_HTML_TOKENS = re.compile(r"\S+")
+_HTML_SPACES = re.compile(r"[ \t\r\f]+")
+_ASCII_SPACES = " \n\t\x0c\r"
 
-    def __init__(self, max_elements: int) -> None:
-        self.max_elements = max_elements
-        self.elements = self.depth = 0
 
-    def start(self, tag: str, attrib: object) -> None:
+class _Open:
+    """One open element of ``_Page``: what it inherits, and where it started in the counts and the text."""
+
+    __slots__ = (
+        "name", "ordinal", "skip", "plain", "keep_space", "in_article", "headed", "furniture",
+        "chars", "pos", "plain_at", "piece", "chosen",
+    )  # fmt: skip
+    skip: bool
+    plain: bool
+    keep_space: bool
+    in_article: bool
+
+    def __init__(self, name: str, ordinal: int, parent: _Open | None) -> None:
+        self.name, self.ordinal = name, ordinal
+        self.skip = parent is not None and parent.skip  # inside a dropped element (script, nav, footer ...)
+        self.plain = (parent is None or parent.plain) and name not in _HTML_LEFT_OUT
+        self.keep_space = (parent is not None and parent.keep_space) or name in ("pre", "textarea")
+        self.in_article = parent is not None and (parent.in_article or parent.name == "article")
+        self.headed = False  # holds an <article> or an <h1> (a wrapper of the page, not furniture)
+        self.furniture = False
+        self.chars = self.pos = self.plain_at = self.piece = 0
+        self.chosen: tuple[Any, Any] = (None, None)  # a furniture-like element's: the article and main before it
+
+
+class _Page:
+    """An lxml parser target that keeps the text of a page and its hints, and builds no tree.
+
+    It reads a page as the earlier reader on a BeautifulSoup tree did (the
+    same parser, the same events; benchmarks/html_sameness.py compares the
+    two page by page), with the rules that reader had:
+    whitespace-only strings collapsed to one space or line break (outside
+    <pre> and <textarea>), an end tag closing up to the latest open element
+    of its name, the hints (<title>, the single <h1>, <meta>, the canonical
+    <link>, <time>) read from every element, dropped or not. ``body_chars``
+    None is the measuring pass: counts only. Otherwise it is the size of
+    the body's text, and an element whose class, id or role names
+    furniture is dropped at its end tag when it holds less than 40 % of
+    that text and no <article> or <h1>.
+
+    Nothing is kept per element once it is closed: the text in ``_Chunks``,
+    the longest article and the first main so far (each furniture-like
+    element remembers the ones before it, to go back to if it is dropped),
+    and a stack of the open elements, at most ``HTML_MAX_DEPTH``.
+    """
+
+    def __init__(self, body_chars: int | None) -> None:
+        self.extract = body_chars is not None
+        self.total = body_chars or 1
+        self.elements = 0
+        self.refused = False
+        self.stack: list[_Open] = []
+        self.run: list[str] = []  # the string being read: data until the next tag, comment or the end
+        self.chars = 0  # text outside dropped elements: the sizes the furniture rule compares
+        self.first_body: _Open | None = None
+        self.body_chars: int | None = None
+        self.text = _Chunks()
+        self.pos = 0  # length of the text kept so far
+        self.plain = 0  # the same without ruby annotations (<rt>, <rp>): what an article's length counts
+        # the longest kept <article>, the first if tied: (length, -ordinal, start, end)
+        self.article: tuple[int, int, int, int] | None = None
+        self.main: tuple[int, int, int] | None = None  # the first kept <main>: (ordinal, start, end)
+        self.body: tuple[int, int] | None = None
+        self.by_property: dict[str, str] = {}  # hint -> content of its first <meta property=...>
+        self.by_name: dict[str, str] = {}  # hint -> content of the first <meta name=...> matching it
+        self.canonical: str | None = None
+        self.time: str | None = None
+        self.h1s = 0
+        self.h1: _Open | None = None  # the first <h1>, while it is open
+        self.h1_text = _Chunks()  # its strings, each after a space
+        self.title_tree: list[Any] | None = None  # the first <title>: up to two children of each element
+        self.title_open: list[list[Any]] = []
+
+    def start(self, tag: str, attrib: Mapping[str, str]) -> None:
+        self._end_run()
         self.elements += 1
-        self.depth += 1
-        if self.depth > HTML_MAX_DEPTH or self.elements > self.max_elements:
-            raise _Refused
+        if len(self.stack) >= HTML_MAX_DEPTH or self.elements > HTML_MAX_ELEMENTS:
+            self.refused = True  # the source ends here: lxml would otherwise read the rest of the page
+            raise _Refused(len(self.stack) >= HTML_MAX_DEPTH)
+        frame = _Open(tag, self.elements, self.stack[-1] if self.stack else None)
+        if not frame.skip and tag in _HTML_DROP and not (tag == "header" and frame.in_article):
+            frame.skip = True  # an article's own header holds its title
+        frame.chars = self.chars
+        if tag == "body" and self.first_body is None and not frame.skip:
+            self.first_body = frame
+        if self.extract:
+            self._hints(frame, attrib)
+            if not frame.skip:
+                self._begin(frame, attrib)
+        self.stack.append(frame)
 
     def end(self, tag: str) -> None:
-        self.depth -= 1
+        self._end_run()
+        for index in range(len(self.stack) - 1, -1, -1):
+            if self.stack[index].name == tag:
+                while len(self.stack) > index:
+                    self._close(self.stack.pop())
+                return
 
     def data(self, data: str) -> None:
-        pass
+        self.run.append(data)
 
     def comment(self, text: str) -> None:
-        pass
+        self._end_run()
+        if self.title_open:
+            _child(self.title_open[-1], _collapse(text))
 
-    def close(self) -> None:
-        pass
+    def pi(self, target: str, data: str) -> None:
+        self._end_run()
+        if self.title_open:
+            _child(self.title_open[-1], _collapse(target + " " + data))
+
+    def doctype(self, *ids: object) -> None:
+        self._end_run()
+
+    def close(self) -> _Page:
+        self._end_run()
+        while self.stack:
+            self._close(self.stack.pop())
+        if self.first_body is None:
+            self.body_chars = self.chars
+        return self
+
+    def _hints(self, frame: _Open, attrib: Mapping[str, str]) -> None:
+        tag = frame.name
+        if tag == "meta":
+            content = attrib.get("content") or ""
+            prop = attrib.get("property")
+            if prop in _HTML_HINTS and prop not in self.by_property:
+                self.by_property[prop] = content
+            if (name := attrib.get("name")) is not None:
+                for hint, pattern in _HTML_HINT_NAMES:
+                    if hint not in self.by_name and pattern.search(name):
+                        self.by_name[hint] = content
+        elif tag == "link" and self.canonical is None:
+            if any("canonical" in value for value in _HTML_TOKENS.findall(attrib.get("rel") or "")):
+                self.canonical = attrib.get("href") or ""
+        elif tag == "time" and self.time is None and "datetime" in attrib:
+            self.time = attrib["datetime"] or ""
+        elif tag == "h1":
+            self.h1s += 1
+            if self.h1s == 1:
+                self.h1 = frame
+        if self.title_open:
+            node: list[Any] = []
+            _child(self.title_open[-1], node)
+            self.title_open.append(node)
+        elif tag == "title" and self.title_tree is None:
+            self.title_tree = []
+            self.title_open.append(self.title_tree)
+
+    def _begin(self, frame: _Open, attrib: Mapping[str, str]) -> None:
+        frame.pos, frame.plain_at = self.pos, self.plain
+        if frame.name not in _HTML_KEEP:
+            named = " ".join(_HTML_TOKENS.findall(attrib.get("class") or "")) + " " + (attrib.get("id") or "")
+            if attrib.get("role") in _HTML_DROP_ROLES or _HTML_DROP_CLASS.search(named):
+                frame.furniture = True
+                frame.piece, frame.chosen = self.text.mark(), (self.article, self.main)
+        if frame.name == "br" or frame.name in _HTML_BLOCKS:
+            self._write("\n")
+
+    def _close(self, frame: _Open) -> None:
+        if self.extract:
+            if self.title_open:
+                self.title_open.pop()
+            if frame is self.h1:
+                self.h1 = None
+        if frame.skip:
+            return
+        size = self.chars - frame.chars
+        if self.stack and (frame.headed or frame.name in ("article", "h1")):
+            self.stack[-1].headed = True
+        if frame is self.first_body:
+            self.body_chars = size
+        if not self.extract:
+            return
+        if frame.furniture and not frame.headed and size < 0.4 * self.total:  # furniture: back to where it began
+            self.text.cut(frame.piece)
+            self.pos, self.plain = frame.pos, frame.plain_at
+            self.article, self.main = frame.chosen
+            return
+        if frame.name in _HTML_BLOCKS:
+            self._write("\n")
+        if frame.name == "article":
+            article = (self.plain - frame.plain_at, -frame.ordinal, frame.pos, self.pos)
+            if self.article is None or article[:2] > self.article[:2]:
+                self.article = article
+        elif frame.name == "main":
+            if self.main is None or frame.ordinal < self.main[0]:
+                self.main = (frame.ordinal, frame.pos, self.pos)
+        elif frame is self.first_body:
+            self.body = (frame.pos, self.pos)
+
+    def _end_run(self) -> None:
+        """The string read so far is complete: count it, and keep it unless it is inside a dropped element."""
+        if not self.run:
+            return
+        string = "".join(self.run)
+        self.run.clear()
+        top = self.stack[-1] if self.stack else None
+        if top is None or not top.keep_space:
+            string = _collapse(string)
+        plain = top is None or top.plain
+        if self.extract:
+            if self.title_open:
+                _child(self.title_open[-1], string)
+            if self.h1 is not None and plain and (stripped := string.strip()):
+                self.h1_text.append(" " + stripped)
+        if top is not None and top.skip:
+            return
+        self.chars += len(string)
+        if self.extract:
+            self._write(string)
+            if plain:
+                self.plain += len(string)
+
+    def _write(self, piece: str) -> None:
+        self.text.append(piece)
+        self.pos += len(piece)
+
+    def lines(self, start: int, end: int) -> list[str]:
+        """The kept text from ``start`` to ``end`` in lines, spaces and tabs made one space, empty ones left out.
+
+        Each piece is let go once read, so the lines never coexist with a
+        second copy of the whole text.
+        """
+        lines: list[str] = []
+        partial: list[str] = []  # the start of a line that goes on in the next piece
+        pieces, self.text.items = self.text.items, []
+        pieces.reverse()
+        offset = 0
+        while pieces:
+            piece = pieces.pop()
+            begin, offset = offset, offset + len(piece)
+            if offset <= start or begin >= end:
+                continue
+            piece = piece[max(start - begin, 0) : end - begin]
+            *complete, rest = piece.split("\n")
+            for line in complete:
+                if partial:
+                    line, partial = "".join(partial) + line, []
+                if line := _HTML_SPACES.sub(" ", line).strip():
+                    lines.append(line)
+            partial.append(rest)
+        if line := _HTML_SPACES.sub(" ", "".join(partial)).strip():
+            lines.append(line)
+        return lines
+
+    def meta(self, hint: str) -> str | None:
+        """The content of the first <meta property=hint>, else of the first <meta name=hint> (any case)."""
+        content = self.by_property[hint] if hint in self.by_property else self.by_name.get(hint, "")
+        return content.strip() or None
+
+    def title(self) -> str | None:
+        """og:title, else the single <h1>, else <title> without a site-name suffix."""
+        title = self.meta("og:title")
+        if not title and self.h1s == 1:
+            title = "".join(self.h1_text.items)[1:]
+        if not title and (string := _only_string(self.title_tree)):
+            parts = [part.strip() for part in _TITLE_SEPARATORS.split(string) if part.strip()]
+            title = max(parts, key=len) if parts else None
+        return re.sub(r"\s+", " ", title).strip() if title else None
+
+
+class _Chunks:
+    """Strings joined 256 at a time, so that many small ones cost about what one long one does.
+
+    ``mark()`` gives a place that ``cut()`` goes back to: no string is joined
+    across a place marked later than the last join.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.fixed = 0  # items before this index are not joined again
+
+    def append(self, string: str) -> None:
+        self.items.append(string)
+        if len(self.items) - self.fixed >= 256:
+            self._join()
+
+    def mark(self) -> int:
+        if len(self.items) - self.fixed > 1:
+            self._join()
+        self.fixed = len(self.items)
+        return self.fixed
+
+    def cut(self, place: int) -> None:
+        del self.items[place:]
+        self.fixed = min(self.fixed, place)
+
+    def _join(self) -> None:
+        self.items[self.fixed :] = ["".join(self.items[self.fixed :])]
+        self.fixed = len(self.items)
 
 
 class _Refused(Exception):
     pass
 
 
-def _check_html_shape(text: str, name: str) -> None:
-    """Refuse a page nested too deep or with too many elements, before BeautifulSoup builds its tree.
+def _html_pieces(data: bytes, name: str) -> tuple[Callable[[], Iterator[str]], int]:
+    """The decoded page as a source of pieces of about 64 K characters, and how many bytes were replaced.
 
-    The same parser as BeautifulSoup's ("lxml"), so the same elements, but
-    streamed in pieces into a target that keeps only two counters: the
-    work stops at the first element over a limit, and memory stays that of
-    one piece. See ``HTML_MAX_DEPTH`` and ``HTML_MAX_ELEMENTS``.
+    A page that is valid UTF-8 (most are) is decoded piece by piece each
+    time it is read, so no copy of the whole decoded page is held: one emoji
+    makes a Python str four bytes a character, four times the size of an
+    ASCII page. Any other page is decoded whole by ``decode_text``, as a
+    .txt file is, with the charset its head declares tried first.
+    """
+    head = data[:4096].decode("ascii", "ignore")
+    match = re.search(r"""charset\s*=\s*["']?([\w-]+)""", head, re.I)
+    declared = match.group(1).lower() if match else None
+    utf8 = declared is None or declared.replace("_", "-") in ("utf-8", "utf8")
+    if utf8 and not data.startswith(_BOMS) and b"\x00" not in data and _valid_utf8(data):
+        return functools.partial(_utf8_pieces, data), 0
+    text, replaced = decode_text(data, name, declared)
+    text = text.removeprefix("\ufeff")  # lxml misreads a str that starts with a byte order mark
+    return (lambda: (text[start : start + 2**16] for start in range(0, len(text), 2**16))), replaced
+
+
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def _valid_utf8(data: bytes) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(data), 2**16):
+            decoder.decode(view[start : start + 2**16])
+        decoder.decode(b"", True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _utf8_pieces(data: bytes) -> Iterator[str]:
+    """``data`` decoded in 64 KiB steps, line breaks normalised as ``decode_text`` does (CR LF, CR: LF)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    held = ""  # a CR at the end of a piece may be the first half of a CR LF
+    for start in range(0, len(data), 2**16):
+        piece = held + decoder.decode(view[start : start + 2**16], start + 2**16 >= len(data))
+        held = "\r" if piece.endswith("\r") else ""
+        piece = piece[:-1] if held else piece
+        if piece:
+            yield _normalise_newlines(piece)
+    if held:
+        yield "\n"
+
+
+class _Pieces:
+    """A file-like source of pieces for lxml's parser; at its end as soon as the page is refused."""
+
+    def __init__(self, pieces: Iterator[str], page: _Page) -> None:
+        self.pieces, self.page = pieces, page
+
+    def read(self, size: int = -1) -> bytes:
+        return b"" if self.page.refused else next(self.pieces, "").encode()
+
+
+def _parse_html(pieces: Iterator[str], page: _Page, name: str) -> _Page:
+    """Parse ``pieces`` into ``page``; a page over a limit becomes a ``LoadError``.
+
+    Parsed from a file-like source, not fed: libxml2's push parser (``feed``)
+    keeps all the input it was given until the end, about the page's size
+    again, while reading from a source holds only a small window of it.
     """
     from lxml import etree  # type: ignore[import-untyped]  # no stubs; only its parser is used
 
-    shape = _Shape(HTML_MAX_ELEMENTS)
-    parser = etree.HTMLParser(target=shape, recover=True, no_network=True)
+    parser = etree.HTMLParser(target=page, recover=True, no_network=True, encoding="utf-8")  # whatever <meta> says
     try:
-        for start in range(0, len(text), 2**16):
-            parser.feed(text[start : start + 2**16])
-        parser.close()
-    except _Refused:
-        if shape.depth > HTML_MAX_DEPTH:
+        return etree.parse(_Pieces(pieces, page), parser)
+    except _Refused as refused:
+        if refused.args[0]:
             raise LoadError(f"{name}: elements are nested over {HTML_MAX_DEPTH} deep; not a readable page.") from None
         raise LoadError(f"{name}: over {HTML_MAX_ELEMENTS:,} HTML elements; not a readable page.") from None
-    except etree.LxmlError:
-        pass  # BeautifulSoup reads what it can of a damaged page; its own failures become a skip
 
 
-def _text_nodes(node) -> bool:
-    """The strings ``get_text()`` would include (no comments, doctypes or processing instructions)."""
-    text, other = _string_types()
-    return isinstance(node, text) and not isinstance(node, other)
+def _collapse(string: str) -> str:
+    """A string of ASCII whitespace only becomes one line break if it holds one, else one space."""
+    if string.strip(_ASCII_SPACES):
+        return string
+    return "\n" if "\n" in string else " "
 
 
-@functools.cache
-def _string_types() -> tuple[type, type]:
-    from bs4 import NavigableString
-    from bs4.element import PreformattedString
-
-    return NavigableString, PreformattedString
+def _child(node: list[Any], child: Any) -> None:
+    if len(node) < 2:  # one child or more than one is all ``_only_string`` needs to know
+        node.append(child)
 
 
-def _measure(soup) -> tuple[dict[int, int], dict[int, bool]]:
-    """In one pass: each tag's text length, and whether it holds an <article> or <h1>.
-
-    Computed once, bottom-up, because asking each tag (``get_text()``,
-    ``find()``) costs its whole subtree: quadratic on a deeply nested page,
-    hours for a few megabytes. No recursion, so no recursion limit either.
-    """
-    from bs4 import Tag
-
-    sizes: dict[int, int] = {}
-    headed: dict[int, bool] = {}
-    stack: list[tuple[Any, bool]] = [(soup, False)]
-    while stack:
-        node, done = stack.pop()
-        if not isinstance(node, Tag):
-            continue
-        if done:
-            children = [c for c in node.contents if isinstance(c, Tag)]
-            own = sum(len(str(c)) for c in node.contents if _text_nodes(c))
-            sizes[id(node)] = own + sum(sizes[id(c)] for c in children)
-            headed[id(node)] = any(c.name in ("article", "h1") or headed[id(c)] for c in children)
-            continue
-        stack.append((node, True))
-        stack.extend((child, False) for child in node.contents)
-    return sizes, headed
-
-
-def _block_text(root) -> str:
-    """The text under ``root`` with a line break around every block element and at each <br>.
-
-    One pass with an explicit stack rather than inserting "\n" strings into
-    the tree: bs4's ``insert_after`` walks to the end of the tag's subtree
-    each time, which is quadratic on deeply nested pages.
-    """
-    from bs4 import Tag
-
-    out: list[str] = []
-    stack: list[tuple[Any, bool]] = [(root, False)]
-    while stack:
-        node, leaving = stack.pop()
-        if leaving:
-            out.append("\n")
-        elif isinstance(node, Tag):
-            if node.name == "br":
-                out.append("\n")
-                continue
-            if node.name in _HTML_BLOCKS and node is not root:
-                out.append("\n")
-                stack.append((node, True))
-            stack.extend((child, False) for child in reversed(node.contents))
-        elif _text_nodes(node):
-            out.append(str(node))
-    return "".join(out)
-
-
-def _decomposed(tag) -> bool:
-    """``tag.decomposed`` without its cost: on a live tag bs4 looks the flag up as a child tag
-    (``find("_decomposed")``), a search of the whole subtree, quadratic on deeply nested pages."""
-    return bool(vars(tag).get("_decomposed"))
-
-
-def _html_title(soup) -> str | None:
-    """og:title, else the single <h1>, else <title> without a site-name suffix."""
-    title = _meta(soup, "og:title")
-    if not title:
-        h1s = soup.find_all("h1")
-        title = h1s[0].get_text(" ", strip=True) if len(h1s) == 1 else None
-    if not title and soup.title and soup.title.string:
-        parts = [part.strip() for part in _TITLE_SEPARATORS.split(soup.title.string) if part.strip()]
-        title = max(parts, key=len) if parts else None
-    return re.sub(r"\s+", " ", title).strip() if title else None
-
-
-def _meta(soup, name: str) -> str | None:
-    tag = soup.find("meta", attrs={"property": name}) or soup.find(
-        "meta", attrs={"name": re.compile(f"^{re.escape(name)}$", re.I)}
-    )
-    content = tag.get("content", "").strip() if tag else ""
-    return content or None
+def _only_string(node: list[Any] | None) -> str | None:
+    """The string of an element that holds one string, directly or through single children; else None."""
+    while node is not None and len(node) == 1:
+        if isinstance(node[0], str):
+            return node[0]
+        node = node[0]
+    return None
 
 
 def _read_docx(data: bytes, path: Path) -> RawText:

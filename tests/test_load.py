@@ -237,6 +237,41 @@ def test_html_wrapper_named_like_navigation_keeps_the_article(tmp_path: Path) ->
     assert doc.text == "今年以来,大队推出便民服务措施12项,办理业务3000余件,群众满意率达到99%。"
 
 
+def test_html_furniture_is_judged_by_its_share_of_the_body_however_many_pieces_it_holds(tmp_path: Path) -> None:
+    """A share bar of 300 links is dropped; a "sidebar" holding most of the page's text is the page, and stays."""
+    prose = "今年以来,大队推出便民服务措施12项,办理业务3000余件。" * 120
+    share = "".join(f"<span>分享{i}</span>" for i in range(300))
+    page = f"<html><body><p>{prose}</p><div class='share'>{share}</div><p>尾段文字。</p></body></html>"
+    path = tmp_path / "share.html"
+    path.write_text(page, encoding="utf-8")
+    assert read(path).text == f"{prose}\n\n尾段文字。"
+
+    path.write_text(f"<html><body><p>导航</p><div class='sidebar'><p>{prose}</p>{share}</div></body></html>", "utf-8")
+    assert read(path).text == "导航\n\n" + prose + "\n\n" + "".join(f"分享{i}" for i in range(300))
+
+
+def test_html_longest_article_is_measured_without_its_furniture(tmp_path: Path) -> None:
+    """Of two <article>s the one with more text once its related-links block is dropped is the page."""
+    links = "".join(f"<a href='/n/{i}'>相关新闻标题第{i}条</a>" for i in range(40))
+    page = (
+        f"<html><body><div>{'站点介绍文字。' * 300}</div>"
+        f"<article><div class='related'>{links}</div><p>短讯。</p></article>"
+        "<article><p>今年以来,大队推出便民服务措施12项,办理业务3000余件,群众满意率达到99%。</p></article>"
+        "</body></html>"
+    )
+    path = tmp_path / "two.html"
+    path.write_text(page, encoding="utf-8")
+    assert read(path).text == "今年以来,大队推出便民服务措施12项,办理业务3000余件,群众满意率达到99%。"
+
+
+def test_html_read_in_pieces_keeps_line_breaks_and_wide_characters(tmp_path: Path) -> None:
+    """A page longer than one 64 K piece: CR LF across a piece boundary is one break; an emoji loads."""
+    rows = "".join(f"第{i}行😀\r\n" for i in range(20_000))
+    path = tmp_path / "long.html"
+    path.write_bytes(f"<html><body><pre>{rows}</pre></body></html>".encode())
+    assert read(path).text == "\n\n".join(f"第{i}行😀" for i in range(20_000))
+
+
 def test_placeholder_document_titles_are_ignored(tmp_path: Path) -> None:
     import docx
 

@@ -1,9 +1,10 @@
 """Which files a build reads, and what reading one may cost (issue 22, items 2, 3, 6 and 7).
 
 Every path given or found has exactly one outcome; a file that is not a
-regular file is never opened; an HTML page whose shape would make the
-parser's tree huge is refused before the tree exists; a rebuild does not
-read a file whose stat says it has not changed.
+regular file is never opened; an HTML page over the element or nesting
+limits is refused at the first element past them, and an accepted one
+costs a small multiple of its size; a rebuild does not read a file whose
+stat says it has not changed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -23,40 +23,71 @@ from qa.pipeline import load_collection
 ARTICLE = "交警大队开展安全宣传\n\n交警大队党总支现有党员54人，其中民警47人。该党总支每周一集中学习。\n"
 
 
-def _no_soup(monkeypatch) -> list[int]:
-    """Make BeautifulSoup fail the test if it is ever asked to parse; count the calls."""
-    import bs4
-
+def _pieces_read(monkeypatch) -> list[int]:
+    """Count the pieces of decoded page that lxml's parser asks the reader for."""
     calls: list[int] = []
+    read_piece = qa.load._Pieces.read
 
-    def refuse(*args, **kwargs):
+    def counted(self, size: int = -1) -> bytes:
         calls.append(1)
-        raise AssertionError("BeautifulSoup was called for a page that should be refused first")
+        return read_piece(self, size)
 
-    monkeypatch.setattr(bs4, "BeautifulSoup", refuse)
+    monkeypatch.setattr(qa.load._Pieces, "read", counted)
     return calls
 
 
 @pytest.mark.parametrize(
-    "name, page, why",
+    "name, page, refused_at, why",
     [
-        # the review's page, scaled down from 1.6 M elements: over the element limit long before the end
-        ("tiny-elements.html", b"<html><body><p>" + "<b>字</b>".encode() * 400_000, "HTML elements"),
-        ("nested-divs.html", b"<html><body>" + b"<div>" * 300_000 + "深处".encode() + b"</div>" * 300_000, "nested"),
+        # the review's page: 1.6 M tiny elements, 16 MB, once minutes and gigabytes for BeautifulSoup's tree
+        (
+            "tiny-elements.html",
+            b"<html><body><p>" + "<b>字</b>".encode() * 1_600_000,
+            15 + 10 * qa.load.HTML_MAX_ELEMENTS,  # the byte where the element past the limit starts
+            "HTML elements",
+        ),
+        (
+            "nested-divs.html",
+            b"<html><body>" + b"<div>" * 300_000 + "深处".encode() + b"</div>" * 300_000,
+            12 + 5 * qa.load.HTML_MAX_DEPTH,
+            "nested",
+        ),
     ],
 )
-def test_pathological_html_is_refused_before_any_tree_is_built(tmp_path: Path, monkeypatch, name, page, why) -> None:
-    """Before: the whole BeautifulSoup tree was built first (146 s and 4 GB for 19 MB), depth checked after."""
+def test_pathological_html_is_refused_early(tmp_path: Path, monkeypatch, name, page, refused_at, why) -> None:
+    """Refused at the first element over a limit: lxml reads no further into the page, and reads it once."""
     path = tmp_path / name
     path.write_bytes(page)
-    calls = _no_soup(monkeypatch)
-    started = time.perf_counter()
-    loaded = load_collection([path])
-    elapsed = time.perf_counter() - started
-    assert not loaded.documents and not calls
+    calls = _pieces_read(monkeypatch)
+    loaded = load_collection([path], max_file_mb=20)
+    assert not loaded.documents
     assert [s.path for s in loaded.skipped] == [str(path)] and why in loaded.skipped[0].reason
     assert "\n" not in loaded.skipped[0].reason
-    assert elapsed < 10, elapsed  # ~0.5 s here; the tree alone took ~80 s for this page
+    assert refused_at < len(page) / 3
+    assert len(calls) <= refused_at // 2**16 + 3, len(calls)  # 64 KiB pieces up to it, one read ahead, the end
+
+
+def test_a_large_accepted_page_costs_a_small_multiple_of_its_size(tmp_path: Path) -> None:
+    """Python's peak allocations while reading a page just under the element limit stay under 5x its size.
+
+    The tree BeautifulSoup built took ~1.4 kB per element: ~140 MB, over 100x,
+    for this page. (The process's whole peak, lxml included, is measured by
+    benchmarks/html_memory.py.)
+    """
+    import tracemalloc
+
+    rows = "".join(f"<tr><td>{i}</td><td>交警大队记录{i}</td></tr>" for i in range(33_000))
+    path = tmp_path / "table.html"
+    path.write_text(f"<html><body><article><p>{ARTICLE}</p><table>{rows}</table></article></body></html>", "utf-8")
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        raw = read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "交警大队记录32999" in raw.text
+    assert peak < 5 * size, (peak, size)
 
 
 def test_real_pages_pass_the_shape_check(tmp_path: Path) -> None:
