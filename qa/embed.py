@@ -1,9 +1,12 @@
 """The encoders: which model answers, and turning text into unit vectors.
 
-``SentenceEncoder`` runs a sentence-transformers model (its network on
-OpenVINO when that backend is chosen, see ``qa.openvino``, at the precision
-``qa.precision`` chose for this CPU); ``QuestionEncoder`` runs questions
-through the cached OpenVINO export without torch. torch and
+``OpenVINOEncoder`` runs the bundled model on its OpenVINO export (at the
+precision ``qa.precision`` chose for this CPU) without torch or
+sentence-transformers, for builds and questions alike; ``SentenceEncoder``
+runs a sentence-transformers model (a configured one, or the bundled one on
+torch), its network on OpenVINO when that backend is chosen (see
+``qa.openvino``); ``QuestionEncoder`` runs questions through the cached
+OpenVINO export with a tokenizer cut down per question. torch and
 sentence-transformers take seconds to import, so they are imported inside
 functions only, and ``qa --help`` stays instant. Resolution never hangs: a Hugging Face id is looked up in the local
 cache first, the hub is probed once with a short socket timeout before any
@@ -14,6 +17,7 @@ instead, with one line on stderr saying so.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -199,7 +203,7 @@ class OpenVINOEncoder:
     Why: loaded through sentence-transformers, a build held the float32 torch
     copy of the network and the libraries' imports (about 1 GB) only to
     tokenise and pool once the forward pass ran in OpenVINO. This does what
-    that path does around the network: the prompt before the stripped text,
+    that path does around the network: the prompt before the text,
     the model's Unigram tokenizer truncated at ``max_seq_length`` (the
     cut-down ``qa.question_tokenizer``, the same ids without the 280 MB of
     the full one), each text as one unpadded infer request with one request
@@ -226,13 +230,21 @@ class OpenVINOEncoder:
         self.lock = threading.Lock()  # the tokenizer and the request queue, shared by the web chat's threads
         self._encode: Callable[[list[str], str], np.ndarray] | None = None
 
+    def with_notice(self, notice: str | None) -> OpenVINOEncoder:
+        """This loaded encoder, saying why it answers (the network, tokenizer and lock are shared)."""
+        if notice == self.notice:
+            return self
+        other = copy.copy(self)
+        other.notice = notice
+        return other
+
     def use(self, compiled: Any, decision: precision.Decision) -> None:
         self._encode = self.with_network(compiled)
         self.decision, self.precision = decision, decision.precision
 
     def token_ids(self, text: str) -> list[int]:
         with self.lock:
-            return list(self.tokenizer.encode((self.prompts["passage"] + text).strip()))
+            return list(self.tokenizer.encode(self.prompts["passage"] + text))
 
     def with_network(self, compiled: Any) -> Callable[[list[str], str], np.ndarray]:
         """``encode(texts, kind)`` through ``compiled`` (``precision.Runner``; ``use`` keeps one)."""
@@ -250,7 +262,7 @@ class OpenVINOEncoder:
             with self.lock:
                 queue.set_callback(done)
                 for row, text in enumerate(texts):
-                    ids = np.asarray([self.tokenizer.encode((self.prompts[kind] + text).strip())], np.int64)
+                    ids = np.asarray([self.tokenizer.encode(self.prompts[kind] + text)], np.int64)
                     queue.start_async({0: ids, 1: np.ones_like(ids)}, row)
                 queue.wait_all()
             return out
@@ -291,12 +303,13 @@ def _openvino_bundled(path: Path, identity: str, settings: Settings, progress: S
 
     key = (identity, settings.precision, settings.ov_streams)
     if key in _DIRECT:
-        return _DIRECT[key]
+        return _DIRECT[key].with_notice(notice)
     limit = int(json.loads((path / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"])
     tokenizer = _question_tokenizer(path / "tokenizer.json", settings.cache_dir, limit)
+    openvino.release_memory()  # the first call stores the tokenizer's pieces, parsing its 17 MB of JSON
     threads = _threads()
     encoder = OpenVINOEncoder(path, tokenizer, convert.MODEL_NAME, identity,
-                              settings.ov_streams or threads, notice)  # QA_OV_STREAMS; 0: one per thread
+                              settings.ov_streams or threads)  # QA_OV_STREAMS; 0: one per thread
     xml = openvino.export_folder(path, tokenizer.encode, identity, settings.cache_dir, progress)
     say = progress or _note
     measure = precision.measurer(encoder, xml, threads, encoder.streams, say)
@@ -306,7 +319,7 @@ def _openvino_bundled(path: Path, identity: str, settings: Settings, progress: S
         say(f"inference precision: {decision.summary()}")
     encoder.use(openvino.compile_variant(xml, decision.precision, threads, encoder.streams), decision)
     _DIRECT[key] = encoder
-    return encoder
+    return encoder.with_notice(notice)
 
 
 class QuestionEncoder:
@@ -437,6 +450,7 @@ def _question_tokenizer(tokenizer_json: Path, cache_dir: Path, max_length: int) 
 
 def _bundled(settings: Settings, progress: Status | None = None) -> tuple[Path, str]:
     path = convert.install_bundled(settings.cache_dir, progress)
+    openvino.release_memory()  # a first build's conversion leaves 300 MB of freed heap behind otherwise
     return path, convert.installed_identity(path) or convert.identity_for("")
 
 
@@ -466,7 +480,7 @@ def load_encoder(settings: Settings, progress: Status | None = None) -> Sentence
             notice = f"{reason}; the bundled {convert.MODEL_NAME} answers instead."
             _note(notice)
     path, identity = _bundled(settings, progress)
-    if backend == "openvino":
+    if backend == "openvino" and settings.ov_streams != 1:  # 1: padded batches, the compared variant
         try:
             return _openvino_bundled(path, identity, settings, progress, notice)
         except ModelError:

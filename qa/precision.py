@@ -20,7 +20,7 @@ The decision rule (``choose``, ``pick``) takes the measuring as a function
 figures and need no OpenVINO. The measuring itself (``measure_precisions``)
 is here too, compiling through ``qa.openvino`` (OpenVINO itself is
 imported only when measuring), and never calls back into ``qa.embed``:
-the caller hands over the loaded model.
+the caller hands over the loaded encoder as a ``Runner``.
 """
 
 from __future__ import annotations
