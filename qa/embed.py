@@ -276,10 +276,11 @@ class OpenVINOEncoder:
 
     def encode_passages(self, texts: Sequence[str],
                         progress: Callable[[int], None] | None = None) -> np.ndarray:
-        """Unit vectors (n, dim) for passages in the caller's order; ``progress(n_done)`` after each group."""
+        """Unit vectors (n, dim) for passages in the caller's order; ``progress(n_done)`` after each group
+        of ``BATCH`` (the lock is held per group, so a question asked during a rebuild waits for one)."""
         assert self._encode is not None, "use() first"
         out = np.zeros((len(texts), self.dim), np.float32)
-        step = BATCH * 4
+        step = BATCH
         for start in range(0, len(texts), step):
             out[start:start + step] = self._encode(list(texts[start:start + step]), "passage")
             if progress is not None:
