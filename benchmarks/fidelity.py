@@ -107,7 +107,7 @@ def precision_check(candidates: list[str], times: int) -> None:
 
     from qa import precision
     from qa.config import Settings
-    from qa.embed import BATCH, load_encoder
+    from qa.embed import load_encoder
     from qa.openvino import ir_dir
 
     settings = Settings.load().with_(model="", backend="openvino", precision="f32")
@@ -123,7 +123,7 @@ def precision_check(candidates: list[str], times: int) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for run in range(1, times + 1):
         load, started = os.getloadavg()[0], time.perf_counter()
-        figures = precision.measure_precisions(encoder.model, xml, candidates, threads, threads, BATCH)
+        figures = precision.measure_precisions(encoder, xml, candidates, threads, threads)
         took = time.perf_counter() - started
         for name, f in figures.items():
             if "error" in f:

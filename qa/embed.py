@@ -1,9 +1,12 @@
 """The encoders: which model answers, and turning text into unit vectors.
 
-``SentenceEncoder`` runs a sentence-transformers model (its network on
-OpenVINO when that backend is chosen, see ``qa.openvino``, at the precision
-``qa.precision`` chose for this CPU); ``QuestionEncoder`` runs questions
-through the cached OpenVINO export without torch. torch and
+``OpenVINOEncoder`` runs the bundled model on its OpenVINO export (at the
+precision ``qa.precision`` chose for this CPU) without torch or
+sentence-transformers, for builds and questions alike; ``SentenceEncoder``
+runs a sentence-transformers model (a configured one, or the bundled one on
+torch), its network on OpenVINO when that backend is chosen (see
+``qa.openvino``); ``QuestionEncoder`` runs questions through the cached
+OpenVINO export with a tokenizer cut down per question. torch and
 sentence-transformers take seconds to import, so they are imported inside
 functions only, and ``qa --help`` stays instant. Resolution never hangs: a Hugging Face id is looked up in the local
 cache first, the hub is probed once with a short socket timeout before any
@@ -14,6 +17,7 @@ instead, with one line on stderr saying so.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -155,13 +159,168 @@ def _use_openvino(model: Any, identity: str, cache_dir: Path, progress: Status |
     threads = torch.get_num_threads()
     streams = max(1, streams_setting or threads)  # QA_OV_STREAMS; 0: one per thread
     say = progress or _note
-    measure = precision.measurer(model, xml, threads, streams, BATCH, say)
+    measure = precision.measurer(_STRunner(model, streams), xml, threads, streams, say)
     decision = precision.choose(precision_setting, precision.read_cpu(), cache_dir, identity, ov.get_version(), measure)
     if decision.how == "measured":
         say(f"inference precision: {decision.summary()}")
     compiled = openvino.compile_variant(xml, decision.precision, threads, streams)
     module.model = openvino.forward_module(module.auto_model.config, compiled, streams)
     return decision
+
+
+class _STRunner:
+    """A sentence-transformers model as ``precision.Runner``: its forward module swapped per call."""
+
+    def __init__(self, model: Any, streams: int) -> None:
+        self.model, self.streams = model, streams
+        prompts = dict(getattr(model, "prompts", None) or {})
+        self.prompts = {"passage": next((p for p in ("passage", "document") if prompts.get(p)), None),
+                        "query": "query" if "query" in prompts else None}
+
+    def with_network(self, compiled: Any) -> Callable[[list[str], str], np.ndarray]:
+        module = self.model[0]
+        forward = openvino.forward_module(module.auto_model.config, compiled, self.streams)
+
+        def encode(texts: list[str], kind: str) -> np.ndarray:
+            original, module.model = module.model, forward
+            try:
+                return np.asarray(self.model.encode(texts, prompt_name=self.prompts[kind], batch_size=BATCH,
+                                                    normalize_embeddings=True, convert_to_numpy=True,
+                                                    show_progress_bar=False), np.float32)
+            finally:
+                module.model = original
+
+        return encode
+
+    def token_ids(self, text: str) -> list[int]:
+        prompt = dict(getattr(self.model, "prompts", None) or {}).get(self.prompts["passage"] or "", "")
+        return list(self.model[0].tokenizer(f"{prompt}{text}")["input_ids"])
+
+
+class OpenVINOEncoder:
+    """The bundled model on OpenVINO for passages and questions, without torch or sentence-transformers.
+
+    Why: loaded through sentence-transformers, a build held the float32 torch
+    copy of the network and the libraries' imports (about 1 GB) only to
+    tokenise and pool once the forward pass ran in OpenVINO. This does what
+    that path does around the network: the prompt before the text,
+    the model's Unigram tokenizer truncated at ``max_seq_length`` (the
+    cut-down ``qa.question_tokenizer``, the same ids without the 280 MB of
+    the full one), each text as one unpadded infer request with one request
+    per stream in parallel (as ``openvino.forward_module`` runs a batch),
+    mean pooling over every token and unit length. ``tests/test_embed.py``
+    checks the vectors agree with ``SentenceEncoder``'s.
+    """
+
+    backend = "openvino"
+
+    def __init__(self, folder: Path, tokenizer: Any, name: str, identity: str, streams: int,
+                 notice: str | None = None) -> None:
+        read = lambda rel: json.loads((folder / rel).read_text(encoding="utf-8"))  # noqa: E731
+        self.location, self.name, self.identity, self.notice = str(folder), name, identity, notice
+        self.tokenizer, self.streams = tokenizer, max(1, streams)
+        self.dim = int(read("config.json")["hidden_size"])
+        prompts = dict(read("config_sentence_transformers.json").get("prompts") or {})
+        self.query_prompt = "query" if "query" in prompts else None
+        self.passage_prompt = next((p for p in ("passage", "document") if prompts.get(p)), None)
+        self.prompts = {"query": prompts.get(self.query_prompt or "", ""),
+                        "passage": prompts.get(self.passage_prompt or "", "")}
+        self.decision: precision.Decision | None = None
+        self.precision = "f32"
+        self.lock = threading.Lock()  # the tokenizer and the request queue, shared by the web chat's threads
+        self._encode: Callable[[list[str], str], np.ndarray] | None = None
+
+    def with_notice(self, notice: str | None) -> OpenVINOEncoder:
+        """This loaded encoder, saying why it answers (the network, tokenizer and lock are shared)."""
+        if notice == self.notice:
+            return self
+        other = copy.copy(self)
+        other.notice = notice
+        return other
+
+    def use(self, compiled: Any, decision: precision.Decision) -> None:
+        self._encode = self.with_network(compiled)
+        self.decision, self.precision = decision, decision.precision
+
+    def token_ids(self, text: str) -> list[int]:
+        with self.lock:
+            return list(self.tokenizer.encode(self.prompts["passage"] + text))
+
+    def with_network(self, compiled: Any) -> Callable[[list[str], str], np.ndarray]:
+        """``encode(texts, kind)`` through ``compiled`` (``precision.Runner``; ``use`` keeps one)."""
+        import openvino as ov
+
+        queue = ov.AsyncInferQueue(compiled, self.streams)
+
+        def encode(texts: list[str], kind: str) -> np.ndarray:
+            out = np.zeros((len(texts), self.dim), np.float32)
+
+            def done(request: Any, row: int) -> None:
+                vector = request.get_output_tensor(0).data[0].mean(axis=0)
+                out[row] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+            with self.lock:
+                queue.set_callback(done)
+                for row, text in enumerate(texts):
+                    ids = np.asarray([self.tokenizer.encode(self.prompts[kind] + text)], np.int64)
+                    queue.start_async({0: ids, 1: np.ones_like(ids)}, row)
+                queue.wait_all()
+            return out
+
+        return encode
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors (n, dim) for questions, with the model's query prompt."""
+        assert self._encode is not None, "use() first"
+        return self._encode(list(texts), "query")
+
+    def encode_passages(self, texts: Sequence[str],
+                        progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Unit vectors (n, dim) for passages in the caller's order; ``progress(n_done)`` after each group
+        of ``BATCH`` (the lock is held per group, so a question asked during a rebuild waits for one)."""
+        assert self._encode is not None, "use() first"
+        out = np.zeros((len(texts), self.dim), np.float32)
+        step = BATCH
+        for start in range(0, len(texts), step):
+            out[start:start + step] = self._encode(list(texts[start:start + step]), "passage")
+            if progress is not None:
+                progress(min(start + step, len(texts)))
+        return out
+
+
+_DIRECT: dict[tuple[str, str, int], OpenVINOEncoder] = {}  # (identity, precision setting, streams): once per process
+
+
+def _threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _openvino_bundled(path: Path, identity: str, settings: Settings, progress: Status | None = None,
+                      notice: str | None = None) -> OpenVINOEncoder:
+    """The bundled model straight on OpenVINO: exported once from its folder (torch is imported
+    then only, and freed before anything is compiled), its precision chosen (measured once), the
+    chosen network compiled. Each step's memory is released before the next one starts."""
+    import openvino as ov
+
+    key = (identity, settings.precision, settings.ov_streams)
+    if key in _DIRECT:
+        return _DIRECT[key].with_notice(notice)
+    limit = int(json.loads((path / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"])
+    tokenizer = _question_tokenizer(path / "tokenizer.json", settings.cache_dir, limit)
+    openvino.release_memory()  # the first call stores the tokenizer's pieces, parsing its 17 MB of JSON
+    threads = _threads()
+    encoder = OpenVINOEncoder(path, tokenizer, convert.MODEL_NAME, identity,
+                              settings.ov_streams or threads)  # QA_OV_STREAMS; 0: one per thread
+    xml = openvino.export_folder(path, tokenizer.encode, identity, settings.cache_dir, progress)
+    say = progress or _note
+    measure = precision.measurer(encoder, xml, threads, encoder.streams, say)
+    decision = precision.choose(settings.precision, precision.read_cpu(), settings.cache_dir, identity,
+                                ov.get_version(), measure)
+    if decision.how == "measured":
+        say(f"inference precision: {decision.summary()}")
+    encoder.use(openvino.compile_variant(xml, decision.precision, threads, encoder.streams), decision)
+    _DIRECT[key] = encoder
+    return encoder.with_notice(notice)
 
 
 class QuestionEncoder:
@@ -229,7 +388,7 @@ def load_query_encoder(settings: Settings) -> QuestionEncoder | None:
         limit = int(json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"])
         tokenizer = _question_tokenizer(path / "tokenizer.json", settings.cache_dir, limit)
         prompt = json.loads((path / "config_sentence_transformers.json").read_text())["prompts"]["query"]
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        threads = _threads()
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(xml.parent / "compiled")})  # reuse the compiled blob next start
         compiled = openvino.compile_variant(xml, decision.precision, threads, core=core)
@@ -292,6 +451,7 @@ def _question_tokenizer(tokenizer_json: Path, cache_dir: Path, max_length: int) 
 
 def _bundled(settings: Settings, progress: Status | None = None) -> tuple[Path, str]:
     path = convert.install_bundled(settings.cache_dir, progress)
+    openvino.release_memory()  # a first build's conversion leaves 300 MB of freed heap behind otherwise
     return path, convert.installed_identity(path) or convert.identity_for("")
 
 
@@ -299,7 +459,7 @@ def _note(message: str) -> None:
     print(f"qa: {message}", file=sys.stderr, flush=True)
 
 
-def load_encoder(settings: Settings, progress: Status | None = None) -> SentenceEncoder:
+def load_encoder(settings: Settings, progress: Status | None = None) -> SentenceEncoder | OpenVINOEncoder:
     """The configured model, or the bundled one with a one-line notice when that fails."""
     notice = None
     backend = _choose_backend(settings.backend)
@@ -321,6 +481,15 @@ def load_encoder(settings: Settings, progress: Status | None = None) -> Sentence
             notice = f"{reason}; the bundled {convert.MODEL_NAME} answers instead."
             _note(notice)
     path, identity = _bundled(settings, progress)
+    if backend == "openvino" and settings.ov_streams != 1:  # 1: padded batches, the compared variant
+        try:
+            return _openvino_bundled(path, identity, settings, progress, notice)
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - OpenVINO missing or broken: sentence-transformers answers
+            if settings.backend == "openvino":
+                _note(f"the OpenVINO backend could not be used directly ({type(exc).__name__}); "
+                      "loading through sentence-transformers instead.")
     try:
         model, used = _load_st(path, identity, backend, **opts)
     except ModelError:

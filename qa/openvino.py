@@ -15,6 +15,7 @@ means the OpenVINO package (imports are absolute).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -35,10 +36,11 @@ def ir_dir(identity: str, cache_dir: Path, ov_version: str, torch_version: str) 
 
 
 def export(hf_model: Any, tokenizer: Any, identity: str, cache_dir: Path, progress: Status | None = None) -> Path:
-    """Export the transformer to OpenVINO IR once (about half a minute) and cache it.
+    """Export a loaded transformer to OpenVINO IR once (about half a minute) and cache it.
 
-    torch.export is used because TorchScript tracing fails on transformers 5's
-    mask code; weights are stored fp16 (they are fp16-exact) and run in fp32.
+    For a model sentence-transformers has loaded already (a configured one);
+    the bundled model goes through ``export_folder``, which needs no
+    sentence-transformers.
     """
     import openvino as ov
     import torch
@@ -48,6 +50,60 @@ def export(hf_model: Any, tokenizer: Any, identity: str, cache_dir: Path, progre
         return target / "model.xml"
     if progress:
         progress("exporting the model to OpenVINO (once, about a minute)")
+    sample = tokenizer(list(SAMPLE), padding=True, return_tensors="pt")
+    _save(hf_model, sample["input_ids"], sample["attention_mask"], target)
+    return target / "model.xml"
+
+
+SAMPLE = ("passage: 示例文本 example", "query: 问题")  # the texts the export is traced with
+
+
+def export_folder(folder: Path, ids: Any, identity: str, cache_dir: Path, progress: Status | None = None) -> Path:
+    """Export the transformer saved in ``folder`` once, loading only what the export needs.
+
+    Why not through sentence-transformers: its import and its float32 torch
+    copy of the model are most of a build's memory, and once the network is
+    in OpenVINO they are needed no more. Here transformers loads the network
+    alone, ``ids(text)`` (the model's tokenizer) gives the sample, and the
+    torch model is freed before this returns; a build that finds the export
+    imports no torch at all. The same network, sample and conversion as
+    ``export``, so the same IR.
+    """
+    import importlib.metadata
+
+    import openvino as ov
+
+    target = ir_dir(identity, cache_dir, ov.get_version(), importlib.metadata.version("torch"))
+    if (target / "model.xml").is_file():
+        return target / "model.xml"
+    if progress:
+        progress("exporting the model to OpenVINO (once, about a minute)")
+    import torch
+    from transformers import AutoModel
+
+    rows = [list(ids(text)) for text in SAMPLE]
+    width = max(map(len, rows))
+    pad = int(json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("pad_token_id") or 0)
+    input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.int64)
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], dtype=torch.int64)
+    model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+    _save(model, input_ids, mask, target)
+    del model
+    release_memory()
+    return target / "model.xml"
+
+
+def _save(hf_model: Any, input_ids: Any, attention_mask: Any, target: Path) -> None:
+    """torch.export to OpenVINO IR, weights stored fp16 (they are fp16-exact) and run in fp32.
+
+    torch.export is used because TorchScript tracing fails on transformers 5's
+    mask code. The fp16 compression is done in place on the converted model
+    (whose constants share the torch weights) rather than by ``save_model``,
+    which compresses a copy: that copy was 180 MB more at the build's peak.
+    """
+    import openvino as ov
+    import torch
+    from openvino._offline_transformations import compress_model_transformation
 
     class Wrapped(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
@@ -57,23 +113,36 @@ def export(hf_model: Any, tokenizer: Any, identity: str, cache_dir: Path, progre
         def forward(self, input_ids: Any, attention_mask: Any) -> Any:
             return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-    sample = tokenizer(["passage: 示例文本 example", "query: 问题"], padding=True, return_tensors="pt")
     dims = {
         0: torch.export.Dim("batch"),
         1: torch.export.Dim("tokens", max=int(hf_model.config.max_position_embeddings)),
     }
     with torch.no_grad():
-        program = torch.export.export(Wrapped(hf_model.eval()), (sample["input_ids"], sample["attention_mask"]),
+        program = torch.export.export(Wrapped(hf_model.eval()), (input_ids, attention_mask),
                                       dynamic_shapes={"input_ids": dims, "attention_mask": dims})
         ir = ov.convert_model(program)
+    del program
+    compress_model_transformation(ir)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        ov.save_model(ir, str(tmp / "model.xml"), compress_to_fp16=True)
+        ov.save_model(ir, str(tmp / "model.xml"), compress_to_fp16=False)
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target / "model.xml"
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap back to the system (glibc keeps it otherwise), so a
+    step's peak is not stacked on the last one's leftovers."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the memory is reused by the process all the same
+        pass
 
 
 _OV_TYPE = {"f32": "f32", "bf16": "bf16", "int8": "f32", "int8-static": "f32"}  # int8: int8 weights in the IR

@@ -20,7 +20,7 @@ The decision rule (``choose``, ``pick``) takes the measuring as a function
 figures and need no OpenVINO. The measuring itself (``measure_precisions``)
 is here too, compiling through ``qa.openvino`` (OpenVINO itself is
 imported only when measuring), and never calls back into ``qa.embed``:
-the caller hands over the loaded model.
+the caller hands over the loaded encoder as a ``Runner``.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from .openvino import compile_variant, forward_module
+from .openvino import compile_variant, release_memory
 from .types import Status
 
 PRECISIONS = ("f32", "bf16", "int8")
@@ -307,47 +307,50 @@ def inconclusive(f32_seconds: list[float], seconds: list[float]) -> bool:
     return min(above, len(ratios) - above) * 5 > len(ratios)
 
 
-def measurer(model: Any, xml: Path, threads: int, streams: int, batch: int, say: Status) -> Measure:
-    """The ``measure`` that ``choose`` calls for a loaded sentence-transformers ``model`` whose
-    network was exported to ``xml``: says once what it does, then ``measure_precisions``."""
+class Runner(Protocol):
+    """What the measurement needs of a loaded encoder: the same encoder pointed at another compiled
+    network, and the model's token ids (to calibrate ``int8-static``)."""
+
+    def with_network(self, compiled: Any) -> Callable[[list[str], str], np.ndarray]:
+        """``encode(texts, kind)`` through ``compiled``, ``kind`` "passage" or "query" (its prompt)."""
+        ...
+
+    def token_ids(self, text: str) -> list[int]: ...
+
+
+def measurer(runner: Runner, xml: Path, threads: int, streams: int, say: Status) -> Measure:
+    """The ``measure`` that ``choose`` calls for a loaded encoder whose network was exported
+    to ``xml``: says once what it does, then ``measure_precisions``."""
 
     def measure(candidates: list[str]) -> dict:
         say(f"measuring {', '.join(candidates)} against f32 once for this CPU (about half a minute)")
-        return measure_precisions(model, xml, candidates, threads, streams, batch)
+        return measure_precisions(runner, xml, candidates, threads, streams)
 
     return measure
 
 
-def measure_precisions(model: Any, xml: Path, candidates: list[str], threads: int, streams: int, batch: int,
+def measure_precisions(runner: Runner, xml: Path, candidates: list[str], threads: int, streams: int,
                        rounds: int = ROUNDS) -> dict:
     """Figures for ``pick``: each candidate against f32 on the shipped probe set.
 
     Fidelity: every probe passage (passage prompt) and question (query
-    prompt) through the real encoding path (``batch`` texts per forward
-    pass, as the encoder runs them), cosine with f32, deterministic.
+    prompt) through the real encoding path (the encoder's own, pointed at
+    each compiled candidate), cosine with f32, deterministic.
     Speed: ``rounds`` timing rounds; in each round every precision encodes
     the same passages back to back, the order reversed every other round,
     so drift and other work on the machine hit all alike, and the median of
     the per-round ratios decides. The first round is the fidelity pass over
     all passages, the others use every fourth passage, to keep the one-time
     cost short. When the rounds disagree about the threshold (a busy
-    machine), as many rounds again are run, once. The model's own forward
-    module is put back afterwards.
+    machine), as many rounds again are run, once. The compiled candidates
+    are released before this returns (they were most of a first build's
+    memory peak when kept).
     """
     import openvino as ov
 
     shipped = probe()
-    module = model[0]
-    prompts = dict(getattr(model, "prompts", None) or {})
-    p_prompt = next((p for p in ("passage", "document") if prompts.get(p)), None)
-    q_prompt = "query" if "query" in prompts else None
     passages, queries, timing = shipped["passages"], shipped["queries"], shipped["passages"][::4]
-
-    def encode(texts: list[str], prompt: str | None) -> np.ndarray:
-        return np.asarray(model.encode(texts, prompt_name=prompt, batch_size=batch, normalize_embeddings=True,
-                                       convert_to_numpy=True, show_progress_bar=False), np.float32)
-
-    original, core = module.model, ov.Core()
+    core = ov.Core()
     runs: dict[str, Any] = {}
     figures: dict[str, dict] = {}
     try:
@@ -355,38 +358,35 @@ def measure_precisions(model: Any, xml: Path, candidates: list[str], threads: in
             try:
                 calibration = None
                 if name == "int8-static":
-                    calibration = [np.asarray([module.tokenizer(f"{prompts.get(p_prompt, '')}{t}")["input_ids"]],
-                                              np.int64) for t in passages]
-                compiled = compile_variant(xml, name, threads, streams, core, calibration)
-                runs[name] = forward_module(module.auto_model.config, compiled, streams)
+                    calibration = [np.asarray([runner.token_ids(t)], np.int64) for t in passages]
+                runs[name] = runner.with_network(compile_variant(xml, name, threads, streams, core, calibration))
             except Exception as exc:  # a candidate that cannot run is reported, not adopted
                 if name == "f32":
                     raise
                 figures[name] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
         vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         seconds: dict[str, list[float]] = {name: [] for name in runs}
-        for name, forward in runs.items():
-            module.model = forward
-            encode(passages[:2], p_prompt)  # warm-up: the first requests allocate
+        for name, encode in runs.items():
+            encode(passages[:2], "passage")  # warm-up: the first requests allocate
             started = time.perf_counter()
-            passage_vectors = encode(passages, p_prompt)
+            passage_vectors = encode(passages, "passage")
             seconds[name].append((time.perf_counter() - started) * len(timing) / len(passages))  # per round's texts
-            vectors[name] = (passage_vectors, encode(queries, q_prompt))
+            vectors[name] = (passage_vectors, encode(queries, "query"))
         names = list(runs)
 
         def timing_rounds(first: int, last: int) -> None:
             for r in range(first, last):
                 for name in (names[::-1] if r % 2 else names):
-                    module.model = runs[name]
                     started = time.perf_counter()
-                    encode(timing, p_prompt)
+                    runs[name](timing, "passage")
                     seconds[name].append(time.perf_counter() - started)
 
         timing_rounds(1, rounds)
         if any(inconclusive(seconds["f32"], seconds[n]) for n in names[1:]):
             timing_rounds(rounds, 2 * rounds)  # once: a split verdict under load gets twice the rounds
     finally:
-        module.model = original
+        runs.clear()  # the compiled candidates go now, before the chosen one is compiled
+        release_memory()
     ref_p, ref_q = vectors["f32"]
     rate = lambda s: round(len(timing) / float(np.median(s)), 2)  # noqa: E731
     for name in names[1:]:

@@ -45,6 +45,21 @@ def test_q4_block_layout():
     assert weights[16:].tolist() == [(15 - j - 8) * 0.5 for j in range(16)]
 
 
+def test_q4_dequantised_in_slices_to_float16_equals_the_float32_result_cast(monkeypatch):
+    """install_bundled reads float16 slice by slice (half the memory, never the whole float32 tensor):
+    the values must be those of the float32 dequantisation cast to float16, as stored before."""
+    rng = np.random.default_rng(0)
+    blocks = np.zeros(10, convert._BLOCK)
+    blocks["d"] = rng.normal(0, 0.05, 10).astype(np.float16)
+    blocks["qs"] = rng.integers(0, 256, (10, 16), dtype=np.uint8)
+    raw = blocks.view(np.uint8)
+    whole = convert.dequantize_q4(raw, 5, 64)
+    monkeypatch.setattr(convert, "_SLICE", 3)  # 10 blocks in slices of 3, 3, 3, 1
+    sliced = convert.dequantize_q4(raw, 5, 64, np.float16)
+    assert sliced.dtype == np.float16 and sliced.shape == (5, 64)
+    assert np.array_equal(sliced, whole.astype(np.float16)) and whole.any()
+
+
 def test_file_header_vocabulary_and_tensors():
     e5 = convert.read_e5(convert.bundled_bin())
     h = e5.header

