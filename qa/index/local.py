@@ -289,9 +289,9 @@ class LocalWriter(WriterBase):
 
     def __init__(self, index_dir: Path, fresh: bool = False, previous: LocalReader | None = None) -> None:
         """``previous``: the live snapshot, already opened by the caller; an
-        incremental commit then updates its loaded FAISS and BM25 indexes instead
-        of reading them again (about 0.2 s at 100,000 passages). It must not be
-        queried afterwards."""
+        incremental commit then takes its BM25 base and delta as loaded, and a
+        merge updates its FAISS index (read then, unless a question already
+        has) instead of reading both again. It must not be queried afterwards."""
         self.index_dir = Path(index_dir)
         self.fresh = fresh
         self._opened = previous
