@@ -294,6 +294,16 @@ def test_garbled_vectors_file_of_the_same_size_is_reported(index_dir):
         open_index(index_dir)
 
 
+def test_a_vectors_file_garbled_past_its_header_is_reported_at_the_first_dense_search(index_dir):
+    path = _snapshot(index_dir) / "vectors.faiss"
+    data = path.read_bytes()
+    path.write_bytes(data[:16] + b"\xff" * (len(data) - 16))  # the header (kind, dimension, count) intact
+    with open_index(index_dir) as index:  # opening reads the header only
+        assert index.search_keyword(["苹", "果"], 3)
+        with pytest.raises(IndexCorrupt, match=r"vectors\.faiss cannot be read.*qa build --full"):
+            index.search_dense(np.ones(DIM, np.float32), 3)
+
+
 def test_garbled_manifest_and_bm25_files_are_reported(index_dir):
     bm25 = _snapshot(index_dir) / "bm25" / "indptr.csc.index.npy"
     bm25.write_bytes(b"\x00" * bm25.stat().st_size)
@@ -403,4 +413,34 @@ def test_a_delta_is_merged_at_the_threshold_and_old_snapshots_without_segment_fi
     assert (_snapshot(index_dir) / "bm25" / "doc_len.npy").is_file()
     build(index_dir, {"trains": ARTICLES["trains"]})
     assert delta_of() == {"base": "000005", "added": 2, "removed": 0}  # a delta beside the new base
+    assert_answers(index_dir, {"fruit", "trains", "police"}, set())
+
+
+def test_a_build_beside_a_base_reads_no_dense_index_and_an_emptied_delta_leaves_the_base_alone(index_dir, monkeypatch):
+    """Adding beside the base reads none of the FAISS file (opening the previous snapshot checks its header; a
+    question's first dense search reads it), and removing what the delta added leaves the base's files alone."""
+    import qa.index.vectors
+
+    real_load = qa.index.vectors.VectorIndex.load
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the dense index was read")
+
+    monkeypatch.setattr(qa.index.vectors.VectorIndex, "load", refuse)
+    build(index_dir, {"police": ARTICLES["police"]}, previous=open_index(index_dir))
+    with open_index(index_dir) as index:
+        assert index.describe()["delta"] == {"base": "000001", "added": 2, "removed": 0}
+    build(index_dir, {}, remove=("police",), previous=open_index(index_dir))
+    monkeypatch.setattr(qa.index.vectors.VectorIndex, "load", real_load)
+    snap = _snapshot(index_dir)
+    assert not (snap / "bm25-delta").exists() and not (snap / "vectors-delta").exists()
+    assert json.loads((snap / "manifest.json").read_text())["format"] == 1  # one segment: the base's files, linked
+    base = index_dir / "snapshots" / "000002"
+    assert (snap / "vectors.faiss").stat().st_ino == (base / "vectors.faiss").stat().st_ino
+    with open_index(index_dir) as index:
+        assert index.describe()["delta"] == {}
+    assert_answers(index_dir, {"fruit", "trains"}, {"police"})
+    build(index_dir, {"police": ARTICLES["police"]})  # and a delta goes beside that snapshot again
+    with open_index(index_dir) as index:
+        assert index.describe()["delta"] == {"base": "000003", "added": 2, "removed": 0}
     assert_answers(index_dir, {"fruit", "trains", "police"}, set())

@@ -172,6 +172,8 @@ class KeywordIndex:
             tf = tuple(np.load(directory / f"{name}.npy", allow_pickle=False) for name in _TF_FILES[1:])
             return cls._from_rows(ids, retriever.vocab_dict, *tf)
         scores = retriever.scores
+        for name in ("data", "indices", "indptr"):  # plain views of the same mapping: slicing a memmap costs
+            scores[name] = np.asarray(scores[name])  # a subclass round per term (~0.1 ms a query at 100,000)
         if scores["num_docs"] != len(ids) or len(scores["indptr"]) != len(retriever.vocab_dict) + 1:
             raise ValueError(f"{directory}: score matrix and ids disagree")
         if scores["indptr"][-1] != len(scores["data"]) or len(scores["data"]) != len(scores["indices"]):
@@ -365,7 +367,7 @@ class KeywordSegments:
         else:
             assert base._source is not None
             doc_len = np.load(base._source / SEGMENT_FILES[0], allow_pickle=False)
-            self._tf_by_term = np.load(base._source / SEGMENT_FILES[1], mmap_mode="r", allow_pickle=False)
+            self._tf_by_term = np.asarray(np.load(base._source / SEGMENT_FILES[1], mmap_mode="r", allow_pickle=False))
         scores = retriever.scores
         self._indptr, self._indices = np.asarray(scores["indptr"]), scores["indices"]
         if len(doc_len) != len(base.ids) or len(self._tf_by_term) != len(self._indices):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection
@@ -36,6 +37,7 @@ from .common import normalised
 IVF_FROM = 100_000
 IVF_NPROBE = 32  # lists probed per query
 IVF_TRAIN_MIN = 64 * 1024  # vectors sampled to train the coarse quantiser (at least 40 per list)
+_HEADER_TAGS = (b"IxM2", b"IwFl")  # faiss's tags for IndexIDMap2 and IndexIVFFlat files
 
 
 def _faiss() -> Any:
@@ -129,6 +131,21 @@ class VectorIndex:
         if kind.startswith("ivf"):
             faiss.extract_index_ivf(index).nprobe = IVF_NPROBE
         return cls(index, kind)
+
+    @staticmethod
+    def peek(path: Path) -> tuple[int, int]:
+        """(dimension, vectors) from a saved index's header, without reading the rest.
+
+        Both kinds written here (``IndexIDMap2``, ``IndexIVFFlat``) begin with
+        faiss's index header: a four-byte tag, then ``d`` (int32) and
+        ``ntotal`` (int64), little-endian. ``ValueError`` for another tag.
+        """
+        with open(path, "rb") as f:
+            head = f.read(16)
+        if len(head) < 16 or head[:4] not in _HEADER_TAGS:
+            raise ValueError(f"not a FAISS index of a known kind (tag {head[:4]!r})")
+        dim, count = struct.unpack("<iq", head[4:16])
+        return int(dim), int(count)
 
     def save(self, path: Path) -> None:
         """Write to ``path`` (the caller fsyncs the snapshot as a whole)."""
