@@ -135,8 +135,15 @@ def serve(settings: Settings) -> None:
     if bot.encoder_notice:
         print(bot.encoder_notice, file=sys.stderr)
     app = build_server_app(bases, settings)
-    preload_full_encoder(bot)
-    run(app, settings)
+    loading = preload_full_encoder(bot)
+    try:
+        run(app, settings)
+    finally:
+        # OpenVINO compiles the network in threads of its own: a process that exits while they run aborts
+        # ("terminate called without an active exception", exit code -6) instead of stopping cleanly
+        if loading.is_alive():
+            print("Waiting for the encoder to finish loading before exit.", file=sys.stderr, flush=True)
+            loading.join(timeout=120)
 
 
 def run(app: Any, settings: Settings) -> None:
