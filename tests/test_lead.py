@@ -64,7 +64,8 @@ def test_a_sentence_that_points_back_brings_the_one_before_it():
         "因此，次磷酸被列为第一类易制毒化学品，购买及使用受到严格管制。"
         "次磷酸盐可由白磷与热碱溶液反应制得。"
     )
-    sentences = lead.pick("为什么次磷酸的购买受到严格管制？", _hits(("次磷酸", text, 1.0)), _weights("购买", "严格", "管制"))
+    hits = _hits(("次磷酸", text, 1.0))
+    sentences = lead.pick("为什么次磷酸的购买受到严格管制？", hits, _weights("购买", "严格", "管制"))
     assert [s.text[:4] for s in sentences] == ["次磷酸可", "因此，次"]
 
 
