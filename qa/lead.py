@@ -15,10 +15,18 @@ lead answers the *type* of question (``question.analyse``):
   one unit must not answer a question about another unit;
 * for a *who* question whose best sentence opens with 他/她 and names nobody,
   the sentence before it (which does) leads.
+
+A sentence here ends at 。！？ or a line break, not at ；: clauses joined by
+a semicolon (a plant's leaves; its flowers; its fruit) are one sentence to a
+Chinese reader, and an answer that lists them is cut in pieces otherwise.
+The lead is two sentences when the best one cannot stand alone: it opens by
+pointing back (因此, 这, 其, 他 …), so the sentence before it joins; or the
+next one scores nearly as well (``FOLLOW``), so it finishes the thought.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from . import question as q
@@ -33,8 +41,11 @@ TYPE_BONUS = 0.3  # a sentence holding a candidate of the asked type
 NUMBER_BONUS = 0.1  # a number of another classifier, for a count question
 KIND_SHARE = {q.WHICH: 0.5, q.HOW: 0.0, q.WHAT: 0.0}  # of TYPE_BONUS: a list mark (、) is weak evidence
 FOCUS_WEIGHT = 0.2  # a sentence's share of the question's focus characters (subject.focus)
-FOLLOW = {q.HOW: 0.5}  # of the best score, for the next sentence to join it (else 0.8): an explanation often
-# follows a sentence that restates the why-question (AltiVec提高…效率。这将有助于…)
+FOLLOW = {q.HOW: 0.5}  # of the best score, for the next sentence to join it (else FOLLOW_ANY): an explanation
+# often follows a sentence that restates the why-question (AltiVec提高…效率。这将有助于…)
+FOLLOW_ANY = 0.6
+# A sentence that opens by pointing back (a consequence, a demonstrative, a pronoun) leans on the one before it.
+LEANS_BACK = re.compile(r"(?:因此|所以|于是|因而|故而|从而|然后|由此|这|此|其|该|[他她它牠])")
 NAME_REACH = 2  # sentences a who-lead may reach back for the name a pronoun stands for
 
 
@@ -53,7 +64,7 @@ def pick(
     for rank, hit in pool:
         text = hit.passage.text
         asks = subject.focus(question, hit.document.title)
-        for position, (start, end) in enumerate(split_sentences(text)):
+        for position, (start, end) in enumerate(sentences(text)):
             sentence = text[start:end].strip()
             if len(sentence) < 4:
                 continue
@@ -76,14 +87,25 @@ def pick(
         named = _named_before(question, asked, hits, pool, best)
         if named:
             return [named, LeadSentence(text=best[3], citation=best[1])]
+    neighbours = {item[2] - best[2]: item for item in scored if item[1] == best[1] and abs(item[2] - best[2]) == 1}
     chosen = [best]
-    # A second sentence only when it is the next one in the same passage and
-    # nearly as good (FOLLOW): it usually finishes the thought the first one started.
-    for item in scored[1:]:
-        if item[1] == best[1] and item[2] == best[2] + 1 and item[0] >= FOLLOW.get(asked.kind, 0.8) * best[0]:
-            chosen.append(item)
-            break
+    if -1 in neighbours and LEANS_BACK.match(best[3]):
+        chosen.insert(0, neighbours[-1])  # 因此… / 这… / 他…: what it points back to comes first
+    elif 1 in neighbours and neighbours[1][0] >= FOLLOW.get(asked.kind, FOLLOW_ANY) * best[0]:
+        chosen.append(neighbours[1])  # nearly as good: it usually finishes the thought the first one started
     return [LeadSentence(text=sentence, citation=rank) for _, rank, _, sentence in chosen[:MAX_LEAD]]
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans of ``text`` as a reader counts them: ``chunk.split_sentences`` with the clauses a
+    semicolon joins kept together (叶互生；花顶生；果为蒴果。 is one sentence)."""
+    spans: list[tuple[int, int]] = []
+    for start, end in split_sentences(text):
+        if spans and text[spans[-1][1] - 1] in "；;" and "\n" not in text[spans[-1][1] : start]:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return spans
 
 
 def _named_before(question: str, asked: q.Asked, hits: Sequence[Hit], pool, best) -> LeadSentence | None:

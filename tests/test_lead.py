@@ -50,3 +50,25 @@ def test_evidence_is_missing_when_no_passage_holds_the_asked_unit():
     assert not lead.has_evidence(question.analyse("车站有多少辆公交车？"), "车站有多少辆公交车？", hits, weights)
     assert lead.has_evidence(question.analyse("车站有多少名工作人员？"), "车站有多少名工作人员？", hits, weights)
     assert not lead.has_evidence(question.analyse("车站的联系电话是多少？"), "车站的联系电话是多少？", hits, weights)
+
+
+def test_clauses_joined_by_a_semicolon_are_one_lead_sentence():
+    text = "牡蒿为菊科植物。多年生草本，茎直立；叶子互生，先端作羽状三裂；头状花序卵形。分布于亚洲。"
+    lead_text = _lead("牡蒿的外貌特征是什么？", _hits(("牡蒿", text, 1.0)), "外貌", "特征")
+    assert "多年生草本，茎直立；叶子互生，先端作羽状三裂；头状花序卵形。" in lead_text
+
+
+def test_a_sentence_that_points_back_brings_the_one_before_it():
+    text = (
+        "次磷酸可以将碘还原为氢碘酸，而氢碘酸可以制得冰毒。"
+        "因此，次磷酸被列为第一类易制毒化学品，购买及使用受到严格管制。"
+        "次磷酸盐可由白磷与热碱溶液反应制得。"
+    )
+    hits = _hits(("次磷酸", text, 1.0))
+    sentences = lead.pick("为什么次磷酸的购买受到严格管制？", hits, _weights("购买", "严格", "管制"))
+    assert [s.text[:4] for s in sentences] == ["次磷酸可", "因此，次"]
+
+
+def test_sentences_keep_a_semicolon_at_a_line_end_apart_from_the_next_line():
+    text = "甲；乙。\n丙；\n丁。"
+    assert [text[s:e] for s, e in lead.sentences(text)] == ["甲；乙。", "丙；", "丁。"]
