@@ -35,6 +35,10 @@ from .errors import ModelError
 from .types import Status
 
 BATCH = 16  # texts per forward pass: long enough to use both cores, short on padding
+# Passages tokenised per group by one cut-down tokenizer (``qa.question_tokenizer``): 1.8-1.9 ms of CPU a passage in
+# groups of 64, 2.1-2.3 ms in groups of 16, 3.2-3.3 ms one by one, 0.6 ms with the full tokenizer and its 280 MB
+# (benchmarks/tokenizer_groups.py). 64 is also the most a build hands ``encode_passages`` at once.
+TOKEN_GROUP = 64
 
 
 class SentenceEncoder:
@@ -208,8 +212,10 @@ class OpenVINOEncoder:
     cut-down ``qa.question_tokenizer``, the same ids without the 280 MB of
     the full one), each text as one unpadded infer request with one request
     per stream in parallel (as ``openvino.forward_module`` runs a batch),
-    mean pooling over every token and unit length. ``tests/test_embed.py``
-    checks the vectors agree with ``SentenceEncoder``'s.
+    mean pooling over every token and unit length. Texts are tokenised in
+    groups of ``TOKEN_GROUP`` by one cut-down tokenizer holding the pieces of
+    the whole group (about half the CPU of one per text), then run in groups of ``BATCH``.
+    ``tests/test_embed.py`` checks the vectors agree with ``SentenceEncoder``'s.
     """
 
     backend = "openvino"
@@ -228,7 +234,7 @@ class OpenVINOEncoder:
         self.decision: precision.Decision | None = None
         self.precision = "f32"
         self.lock = threading.Lock()  # the tokenizer and the request queue, shared by the web chat's threads
-        self._encode: Callable[[list[str], str], np.ndarray] | None = None
+        self._infer: Callable[[list[list[int]]], np.ndarray] | None = None
 
     def with_notice(self, notice: str | None) -> OpenVINOEncoder:
         """This loaded encoder, saying why it answers (the network, tokenizer and lock are shared)."""
@@ -239,21 +245,29 @@ class OpenVINOEncoder:
         return other
 
     def use(self, compiled: Any, decision: precision.Decision) -> None:
-        self._encode = self.with_network(compiled)
+        self._infer = self._inferrer(compiled)
         self.decision, self.precision = decision, decision.precision
 
     def token_ids(self, text: str) -> list[int]:
-        with self.lock:
-            return list(self.tokenizer.encode(self.prompts["passage"] + text))
+        return self._tokenise([text], "passage")[0]
 
-    def with_network(self, compiled: Any) -> Callable[[list[str], str], np.ndarray]:
-        """``encode(texts, kind)`` through ``compiled`` (``precision.Runner``; ``use`` keeps one)."""
+    def _tokenise(self, texts: Sequence[str], kind: str) -> list[list[int]]:
+        """The ids of each text with its prompt, one tokenizer per ``TOKEN_GROUP`` texts (the lock held per group)."""
+        out: list[list[int]] = []
+        for start in range(0, len(texts), TOKEN_GROUP):
+            group = [self.prompts[kind] + text for text in texts[start : start + TOKEN_GROUP]]
+            with self.lock:
+                out += self.tokenizer.encode_batch(group)
+        return out
+
+    def _inferrer(self, compiled: Any) -> Callable[[list[list[int]]], np.ndarray]:
+        """``infer(ids)``: one unit vector per text's token ids, through ``compiled``."""
         import openvino as ov
 
         queue = ov.AsyncInferQueue(compiled, self.streams)
 
-        def encode(texts: list[str], kind: str) -> np.ndarray:
-            out = np.zeros((len(texts), self.dim), np.float32)
+        def infer(tokens: list[list[int]]) -> np.ndarray:
+            out = np.zeros((len(tokens), self.dim), np.float32)
 
             def done(request: Any, row: int) -> None:
                 vector = request.get_output_tensor(0).data[0].mean(axis=0)
@@ -261,30 +275,36 @@ class OpenVINOEncoder:
 
             with self.lock:
                 queue.set_callback(done)
-                for row, text in enumerate(texts):
-                    ids = np.asarray([self.tokenizer.encode(self.prompts[kind] + text)], np.int64)
-                    queue.start_async({0: ids, 1: np.ones_like(ids)}, row)
+                for row, ids in enumerate(tokens):
+                    array = np.asarray([ids], np.int64)
+                    queue.start_async({0: array, 1: np.ones_like(array)}, row)
                 queue.wait_all()
             return out
 
-        return encode
+        return infer
+
+    def with_network(self, compiled: Any) -> Callable[[list[str], str], np.ndarray]:
+        """``encode(texts, kind)`` through ``compiled`` (``precision.Runner``; ``use`` keeps one)."""
+        infer = self._inferrer(compiled)
+        return lambda texts, kind: infer(self._tokenise(texts, kind))
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors (n, dim) for questions, with the model's query prompt."""
-        assert self._encode is not None, "use() first"
-        return self._encode(list(texts), "query")
+        assert self._infer is not None, "use() first"
+        return self._infer(self._tokenise(texts, "query"))
 
     def encode_passages(self, texts: Sequence[str],
                         progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Unit vectors (n, dim) for passages in the caller's order; ``progress(n_done)`` after each group
         of ``BATCH`` (the lock is held per group, so a question asked during a rebuild waits for one)."""
-        assert self._encode is not None, "use() first"
+        assert self._infer is not None, "use() first"
         out = np.zeros((len(texts), self.dim), np.float32)
-        step = BATCH
-        for start in range(0, len(texts), step):
-            out[start:start + step] = self._encode(list(texts[start:start + step]), "passage")
-            if progress is not None:
-                progress(min(start + step, len(texts)))
+        for first in range(0, len(texts), TOKEN_GROUP):
+            tokens = self._tokenise(texts[first : first + TOKEN_GROUP], "passage")
+            for start in range(0, len(tokens), BATCH):
+                out[first + start : first + start + BATCH] = self._infer(tokens[start : start + BATCH])
+                if progress is not None:
+                    progress(min(first + start + BATCH, len(texts)))
         return out
 
 
@@ -434,6 +454,9 @@ class _FullTokenizer:
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [self.tokenizer.encode(text).ids for text in texts]
 
 
 def _question_tokenizer(tokenizer_json: Path, cache_dir: Path, max_length: int) -> Any:

@@ -91,7 +91,30 @@ def test_passages_keep_order_and_report_progress(bundled, seeds_dir):
     alone = bundled.encode_passages(texts[7:8])
     assert seen and seen[-1] == len(texts) and seen == sorted(seen)
     assert float(together[7] @ alone[0]) > 0.9999
+    assert float(together[66] @ bundled.encode_passages(texts[66:67])[0]) > 0.9999  # in the second token group
     assert bundled.encode_passages([]).shape == (0, 384)
+
+
+def test_bundled_tokenises_groups_as_the_full_tokenizer_does(bundled, seeds_dir, eval_rows):
+    """Passages are tokenised in groups by one cut-down tokenizer: the ids of each must be the full tokenizer's,
+    across group boundaries, with the prompts, for questions alone too."""
+    from tokenizers import Tokenizer
+
+    from qa import embed
+
+    assert isinstance(bundled, OpenVINOEncoder)
+    full = Tokenizer.from_file(str(Path(bundled.location) / "tokenizer.json"))
+    full.enable_truncation(max_length=512)
+    full.no_padding()
+    sentences = [s for p in paragraphs(seeds_dir, 20) for s in re.split(r"(?<=。)", p) if s]
+    texts = sentences[: embed.TOKEN_GROUP * 2 + 5] + ["", " ", "长" * 3000, "<s>交警</s>"]
+    assert len(texts) > embed.TOKEN_GROUP * 2
+    passage, query = bundled.prompts["passage"], bundled.prompts["query"]
+    assert passage and query
+    assert bundled._tokenise(texts, "passage") == [full.encode(passage + t).ids for t in texts]
+    questions = [r["question"] for r in eval_rows]
+    assert bundled._tokenise(questions, "query") == [full.encode(query + t).ids for t in questions]
+    assert [bundled.token_ids(t) for t in texts[:5]] == [full.encode(passage + t).ids for t in texts[:5]]
 
 
 def _tiny_model(path: Path) -> None:

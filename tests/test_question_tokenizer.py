@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from qa import convert
+from qa import chunk, clean, convert, load
 from qa.config import Settings
+from qa.pipeline import index_text
 from qa.question_tokenizer import QuestionTokenizer, prepare
 
 pytestmark = pytest.mark.slow  # converts the bundled model when it is not cached yet
@@ -27,7 +28,15 @@ def tokenizer_json() -> Path:
     return convert.install_bundled(Settings.load().cache_dir) / "tokenizer.json"
 
 
+def _passages(folder: Path) -> list[str]:
+    """The passages a build encodes from the folder's files (default chunking, with the document's title)."""
+    docs = [clean.to_document(load.read(path)) for path in sorted(folder.iterdir()) if path.is_file()]
+    return [index_text(doc, passage) for doc in docs for passage in chunk.chunk_document(doc)]
+
+
 def test_same_ids_as_the_full_tokenizer(tokenizer_json, tmp_path, eval_rows, eval_dir, seeds_dir):
+    """Per text, in groups of any size (the pieces of the whole group in one tokenizer) and the full tokenizer
+    give the same ids, on questions, passages as a build makes them, passages cut anywhere and edge cases."""
     from tokenizers import Tokenizer
 
     full = Tokenizer.from_file(str(tokenizer_json))
@@ -35,15 +44,27 @@ def test_same_ids_as_the_full_tokenizer(tokenizer_json, tmp_path, eval_rows, eva
     full.no_padding()
     cut = QuestionTokenizer(tokenizer_json, tmp_path, 512)
     cmrc = eval_dir / "cmrc2018-trial" / "questions.jsonl"
-    texts = [r["question"] for r in eval_rows] + EDGES
-    texts += [json.loads(line)["question"] for line in cmrc.read_text(encoding="utf-8").splitlines()[:300]]
+    questions = [r["question"] for r in eval_rows] + EDGES
+    questions += [json.loads(line)["question"] for line in cmrc.read_text(encoding="utf-8").splitlines()[:300]]
     article = "\n".join(p.read_text(encoding="utf-8") for p in sorted(seeds_dir.iterdir()) if p.is_file())
     rng = random.Random(7)
+    cuts = []
     for _ in range(200):  # passages of the seeds, cut anywhere
         start = rng.randrange(len(article))
-        texts.append(article[start : start + rng.randrange(1, 300)])
-    wrong = [t for t in texts for q in ("query: " + t, t) if cut.encode(q) != full.encode(q).ids]
-    assert wrong == []
+        cuts.append(article[start : start + rng.randrange(1, 300)])
+    passages = _passages(seeds_dir) + _passages(eval_dir / "cmrc2018-trial" / "docs")
+    assert len(passages) > 500
+    texts = ["query: " + t for t in questions] + questions + ["passage: " + t for t in passages + cuts] + EDGES
+    expected = [full.encode(t).ids for t in texts]
+    alone = [cut.encode(t) for t in texts]
+    assert [t for t, a, e in zip(texts, alone, expected, strict=True) if a != e] == []
+    for size in (16, 64, len(texts)):
+        grouped = [ids for s in range(0, len(texts), size) for ids in cut.encode_batch(texts[s : s + size])]
+        assert [t for t, g, e in zip(texts, grouped, expected, strict=True) if g != e] == [], size
+    longest_first = sorted(texts, key=lambda t: (-len(t), t))  # the order a build sends passages in
+    grouped = [ids for s in range(0, len(texts), 64) for ids in cut.encode_batch(longest_first[s : s + 64])]
+    assert grouped == [full.encode(t).ids for t in longest_first]
+    assert cut.encode_batch([]) == [] and cut.encode_batch(["交警", "交警"]) == [full.encode("交警").ids] * 2
 
 
 def test_pieces_are_stored_once_and_reused(tokenizer_json, tmp_path):
