@@ -63,8 +63,13 @@ _CJK_ONLY = re.compile(f"{CJK.pattern}+")
 _NUMBER = re.compile(r"(?<![0-9.])[0-9]{2,}(?![0-9.])")
 
 
-def terms(question: str, doc_freq: Callable[[str], int], total: int) -> dict[str, float]:
-    """The question's distinctive terms with their weights (smoothed IDF over ``total`` passages)."""
+def terms(
+    question: str, doc_freq: Callable[[str], int], total: int, cut: Sequence[str] | None = None
+) -> dict[str, float]:
+    """The question's distinctive terms with their weights (smoothed IDF over ``total`` passages).
+
+    ``cut``: the question as jieba cuts it without the HMM, when the caller has it (``segment.Cut.plain``).
+    """
     found: list[str] = []
     for match in _TITLE.finditer(question):
         found.append(match.group(1).strip())
@@ -76,7 +81,7 @@ def terms(question: str, doc_freq: Callable[[str], int], total: int) -> dict[str
     named = set(found)  # what the question's form marks as a name weighs NAMED_WEIGHT times its IDF
     found += [m.group(0) for m in _NUMBER.finditer(question)]
     limit = max(1.0, RARE_SHARE * total)
-    for word in _words(question):
+    for word in _words(question, cut):
         if any(word in t for t in found):
             continue  # part of a title, quote or name already taken whole
         if _LATIN.fullmatch(word) or _NUMBER.fullmatch(word) or _ASKING.search(word) or _POINTING.match(word):
@@ -87,14 +92,13 @@ def terms(question: str, doc_freq: Callable[[str], int], total: int) -> dict[str
     return {t: _idf(t, doc_freq, total) * (NAMED_WEIGHT if t in named else 1.0) for t in dict.fromkeys(found) if t}
 
 
-def _words(question: str) -> list[str]:
+def _words(question: str, cut: Sequence[str] | None = None) -> list[str]:
     """The question's content words of two or more characters (jieba, precise mode), plus runs of
     single characters: a name jieba does not know is cut into them (萱 侬 律, 阿 閦 佛).
 
     Without jieba's HMM, which invents words across boundaries (岗的老 of 第一岗的老党员)."""
-    segment.tokenize("")  # jieba initialised once, through the project's dictionary cache
-    import jieba
-
+    if cut is None:
+        cut = segment.cut(question).plain
     words: list[str] = []
     run: list[str] = []
 
@@ -103,7 +107,7 @@ def _words(question: str) -> list[str]:
             words.append("".join(run))
         run.clear()
 
-    for raw in jieba.cut(question, HMM=False):
+    for raw in cut:
         word = _norm(raw).strip()
         if len(word) == 1 and CJK.match(word) and word not in _GLUE:
             run.append(word)
