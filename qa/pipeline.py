@@ -67,6 +67,7 @@ class Candidates:
     dense: list[tuple[int, float]]
     keyword: list[tuple[int, float]]
     cut: bool = False  # the question was longer than MAX_QUESTION_CHARS and was cut
+    words: segment.Cut | None = None  # the query segmented once, for the answer's stages (None: cut on demand)
 
 
 def index_text(doc: Document, passage: Passage) -> str:
@@ -273,9 +274,10 @@ class Asker:
         if qvec is None:
             qvec = encoder.encode_queries([query])[0]
         segment.prepare(self.settings.cache_dir)
+        words = segment.cut(query)
         dense = index.search_dense(qvec, retrieve.CANDIDATES)
-        keyword = index.search_keyword(segment.tokenize(query), retrieve.CANDIDATES)
-        return Candidates(question, query, index, dense, keyword, cut=len(question) > MAX_QUESTION_CHARS)
+        keyword = index.search_keyword(list(words.tokens), retrieve.CANDIDATES)
+        return Candidates(question, query, index, dense, keyword, len(question) > MAX_QUESTION_CHARS, words)
 
     def answer(
         self,
@@ -297,10 +299,11 @@ class Asker:
             fused = retrieve.fuse_rrf(ranked_dense, ranked_keyword)
         else:
             fused = retrieve.fuse_weighted(ranked_dense, ranked_keyword, weight)
-        words = segment.keywords(found.query)
+        cut = found.words or segment.cut(found.query)
+        words = list(cut.keywords)
         weights = retrieve.idf_weights(words, index.doc_freq, index.passage_count())
         hits = retrieve.rank(fused, dense, keyword, index.passages, k, self.settings.chunk_max, weights)
-        subject_terms = subject.terms(found.query, index.doc_freq, index.passage_count())
+        subject_terms = subject.terms(found.query, index.doc_freq, index.passage_count(), cut.plain)
         hits = subject.about_first(subject_terms, hits)  # the article that names the subject leads
         cover = retrieve.coverage(words, weights, [index_text(h.document, h.passage) for h in hits[:3]])
         top_dense = retrieve.best_dense(dense)
@@ -312,7 +315,7 @@ class Asker:
         about = subject.best(subject_terms, [articles[h.document.doc_id] for h in hits[: lead.LEAD_PASSAGES]])
         abstained, reason = abstain.decide(
             hits=len(hits),
-            words=len(segment.tokenize(found.query)),  # emoji, punctuation, symbols: nothing to search for
+            words=len(cut.tokens),  # emoji, punctuation, symbols: nothing to search for
             coverage=cover,
             dense=top_dense,
             missing=len(missing),

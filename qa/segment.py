@@ -26,8 +26,9 @@ import re
 import tempfile
 import threading
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from .text import CJK
 
@@ -147,8 +148,12 @@ def _content(word: str) -> bool:
 
 def tokenize(text: str) -> list[str]:
     """Search-mode words of ``text``: lowercased, stop words and punctuation dropped."""
-    words = (_normalise(word) for word in _segmenter().cut_for_search(text))
-    return [word for word in words if _content(word)]
+    return _tokens(_segmenter().cut_for_search(text))
+
+
+def _tokens(words: Iterable[str]) -> list[str]:
+    normalised = (_normalise(word) for word in words)
+    return [word for word in normalised if _content(word)]
 
 
 def keywords(text: str) -> list[str]:
@@ -157,12 +162,110 @@ def keywords(text: str) -> list[str]:
     Precise-mode words, because coverage and highlighting want the words a
     reader sees, not the overlapping fragments search mode adds.
     """
+    return _keywords(_segmenter().cut(text))
+
+
+def _keywords(words: Iterable[str]) -> list[str]:
     seen: dict[str, None] = {}
-    for word in _segmenter().cut(text):
+    for word in words:
         word = _normalise(word)
         if _content(word) and not (len(word) == 1 and CJK.match(word)):
             seen.setdefault(word, None)
     return list(seen)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """One question cut by jieba once, for every stage of the answer path that reads its words.
+
+    Why: answering a question read four segmentations of it (search-mode
+    tokens for BM25 and for the abstention's word count, precise-mode
+    ``keywords``, the subject's words without jieba's HMM), and jieba's
+    costly step, the dictionary lattice and its best route, is the same for
+    all of them. ``cut`` runs it once; each view gives exactly what its jieba
+    call gives (tests/test_segment.py compares them on the seeds and the
+    evaluation questions).
+    """
+
+    words: tuple[str, ...]  # precise mode, with the HMM: jieba.cut(text)
+    plain: tuple[str, ...]  # precise mode, without the HMM: jieba.cut(text, HMM=False)
+    tokens: tuple[str, ...]  # what ``tokenize`` gives
+    keywords: tuple[str, ...]  # what ``keywords`` gives
+
+
+def cut(text: str) -> Cut:
+    """``text`` segmented once in both precise modes, with the search-mode tokens and keywords of it."""
+    jieba = _segmenter()
+    dt = jieba.dt
+    words: list[str] = []
+    plain: list[str] = []
+    for block in jieba.re_han_default.split(text):  # jieba.cut's own blocks: runs of words, the rest
+        if not block:
+            continue
+        if jieba.re_han_default.match(block):
+            route: dict[int, tuple[float, int]] = {}
+            dt.calc(block, dt.get_DAG(block), route)
+            words += _route_with_hmm(dt, block, route)
+            plain += _route_without_hmm(jieba.re_eng, block, route)
+        else:
+            for piece in jieba.re_skip_default.split(block):
+                pieces = [piece] if jieba.re_skip_default.match(piece) else list(piece)
+                words += pieces
+                plain += pieces
+    search = []  # jieba's cut_for_search: the dictionary's 2- and 3-grams inside a longer word, then the word
+    for word in words:
+        for n in (2, 3):
+            if len(word) > n:
+                search += [word[i : i + n] for i in range(len(word) - n + 1) if dt.FREQ.get(word[i : i + n])]
+        search.append(word)
+    return Cut(tuple(words), tuple(plain), tuple(_tokens(search)), tuple(_keywords(words)))
+
+
+def _route_with_hmm(dt, block: str, route: dict[int, tuple[float, int]]) -> list[str]:
+    """jieba's ``Tokenizer.__cut_DAG`` after its route: a run of single characters that is no dictionary
+    word goes to the HMM (``finalseg``), which finds the words jieba does not know."""
+    from jieba import finalseg
+
+    out: list[str] = []
+
+    def flush(run: str) -> None:
+        if len(run) == 1:
+            out.append(run)
+        elif run:
+            out.extend(finalseg.cut(run) if not dt.FREQ.get(run) else run)
+
+    x, run = 0, ""
+    while x < len(block):
+        y = route[x][1] + 1
+        if y - x == 1:
+            run += block[x]
+        else:
+            flush(run)
+            run = ""
+            out.append(block[x:y])
+        x = y
+    flush(run)
+    return out
+
+
+def _route_without_hmm(re_eng, block: str, route: dict[int, tuple[float, int]]) -> list[str]:
+    """jieba's ``Tokenizer.__cut_DAG_NO_HMM`` after its route: single Latin letters and digits run together."""
+    out: list[str] = []
+    x, run = 0, ""
+    while x < len(block):
+        y = route[x][1] + 1
+        word = block[x:y]
+        if len(word) == 1 and re_eng.match(word):
+            run += word
+        else:
+            if run:
+                out.append(run)
+                run = ""
+            out.append(word)
+        x = y
+    if run:
+        out.append(run)
+    return out
 
 
 def highlight_spans(text: str, words: Sequence[str]) -> list[tuple[int, int]]:

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from typing import Callable, Sequence
 
 from . import segment
@@ -63,8 +65,13 @@ _CJK_ONLY = re.compile(f"{CJK.pattern}+")
 _NUMBER = re.compile(r"(?<![0-9.])[0-9]{2,}(?![0-9.])")
 
 
-def terms(question: str, doc_freq: Callable[[str], int], total: int) -> dict[str, float]:
-    """The question's distinctive terms with their weights (smoothed IDF over ``total`` passages)."""
+def terms(
+    question: str, doc_freq: Callable[[str], int], total: int, cut: Sequence[str] | None = None
+) -> dict[str, float]:
+    """The question's distinctive terms with their weights (smoothed IDF over ``total`` passages).
+
+    ``cut``: the question as jieba cuts it without the HMM, when the caller has it (``segment.Cut.plain``).
+    """
     found: list[str] = []
     for match in _TITLE.finditer(question):
         found.append(match.group(1).strip())
@@ -76,7 +83,7 @@ def terms(question: str, doc_freq: Callable[[str], int], total: int) -> dict[str
     named = set(found)  # what the question's form marks as a name weighs NAMED_WEIGHT times its IDF
     found += [m.group(0) for m in _NUMBER.finditer(question)]
     limit = max(1.0, RARE_SHARE * total)
-    for word in _words(question):
+    for word in _words(question, cut):
         if any(word in t for t in found):
             continue  # part of a title, quote or name already taken whole
         if _LATIN.fullmatch(word) or _NUMBER.fullmatch(word) or _ASKING.search(word) or _POINTING.match(word):
@@ -87,14 +94,13 @@ def terms(question: str, doc_freq: Callable[[str], int], total: int) -> dict[str
     return {t: _idf(t, doc_freq, total) * (NAMED_WEIGHT if t in named else 1.0) for t in dict.fromkeys(found) if t}
 
 
-def _words(question: str) -> list[str]:
+def _words(question: str, cut: Sequence[str] | None = None) -> list[str]:
     """The question's content words of two or more characters (jieba, precise mode), plus runs of
     single characters: a name jieba does not know is cut into them (萱 侬 律, 阿 閦 佛).
 
     Without jieba's HMM, which invents words across boundaries (岗的老 of 第一岗的老党员)."""
-    segment.tokenize("")  # jieba initialised once, through the project's dictionary cache
-    import jieba
-
+    if cut is None:
+        cut = segment.cut(question).plain
     words: list[str] = []
     run: list[str] = []
 
@@ -103,7 +109,7 @@ def _words(question: str) -> list[str]:
             words.append("".join(run))
         run.clear()
 
-    for raw in jieba.cut(question, HMM=False):
+    for raw in cut:
         word = _norm(raw).strip()
         if len(word) == 1 and CJK.match(word) and word not in _GLUE:
             run.append(word)
@@ -156,7 +162,7 @@ def mentioned(weights: dict[str, float], article: str) -> float | None:
     total = sum(weights.values())
     if total <= 0:
         return None
-    text = _norm(article)
+    text = _norm_article(article)
     return sum(w * _credit(t, text) for t, w in weights.items()) / total
 
 
@@ -186,7 +192,7 @@ def about_first(weights: dict[str, float], hits: Sequence[Hit]) -> list[Hit]:
 
 def missing(weights: dict[str, float], article: str) -> list[str]:
     """The terms ``article`` does not mention (for reports and tests)."""
-    text = _norm(article)
+    text = _norm_article(article)
     return [t for t in weights if _credit(t, text) < 1.0]
 
 
@@ -214,6 +220,41 @@ def _idf(term: str, doc_freq: Callable[[str], int], total: int) -> float:
 
 def _norm(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
+
+
+NORMALISED_CHARS = 4_000_000  # articles and their folded forms kept, in characters (8-16 MB)
+_normalised: OrderedDict[str, str] = OrderedDict()  # article -> _norm(article), least recently used first
+_normalised_chars = 0
+_normalised_lock = threading.Lock()
+
+
+def _norm_article(article: str) -> str:
+    """``_norm(article)``, kept for the articles met last.
+
+    Why: one question compares its terms with the same few top articles
+    several times (``about_first``, ``best``), and the next questions often
+    with the same articles again; folding a whole article each time was about
+    a tenth of answering at 100,000 passages. Keyed by the article's text
+    itself, so a changed or other article can never get a stale form; bounded
+    by ``NORMALISED_CHARS``, so long articles cannot pin memory.
+    """
+    global _normalised_chars
+    with _normalised_lock:
+        folded = _normalised.get(article)
+        if folded is not None:
+            _normalised.move_to_end(article)
+            return folded
+    folded = _norm(article)
+    size = len(article) + len(folded)
+    if size <= NORMALISED_CHARS // 4:
+        with _normalised_lock:
+            if article not in _normalised:
+                _normalised[article] = folded
+                _normalised_chars += size
+                while _normalised_chars > NORMALISED_CHARS:
+                    old, old_folded = _normalised.popitem(last=False)
+                    _normalised_chars -= len(old) + len(old_folded)
+    return folded
 
 
 _ASKING_CHARS = frozenset("哪什么谁几怎何多少吗呢啥")

@@ -225,8 +225,12 @@ def test_bundled_on_openvino_gives_the_vectors_of_sentence_transformers_without_
     assert through_st.precision == bundled.precision
     texts = paragraphs(seeds_dir)[:40] + ["  前后有空白的段落。 ", " 交警\n", "长" * 3000]  # spaces kept; truncated
     queries = [r["question"] for r in eval_rows][:40]
-    assert np.abs(bundled.encode_passages(texts) - through_st.encode_passages(texts)).max() < 1e-5
-    assert np.abs(bundled.encode_queries(queries) - through_st.encode_queries(queries)).max() < 1e-5
+    # at bf16 a passage's last bits depend on the padded length of the batch it ran in (the CPU kernels
+    # tile by length), and the two encoders need not batch alike: equal within bf16's rounding, not bitwise
+    for ours, theirs in ((bundled.encode_passages(texts), through_st.encode_passages(texts)),
+                         (bundled.encode_queries(queries), through_st.encode_queries(queries))):
+        assert np.abs(ours - theirs).max() < 2e-3
+        assert np.sum(ours * theirs, axis=1).min() > 0.9995
     assert bundled.passage_prompt == through_st.passage_prompt and bundled.dim == through_st.dim
 
     code = ("import sys; from qa.config import Settings; from qa.embed import load_encoder; "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import threading
 import uuid
 from pathlib import Path
 
@@ -321,7 +322,7 @@ def test_serve_serves_every_base_and_refuses_only_an_unknown_one(env, cmrc_docs,
     served: dict = {}
     monkeypatch.setattr("qa.web.server.run", lambda app, settings: served.update(app=app, settings=settings))
     monkeypatch.setattr("qa.web.server.stop_on_sigterm", lambda: None)
-    monkeypatch.setattr("qa.web.server.preload_full_encoder", lambda bot: None)
+    monkeypatch.setattr("qa.web.server.preload_full_encoder", lambda bot: threading.Thread(target=lambda: None))
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     result = run("serve", "--kb", "cmrc")
     assert result.exit_code == 0, result.output

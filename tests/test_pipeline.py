@@ -235,6 +235,20 @@ def test_a_question_without_words_abstains(make_bot, corpus):
         assert result.signals["coverage"] is None
 
 
+def test_candidates_carry_the_question_cut_once_and_the_answer_is_the_same_without_it(make_bot, corpus):
+    """Candidates made elsewhere (without ``words``) are cut on demand, to the same answer."""
+    from dataclasses import replace
+
+    from qa import segment
+
+    bot = make_bot()
+    bot.build([corpus])
+    for question in ("海陵巡特警大队党总支有多少名党员？", "蒙阴交警大队的党建品牌叫什么？", "🙂？"):
+        found = bot.asker.candidates(question)
+        assert found.words == segment.cut(found.query)
+        assert bot.asker.answer(replace(found, words=None)) == bot.asker.answer(found)
+
+
 def test_an_over_long_question_is_answered_with_a_notice(make_bot, corpus):
     from qa.pipeline import MAX_QUESTION_CHARS
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from qa import segment
 from qa.segment import STOP_WORDS, highlight_spans, keywords, tokenize
 
 
@@ -92,3 +93,22 @@ def test_dictionary_cache_segments_exactly_like_jieba_and_survives_damage(tmp_pa
     blocked.write_text("a file where the cache folder would go", encoding="utf-8")
     unwritable = _segment(str(blocked / "cache"))  # nothing can be written: only slower
     assert unwritable.returncode == 0 and unwritable.stdout == plain.stdout and unwritable.stderr == ""
+
+
+def test_a_question_cut_once_gives_what_each_jieba_call_gives(eval_rows, seeds_dir) -> None:
+    import jieba
+
+    texts = [row["question"] for row in eval_rows]
+    for path in sorted(seeds_dir.glob("*.txt")):
+        texts += path.read_text(encoding="utf-8").splitlines()
+    texts += ["", " \t", "a b\r\nc", "ABC123abc 你好 x-y_z.1%", "🙂？", "萱侬律什么时候开放？", "３５M线",
+              "王法慧是谁的女儿？"]
+    unknown = 0
+    for text in texts:
+        cut = segment.cut(text)
+        assert list(cut.words) == list(jieba.cut(text)), text
+        assert list(cut.plain) == list(jieba.cut(text, HMM=False)), text
+        assert list(cut.tokens) == tokenize(text), text
+        assert list(cut.keywords) == keywords(text), text
+        unknown += cut.words != cut.plain
+    assert unknown > 0  # the HMM found words the dictionary does not know: both paths were compared

@@ -135,3 +135,16 @@ def test_a_store_of_the_previous_version_drops_its_unread_text_hash_and_takes_ne
     assert len(add(store, "a", ["第一句。", "第二句。"], gen=2)) == 2
     assert store.passage_count(2) == 3 and store.passages([1])[0][0].text == "旧文。"
     store.close()
+
+
+def test_passages_of_many_documents_are_read_in_order_past_the_document_cache(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    ids = [add(store, f"d{i}", [f"文{i}甲。", f"文{i}乙。"], gen=1) for i in range(300)]
+    asked = [ids[i][i % 2] for i in range(299, -1, -3)] + [ids[5][0], ids[5][1]]
+    found = store.passages(asked)
+    assert [(p.doc_id, p.ordinal) for p, _ in found] == [(f"d{i}", i % 2) for i in range(299, -1, -3)] + [
+        ("d5", 0), ("d5", 1)]
+    assert all(d.doc_id == p.doc_id and d.text[p.start : p.end] == p.text for p, d in found)
+    assert found[-1][1] is found[-2][1]  # one document read once for its two passages
+    with pytest.raises(KeyError):
+        store.passages([ids[0][0], 10_000])

@@ -100,3 +100,18 @@ def test_the_article_that_names_the_subject_is_cited_first():
     assert subject.about_first({}, hits) == hits
     alike = {"黄蝉": 1.0}  # both articles name it: the ranking stands
     assert subject.about_first(alike, hits) == hits
+
+
+def test_folded_articles_are_kept_within_their_bound_and_never_stale(monkeypatch):
+    monkeypatch.setattr(subject, "NORMALISED_CHARS", 400)
+    monkeypatch.setattr(subject, "_normalised", type(subject._normalised)())
+    monkeypatch.setattr(subject, "_normalised_chars", 0)
+    weights = {"jaxr": 1.0}
+    assert subject.mentioned(weights, "ＪＡＸＲ的标准" + "。" * 40) == 1.0  # width and case folded
+    assert subject.mentioned(weights, "JAX的标准" + "。" * 40) == 0.0  # another article: its own form
+    for i in range(20):
+        subject.mentioned(weights, f"第{i}篇" + "字" * 50)
+    assert subject._normalised_chars <= 400 and len(subject._normalised) < 20  # the oldest were let go
+    assert subject.mentioned(weights, "ＪＡＸＲ的标准" + "。" * 40) == 1.0
+    assert subject.mentioned(weights, "长" * 200) == 0.0  # over a quarter of the bound: folded, not kept
+    assert "长" * 200 not in subject._normalised

@@ -139,12 +139,13 @@ class Store:
                 sql = f"SELECT id, doc_key, ordinal, start, end, heading FROM passages WHERE id IN ({marks})"
                 for row in self._con.execute(sql, [int(i) for i in chunk]):
                     found[row[0]] = row
+            docs = self._documents_by_key({row[1] for row in found.values()})
             out = []
             for pid in ids:
                 row = found.get(int(pid))
                 if row is None:
                     raise KeyError(int(pid))
-                doc = self._document_by_key(row[1])
+                doc = docs[row[1]]
                 start, end = row[3], row[4]
                 out.append((Passage(doc.doc_id, row[2], doc.text[start:end], start, end, row[5]), doc))
             return out
@@ -257,14 +258,20 @@ class Store:
         self._docs.pop(key, None)
         return ids
 
-    def _document_by_key(self, key: int) -> Document:
-        doc = self._docs.get(key)
-        if doc is None:
-            row = self._con.execute(f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.doc_key = ?", (key,)).fetchone()
-            if row is None:
-                raise KeyError(key)
-            doc = self._document(row)
-        return doc
+    def _documents_by_key(self, keys: set[int]) -> dict[int, Document]:
+        """The documents of ``keys``: those not kept in ``_docs`` read in one query, not one query each
+        (a question's 15 passages come from up to 15 articles)."""
+        docs = {key: doc for key in keys if (doc := self._docs.get(key)) is not None}
+        todo = [key for key in keys if key not in docs]
+        for chunk in _chunks(todo):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {_DOC_COLUMNS} FROM documents d WHERE d.doc_key IN ({marks})"
+            for row in self._con.execute(sql, chunk).fetchall():
+                docs[row[0]] = self._document(row)
+        missing = keys - docs.keys()
+        if missing:
+            raise KeyError(min(missing))
+        return docs
 
     def _document(self, row: tuple) -> Document:
         key, doc_id, path, title, text, content_hash, source, date, url = row
