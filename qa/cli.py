@@ -309,10 +309,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.option("--passages", "n_passages", type=int, default=100_000, show_default=True,
               help="Size of the generated collection for the scale figures.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--first-build", is_flag=True,
+              help="Also time a build with an empty model cache, as on a new machine (adds minutes).")
 @_kb
 @_milvus
 @click.pass_context
-def bench(ctx: click.Context, n_passages: int, as_json: bool) -> None:
+def bench(ctx: click.Context, n_passages: int, as_json: bool, first_build: bool) -> None:
     """Measure speed and memory: encoder, retrieval, add-one-document, cold start."""
     from .bench import format_report, run
 
@@ -320,7 +322,7 @@ def bench(ctx: click.Context, n_passages: int, as_json: bool) -> None:
     if settings.kb != "default" and not any(Path(settings.seeds_dir).iterdir()):
         raise click.UsageError(f"qa --kb {settings.kb} bench measures the base's documents folder, which is empty:"
                                f" put its articles in {settings.seeds_dir}.")
-    report = run(settings, n_passages, log=lambda msg: click.echo(msg, err=True))
+    report = run(settings, n_passages, log=lambda msg: click.echo(msg, err=True), first_build=first_build)
     click.echo(json.dumps(report, ensure_ascii=False, indent=1) if as_json else format_report(report))
 
 

@@ -106,3 +106,20 @@ def test_ci_runs_the_readme_test_command_as_written() -> None:
     commands = [line for line in readme.splitlines() if "python -m pytest" in line and line.startswith(".venv/")]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
     assert commands == [ci]
+
+
+def test_the_performance_tables_are_rendered_from_the_kept_bench_runs():
+    """README.md's and benchmarks/README.md's `qa bench` tables are what ``benchmarks/bench_table.py``
+    renders from the runs in ``benchmarks/results/``: a figure edited by hand, or a new run whose
+    table was not re-rendered, fails here."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_table", ROOT / "benchmarks" / "bench_table.py")
+    assert spec and spec.loader
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    kept = table.runs()
+    assert kept, "no qa bench run is kept in benchmarks/results/"
+    rendered = f"{table.START}\n{table.render(kept)}\n{table.END}"
+    for doc in table.TARGETS:
+        assert rendered in _text(doc), f"{doc.name}: run python benchmarks/bench_table.py"

@@ -41,10 +41,14 @@ from .synthetic import stats, timed
 Log = Callable[[str], None]
 ROUNDS = 200  # retrieval timings per collection
 ASKS = 30  # end-to-end questions per collection
+RETRIEVAL_TARGET_AT = 100_000  # passages: the retrieval p95 target (8 ms) is set at this size
 
 
-def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
-    """All figures as a dict (see ``format_report`` for their meaning)."""
+def run(settings: Settings, n_passages: int, log: Log = print, first_build: bool = False) -> dict:
+    """All figures as a dict (see ``format_report`` for their meaning).
+
+    ``first_build``: also time ``qa build`` of the seeds with an empty model cache, as on a new
+    machine (the model is converted, exported to OpenVINO and its precision measured: minutes)."""
     from ..pipeline import Encoders, Indexer, load_documents
 
     started = time.perf_counter()
@@ -110,6 +114,10 @@ def run(settings: Settings, n_passages: int, log: Log = print) -> dict:
                       "steps": coldstart.steps(settings, seeds_dir, questions[0])}
     log("qa build of the seeds into a fresh folder (peak memory)")
     report["build"] = coldstart.build(settings, Path(settings.seeds_dir).resolve())
+    if first_build:
+        log("qa build of the seeds with an empty model cache too (a new machine's first build)")
+        with tempfile.TemporaryDirectory(prefix="qa-bench-cache-") as empty:
+            report["build_first"] = coldstart.build(settings, Path(settings.seeds_dir).resolve(), Path(empty))
     if milvus:
         log("adding one document and cold starts on Milvus")
         report["milvus"]["add"] = _add_one(big_m, encoder, docs)
@@ -395,12 +403,14 @@ def targets(report: dict) -> list[dict]:
     build = report.get("build", {})
     cpu = report.get("cpu", {})
     where = f"{cpu.get('model', '?')} ({', '.join(cpu.get('flags', [])) or 'none that matter'})"
-    rows = [  # name, target, value, limit, unit, the load average while it was measured
+    # the p95 target is set at 100,000 passages; a larger collection's p95 is reported, not judged
+    p95, p95_target = (8, "<= 8 ms") if n <= RETRIEVAL_TARGET_AT else (None, "none above 100,000")
+    rows: list[tuple[str, str, Any, float | None, str, Any]] = [  # name, target, value, limit, unit, load seen
         (f"retrieval p50 at {n} (query encoded)", "<= 30 ms", big.get("total", {}).get("p50"), 30, "ms",
          big.get("load")),
-        (f"retrieval p95 at {n}", "<= 8 ms", big.get("total", {}).get("p95"), 8, "ms", big.get("load")),
-        ("  the same in CPU time (what load stretches least), p95", "<= 8 ms",
-         big.get("total_cpu", {}).get("p95"), 8, "ms", big.get("load")),
+        (f"retrieval p95 at {n}", p95_target, big.get("total", {}).get("p95"), p95, "ms", big.get("load")),
+        ("  the same in CPU time (what load stretches least), p95", p95_target,
+         big.get("total_cpu", {}).get("p95"), p95, "ms", big.get("load")),
         ("hybrid / (plain FAISS + plain BM25), p50", "<= 1.5x", big.get("ratio"), 1.5, "x", big.get("load")),
         (f"add one document to {n}, beyond its encoding", "<= 2 s", add.get("rest_s"), 2, "s",
          [r["load"] for r in add.get("rounds", []) if "load" in r] or None),
@@ -414,9 +424,13 @@ def targets(report: dict) -> list[dict]:
          build.get("rss_mib"), 1024, "MiB",
          build.get("load")),
     ]
+    first = report.get("build_first")
+    if first:
+        rows.append((f"peak RSS of qa build on the seeds, model cache {_cache_state(first)} (first build)",
+                     "<= 1024 MiB", first.get("rss_mib"), 1024, "MiB", first.get("load")))
     out = [
-        {"name": name, "target": target, "value": value, "unit": unit, "ok": None if value is None else value <= limit,
-         "cpu": where, "load": load}
+        {"name": name, "target": target, "value": value, "unit": unit,
+         "ok": None if value is None or limit is None else value <= limit, "cpu": where, "load": load}
         for name, target, value, limit, unit, load in rows
     ]
     ratio = enc.get("ratio")
@@ -490,11 +504,11 @@ def format_report(report: dict) -> str:
             row(f"  {one['step']}", f"{one['wall_ms']:.0f} / {one['cpu_ms']:.0f} ms")
     elif st:
         row("  start-up steps", st.get("error"))
-    b = report.get("build")
-    if b:
-        row(f"qa build of the seeds, fresh folder, model cache {_cache_state(b)} (load {_load(b)})",
-            f"{b['wall_s']} s, {b['cpu_s']} CPU s, peak RSS {b['rss_mib']} MiB"
-            + (f"  ERROR: {b['error']}" if b["error"] else ""))
+    for b in (report.get("build"), report.get("build_first")):
+        if b:
+            row(f"qa build of the seeds, fresh folder, model cache {_cache_state(b)} (load {_load(b)})",
+                f"{b['wall_s']} s, {b['cpu_s']} CPU s, peak RSS {b['rss_mib']} MiB"
+                + (f"  ERROR: {b['error']}" if b["error"] else ""))
     web = report["web"]
     if "first_answer_s" in web:
         row("qa serve: start -> listening -> first answer", f"{web['ready_s']} s -> {web['first_answer_s']} s")
