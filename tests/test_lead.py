@@ -72,3 +72,15 @@ def test_a_sentence_that_points_back_brings_the_one_before_it():
 def test_sentences_keep_a_semicolon_at_a_line_end_apart_from_the_next_line():
     text = "甲；乙。\n丙；\n丁。"
     assert [text[s:e] for s, e in lead.sentences(text)] == ["甲；乙。", "丙；", "丁。"]
+
+
+def test_a_close_runner_up_is_shown_after_the_best_and_a_distant_one_is_not():
+    """Two sentences that cover the question equally: a close call, so both are shown (best first); a
+    sentence that covers nothing of it never joins, and a sentence two passages share is shown once."""
+    text = "会议讨论了新的交通规划，与会者发言踊跃。天气晴朗，会场外秩序良好。交通规划的重点是地铁建设。"
+    hits = _hits(("会议", text, 1.0), ("会议", text, 0.9))  # overlapping passages: the same sentences twice
+    shown = [s.text for s in lead.pick("新的交通规划的重点是什么？", hits, _weights("交通规划", "新", "重点"))]
+    assert "交通规划的重点是地铁建设。" in shown and "会议讨论了新的交通规划，与会者发言踊跃。" in shown
+    assert len(shown) == len(set(shown)) and not any("天气" in s for s in shown)
+    alone = [s.text for s in lead.pick("交通规划的重点是什么？", hits, _weights("交通规划", "重点"))]
+    assert alone == ["交通规划的重点是地铁建设。"]  # the other sentence lacks 重点: not a close call
