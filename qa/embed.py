@@ -317,9 +317,9 @@ def _threads() -> int:
 
 def _openvino_bundled(path: Path, identity: str, settings: Settings, progress: Status | None = None,
                       notice: str | None = None) -> OpenVINOEncoder:
-    """The bundled model straight on OpenVINO: exported once from its folder (torch is imported
-    then only, and freed before anything is compiled), its precision chosen (measured once), the
-    chosen network compiled. Each step's memory is released before the next one starts."""
+    """The bundled model straight on OpenVINO: its network written once from the folder's weights
+    (``qa.encoder_graph``, no torch), its precision chosen (measured once), the chosen network
+    compiled. Each step's memory is released before the next one starts."""
     import openvino as ov
 
     key = (identity, settings.precision, settings.ov_streams)

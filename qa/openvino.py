@@ -1,10 +1,11 @@
 """The OpenVINO side of the encoder: export the network once, derive its precision variants, compile one.
 
-Why apart from ``qa.embed``: the export (torch.export to OpenVINO IR), the
-int8 variants NNCF quantises from it, the compile properties per precision
-and the torch module whose forward pass runs in OpenVINO are one concern,
-used by the full encoder, by the light question encoder and by the precision
-measurement (``qa.precision``). This module imports neither ``qa.embed`` nor
+Why apart from ``qa.embed``: the export (the bundled model's graph written
+from its weights by ``qa.encoder_graph``, any other model through
+torch.export to OpenVINO IR), the int8 variants NNCF quantises from it, the
+compile properties per precision and the torch module whose forward pass
+runs in OpenVINO are one concern, used by the full encoder, by the light
+question encoder and by the precision measurement (``qa.precision``). This module imports neither ``qa.embed`` nor
 ``qa.precision``. torch, openvino and nncf are imported inside the functions,
 so importing this module costs nothing.
 
@@ -21,7 +22,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -59,22 +60,39 @@ SAMPLE = ("passage: 示例文本 example", "query: 问题")  # the texts the exp
 
 
 def export_folder(folder: Path, ids: Any, identity: str, cache_dir: Path, progress: Status | None = None) -> Path:
-    """Export the transformer saved in ``folder`` once, loading only what the export needs.
+    """The OpenVINO network of the transformer saved in ``folder``, written once and cached.
 
-    Why not through sentence-transformers: its import and its float32 torch
-    copy of the model are most of a build's memory, and once the network is
-    in OpenVINO they are needed no more. Here transformers loads the network
-    alone, ``ids(text)`` (the model's tokenizer) gives the sample, and the
-    torch model is freed before this returns; a build that finds the export
-    imports no torch at all. The same network, sample and conversion as
-    ``export``, so the same IR.
+    The bundled model (an XLM-RoBERTa encoder, ``encoder_graph.supports``)
+    is written straight from its weights by ``qa.encoder_graph``: no torch,
+    a few seconds, the file's 235 MB mapped at most. Any other folder is
+    exported through torch: transformers loads the network alone (not
+    sentence-transformers, whose import and float32 copy would stay for
+    nothing), ``ids(text)`` (the model's tokenizer) gives the sample, and
+    the torch model is freed before this returns. Either way a build that
+    finds the export imports no torch at all.
+
+    The cache key keeps torch's version (read from its metadata, not
+    imported) although the bundled graph no longer comes from torch: torch is
+    installed with qa, and an export made through torch before and the graph
+    written here are the same network (``tests/test_encoder_graph.py``), so
+    either may answer from that folder.
     """
     import importlib.metadata
 
     import openvino as ov
 
+    from . import encoder_graph
+
     target = ir_dir(identity, cache_dir, ov.get_version(), importlib.metadata.version("torch"))
     if (target / "model.xml").is_file():
+        return target / "model.xml"
+    if encoder_graph.supports(folder):
+        if progress:
+            progress("writing the model's OpenVINO network (once, a few seconds)")
+        ir = encoder_graph.build(folder)
+        _write(ir, target, encoder_graph.mark_decompression)
+        del ir
+        release_memory()
         return target / "model.xml"
     if progress:
         progress("exporting the model to OpenVINO (once, about a minute)")
@@ -123,10 +141,21 @@ def _save(hf_model: Any, input_ids: Any, attention_mask: Any, target: Path) -> N
         ir = ov.convert_model(program)
     del program
     compress_model_transformation(ir)
+    _write(ir, target)
+
+
+def _write(ir: Any, target: Path, finish: Callable[[Path], Any] | None = None) -> None:
+    """Save ``ir`` as ``target/model.xml`` (its weights as they are: fp16 ones stay fp16), written
+    beside it, ``finish(xml)`` applied, and renamed into place, so an interrupted export never
+    leaves a half IR to be trusted."""
+    import openvino as ov
+
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
         ov.save_model(ir, str(tmp / "model.xml"), compress_to_fp16=False)
+        if finish is not None:
+            finish(tmp / "model.xml")
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -193,15 +222,25 @@ def variant_xml(xml: Path, precision_name: str, calibration: list[np.ndarray] | 
 
 
 def compile_variant(xml: Path, precision_name: str, threads: int, streams: int = 0, core: Any = None,
-                    calibration: list[np.ndarray] | None = None) -> Any:
+                    calibration: list[np.ndarray] | None = None, read: dict[Path, Any] | None = None) -> Any:
     """The export compiled for the CPU at a precision (its variant made first if need be);
-    ``core``: an ``openvino.Core`` with properties already set, else a fresh one."""
+    ``core``: an ``openvino.Core`` with properties already set, else a fresh one.
+
+    ``read``: the IRs already read, by path, for compiling several precisions of one file (the
+    precision measurement): each variant is then compiled from the one read model, so its weights are
+    mapped once. Read per compile, the word embeddings (192 MB of fp16, mapped from the file and
+    touched row by row as texts run) counted once per compiled precision."""
     if core is None:
         import openvino as ov
 
         core = ov.Core()
-    return core.compile_model(str(variant_xml(xml, precision_name, calibration)), "CPU",
-                              compile_config(precision_name, threads, streams))
+    path = variant_xml(xml, precision_name, calibration)
+    source: Any = str(path)
+    if read is not None:
+        if path not in read:
+            read[path] = core.read_model(str(path))
+        source = read[path]
+    return core.compile_model(source, "CPU", compile_config(precision_name, threads, streams))
 
 
 def forward_module(config: Any, compiled: Any, streams: int) -> Any:

@@ -351,6 +351,7 @@ def measure_precisions(runner: Runner, xml: Path, candidates: list[str], threads
     shipped = probe()
     passages, queries, timing = shipped["passages"], shipped["queries"], shipped["passages"][::4]
     core = ov.Core()
+    read: dict[Path, Any] = {}  # f32 and bf16 compiled from one read of the export: its weights mapped once
     runs: dict[str, Any] = {}
     figures: dict[str, dict] = {}
     try:
@@ -359,7 +360,7 @@ def measure_precisions(runner: Runner, xml: Path, candidates: list[str], threads
                 calibration = None
                 if name == "int8-static":
                     calibration = [np.asarray([runner.token_ids(t)], np.int64) for t in passages]
-                runs[name] = runner.with_network(compile_variant(xml, name, threads, streams, core, calibration))
+                runs[name] = runner.with_network(compile_variant(xml, name, threads, streams, core, calibration, read))
             except Exception as exc:  # a candidate that cannot run is reported, not adopted
                 if name == "f32":
                     raise
@@ -385,7 +386,8 @@ def measure_precisions(runner: Runner, xml: Path, candidates: list[str], threads
         if any(inconclusive(seconds["f32"], seconds[n]) for n in names[1:]):
             timing_rounds(rounds, 2 * rounds)  # once: a split verdict under load gets twice the rounds
     finally:
-        runs.clear()  # the compiled candidates go now, before the chosen one is compiled
+        runs.clear()  # the compiled candidates and the read export go now, before the chosen one is compiled
+        read.clear()
         release_memory()
     ref_p, ref_q = vectors["f32"]
     rate = lambda s: round(len(timing) / float(np.median(s)), 2)  # noqa: E731

@@ -39,3 +39,58 @@ def test_f32_and_bf16_run_the_export_itself(tmp_path):
     (tmp_path / "int8").mkdir()
     (tmp_path / "int8" / "model.xml").write_text("<net/>")  # an int8 variant made earlier is reused as it is
     assert openvino.variant_xml(xml, "int8") == tmp_path / "int8" / "model.xml"
+
+
+def _tiny_ir(tmp_path: Path) -> Path:
+    """x @ W^T with W stored fp16 behind a Convert, saved as ``qa.encoder_graph``'s IR is (marked)."""
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from qa import encoder_graph
+
+    weight = np.arange(12, dtype=np.float16).reshape(3, 4) / 8
+    x = ops.parameter([-1, 4], np.float32, name="x")
+    out = ops.matmul(x, ops.convert(ov.op.Constant(weight), "f32"), False, True)
+    openvino._write(ov.Model([ops.result(out)], [x]), tmp_path / "ir", encoder_graph.mark_decompression)
+    return tmp_path / "ir" / "model.xml"
+
+
+def test_fp16_weights_are_marked_as_decompression(tmp_path):
+    """The CPU plugin keeps marked fp16 weights as they are; OpenVINO reads the mark back from the IR."""
+    import numpy as np
+    import openvino as ov
+
+    xml = _tiny_ir(tmp_path)
+    model = ov.Core().read_model(str(xml))
+    converts = [n for n in model.get_ordered_ops() if n.get_type_name() == "Convert"]
+    assert len(converts) == 1 and "decompression_0" in converts[0].get_rt_info().keys()
+    compiled = openvino.compile_variant(xml, "f32", threads=1)
+    x = np.ones((1, 4), np.float32)
+    assert np.allclose(compiled({0: x})[0], x @ (np.arange(12, dtype=np.float32).reshape(3, 4) / 8).T)
+    assert not list((tmp_path / "ir").glob(".export-*")) and not list(tmp_path.glob(".export-*"))
+
+
+def test_precisions_compiled_from_one_read_share_it(tmp_path):
+    """The precision measurement compiles f32 and bf16 from one read of the export (its weights mapped once)."""
+    xml = _tiny_ir(tmp_path)
+    read: dict = {}
+    first = openvino.compile_variant(xml, "f32", threads=1, read=read)
+    model = read[xml]
+    second = openvino.compile_variant(xml, "bf16", threads=1, read=read)
+    assert list(read) == [xml] and read[xml] is model and first is not second
+
+
+def test_safetensors_are_read_as_views_of_the_file(tmp_path):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from qa import encoder_graph
+
+    tensors = {"a.weight": np.arange(6, dtype=np.float16).reshape(2, 3), "b": np.array([1.5, -2], np.float32)}
+    save_file(tensors, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    read = encoder_graph.read_safetensors(tmp_path / "model.safetensors")
+    assert set(read) == set(tensors)
+    for name, array in tensors.items():
+        assert read[name].dtype == array.dtype and np.array_equal(read[name], array)
+        assert isinstance(read[name], np.memmap)  # nothing copied
