@@ -45,6 +45,14 @@ def _ms(figures: dict | None, key: str) -> str:
     return f"{s['p50']:.2f} / {s['p95']:.2f} ms{_load(figures)}"
 
 
+def _first_time(r: dict) -> str:
+    """Each of the unseen questions asked once (the repeated questions' figure is a steady state)."""
+    first = r.get("big", {}).get("first_time")
+    if not first:
+        return ""
+    return f"{first['total']['p95']:.2f} / {first['total_cpu']['p95']:.2f} ms ({first['n']} questions)"
+
+
 def _add(r: dict) -> str:
     add = r.get("add")
     if not add:
@@ -84,9 +92,10 @@ def _encoder(r: dict) -> str:
 
 
 ROWS: list[tuple[str, Callable[[dict], str], str]] = [
-    ("hybrid retrieval, query already encoded, p50 / p95", lambda r: _ms(r.get("big"), "total"),
+    ("hybrid retrieval, query already encoded, repeated questions, p50 / p95", lambda r: _ms(r.get("big"), "total"),
      "p95 ≤ 8 ms at 100,000"),
     ("  the same in CPU time", lambda r: _ms({**r.get("big", {}), "load": None}, "total_cpu"), ""),
+    ("  a question asked the first time, wall / CPU p95", _first_time, "p95 ≤ 8 ms at 100,000"),
     ("  of which fusion, lookups, abstention, lead", lambda r: _ms({**r.get("big", {}), "load": None}, "fusion"), ""),
     ("add one document, beyond its encoding (median of 3)", _add, "≤ 2 s at 1,000,000"),
     ("`qa ask` cold start on the seeds, p50 of 5", _cold, "≤ 2.0 s"),
