@@ -28,9 +28,9 @@ A close call is shown, not guessed: when the runner-up sentence scores within
 sentences). Word overlap ranks the answering sentence second about as often as
 all other misses together, and no cheap score separates the two: the
 embedding model's cosine was tried and did not (docs/retrieval.md, "The lead").
-On CMRC this raised the lead from 0.854 to 0.890 on seeds not tuned on, and
-its length from 75 to 89 characters at the median (165 to 197 at the 90th
-percentile); ``benchmarks/answerability.py`` prints the trade-off.
+On CMRC this raised the lead from 0.854 to 0.891 on seeds not tuned on, and
+its length from 75 to 96 characters at the median (165 to 206 at the 90th
+percentile); docs/retrieval.md has the curve over ``RUNNER_UP``.
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ from its weights by ``qa.encoder_graph``, any other model through
 torch.export to OpenVINO IR), the int8 variants NNCF quantises from it, the
 compile properties per precision and the torch module whose forward pass
 runs in OpenVINO are one concern, used by the full encoder, by the light
-question encoder and by the precision measurement (``qa.precision``). This module imports neither ``qa.embed`` nor
-``qa.precision``. torch, openvino and nncf are imported inside the functions,
-so importing this module costs nothing.
+question encoder and by the precision measurement (``qa.precision``). This
+module imports neither ``qa.embed`` nor ``qa.precision``. torch, openvino
+and nncf are imported inside the functions, so importing this module costs
+nothing.
 
 Note: this module is ``qa.openvino``; ``import openvino`` inside it still
 means the OpenVINO package (imports are absolute).
