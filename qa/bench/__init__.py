@@ -79,7 +79,8 @@ def run(settings: Settings, n_passages: int, log: Log = print, first_build: bool
     report["encoder"]["query"] = stats(timed(lambda i: encoder.encode_queries([questions[i % len(questions)]]), 30))
     qvecs = encoder.encode_queries(questions)
     # questions each asked once, as a user's are: none of them is among the repeated ones
-    unseen = [t for t in dict.fromkeys(synthetic.queries(pool, count=UNSEEN, seed=2)) if t not in set(questions)]
+    repeated = set(questions)
+    unseen = [t for t in dict.fromkeys(synthetic.queries(pool, count=UNSEEN, seed=2)) if t not in repeated]
     unseen_vecs = encoder.encode_queries(unseen)
 
     root = Path(settings.cache_dir) / "bench"
